@@ -1,0 +1,27 @@
+/* ref_sdpa.h - the ground-truth entry points of the reference (plain loops, no BLIS):
+ * the naive SDPA definition and the FlashAttention forward algorithm written out in C. */
+#ifndef ATTN_REF_SDPA_H_
+#define ATTN_REF_SDPA_H_
+
+#include "attn_problem.h"
+
+/* Working precision of the naive definition. F64 is the ground truth; F32 rounds every
+ * intermediate to float and is the "same working precision" naive code the conformance
+ * policy calibrates a backend against. */
+typedef enum attn_ref_precision { ATTN_REF_F64 = 0, ATTN_REF_F32 = 1 } attn_ref_precision;
+
+/* Naive SDPA of a validated problem with host-accessible q, k, v (and masks).
+ * out:    double [B][Sq][Hq][Dv], required;
+ * lse:    double [B][Hq][Sq] or NULL (natural log; -inf for rows with no visible key);
+ * absmag: double [B][Sq][Hq][Dv] or NULL: sum_j p_ij * |v_j| (the condition scale of each
+ *         output element, used by the conformance error bound).
+ * Returns ATTN_ERR_OUT_OF_MEMORY if scratch cannot be allocated. */
+attn_status attn_ref_sdpa(const attn_sdpa_problem *p, attn_ref_precision prec, double *out,
+                          double *lse, double *absmag);
+
+/* FlashAttention-2 forward (tiled, online softmax, band tile skipping) with Br x Bc tiles,
+ * f64 accumulation; same outputs as attn_ref_sdpa (no absmag). */
+attn_status attn_ref_flash(const attn_sdpa_problem *p, int64_t br, int64_t bc, double *out,
+                           double *lse);
+
+#endif /* ATTN_REF_SDPA_H_ */

@@ -1,0 +1,274 @@
+/* check_badinput.c - the bad-input table: every malformed SDPA call returns its specific status
+ * and a message, and leaves out/lse untouched, on every backend. */
+#include "attn/attn.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { B = 2, SQ = 5, SKV = 7, HQ = 4, HKV = 2, DK = 8, DV = 6 };
+#define SENTINEL 0xA5
+
+/* A valid call; each table row breaks one thing. */
+typedef struct setup {
+    attn_backend *be;
+    attn_sdpa_desc d;
+    attn_tensor q, k, v, out, lse, madd, mbool;
+    const attn_tensor *pq, *pk, *pv, *pout, *plse;
+    float qd[B * SQ * HQ * DK], kd[B * SKV * HKV * DK], vd[B * SKV * HKV * DV];
+    float outd[B * SQ * HQ * DV + 64], lsed[B * HQ * SQ];
+    float maddd[SQ * SKV];
+    uint8_t mboold[SQ * SKV];
+    attn_buffer *buf, *foreign;
+    attn_backend *other;
+} setup;
+
+static void make_valid(setup *s, const char *backend)
+{
+    memset(s, 0, sizeof *s);
+    ck_assert_int_eq(attn_backend_open(backend, NULL, &s->be), ATTN_OK);
+    for (size_t i = 0; i < sizeof s->qd / sizeof s->qd[0]; i++)
+        s->qd[i] = (float)((i * 7) % 11) / 11.0f - 0.5f;
+    for (size_t i = 0; i < sizeof s->kd / sizeof s->kd[0]; i++)
+        s->kd[i] = (float)((i * 5) % 13) / 13.0f - 0.5f;
+    for (size_t i = 0; i < sizeof s->vd / sizeof s->vd[0]; i++)
+        s->vd[i] = (float)((i * 3) % 17) / 17.0f - 0.5f;
+    for (size_t i = 0; i < SQ * SKV; i++) {
+        s->maddd[i] = -(float)(i % 3);
+        s->mboold[i] = (i % 4) != 0;
+    }
+    memset(s->outd, SENTINEL, sizeof s->outd);
+    memset(s->lsed, SENTINEL, sizeof s->lsed);
+    s->d = attn_sdpa_desc_default();
+    s->q = attn_tensor_bshd(s->qd, ATTN_F32, B, SQ, HQ, DK);
+    s->k = attn_tensor_bshd(s->kd, ATTN_F32, B, SKV, HKV, DK);
+    s->v = attn_tensor_bshd(s->vd, ATTN_F32, B, SKV, HKV, DV);
+    s->out = attn_tensor_bshd(s->outd, ATTN_F32, B, SQ, HQ, DV);
+    s->lse = attn_tensor_bhsd(s->lsed, ATTN_F32, B, SQ, HQ, 1);
+    s->madd = attn_tensor_bshd(s->maddd, ATTN_F32, 1, SQ, 1, SKV);
+    s->mbool = attn_tensor_bshd(s->mboold, ATTN_U8, 1, SQ, 1, SKV);
+    s->pq = &s->q;
+    s->pk = &s->k;
+    s->pv = &s->v;
+    s->pout = &s->out;
+    s->plse = &s->lse;
+}
+
+static void teardown_setup(setup *s)
+{
+    attn_buffer_free(s->buf);
+    attn_buffer_free(s->foreign);
+    attn_backend_close(s->other);
+    attn_backend_close(s->be);
+}
+
+static attn_status call(setup *s)
+{
+    return attn_sdpa_forward(s->be, &s->d, s->pq, s->pk, s->pv, s->pout, s->plse);
+}
+
+/* ---- the table: one mutation per row ---- */
+static void m_null_backend(setup *s) { attn_backend_close(s->be); s->be = NULL; }
+static void m_null_q(setup *s) { s->pq = NULL; }
+static void m_null_out(setup *s) { s->pout = NULL; }
+static void m_no_data(setup *s) { s->k.data = NULL; }
+static void m_data_and_buffer(setup *s)
+{
+    ck_assert_int_eq(attn_buffer_alloc(s->be, 4096, &s->buf), ATTN_OK);
+    s->v.buffer = s->buf;
+}
+static void m_u8_q(setup *s) { s->q.dtype = ATTN_U8; }
+static void m_bad_enum_out(setup *s) { s->out.dtype = (attn_dtype)77; }
+static void m_f16_lse(setup *s) { s->lse.dtype = ATTN_F16; }
+static void m_zero_seq(setup *s) { s->q.shape[1] = 0; }
+static void m_negative_dim(setup *s) { s->k.shape[3] = -4; }
+static void m_dk_mismatch(setup *s) { s->k.shape[3] = DK - 2; }
+static void m_v_seq_mismatch(setup *s) { s->v.shape[1] = SKV - 1; }
+static void m_out_dv_mismatch(setup *s) { s->out.shape[3] = DV + 1; }
+static void m_batch_mismatch(setup *s) { s->v.shape[0] = 1; }
+static void m_heads(setup *s) { s->q.shape[2] = 3; s->out.shape[2] = 3; s->lse.shape[2] = 3; }
+static void m_neg_stride(setup *s) { s->q.stride[1] = -1; }
+static void m_out_overlap(setup *s) { s->out.stride[1] = 0; }
+static void m_lse_overlap(setup *s) { s->lse.stride[2] = 1; }
+static void m_huge_shape(setup *s)
+{
+    s->k.shape[1] = s->v.shape[1] = (int64_t)1 << 40;
+    s->k.shape[2] = s->v.shape[2] = (int64_t)1 << 30;
+}
+static void m_huge_stride(setup *s) { s->v.stride[0] = INT64_MAX / 2; }
+static void m_window_neg(setup *s) { s->d.window_left = -2; }
+static void m_window_right_causal(setup *s) { s->d.causal = 1; s->d.window_right = 3; }
+static void m_scale_nan(setup *s) { s->d.scale = NAN; }
+static void m_scale_inf(setup *s) { s->d.scale = INFINITY; }
+static void m_softcap_neg(setup *s) { s->d.softcap = -1.0f; }
+static void m_causal_2(setup *s) { s->d.causal = 2; }
+static void m_align_bad(setup *s) { s->d.align = (attn_align)7; }
+static void m_mask_skv(setup *s) { s->madd.shape[3] = SKV + 1; s->d.mask_add = &s->madd; }
+static void m_mask_batch(setup *s) { s->madd.shape[0] = 3; s->d.mask_add = &s->madd; }
+static void m_mask_bool_f32(setup *s) { s->mbool.dtype = ATTN_F32; s->d.mask_bool = &s->mbool; }
+static void m_mask_add_u8(setup *s) { s->d.mask_add = &s->mbool; }
+static void m_out_aliases_q(setup *s) { s->out.data = s->qd; }
+static void m_lse_aliases_out(setup *s) { s->lse.data = s->outd; }
+static void m_out_aliases_mask(setup *s)
+{
+    s->d.mask_add = &s->madd;
+    s->madd.data = s->outd + 8;
+}
+static void m_lse_shape(setup *s) { s->lse.shape[3] = 2; }
+static void m_buffer_small(setup *s)
+{
+    ck_assert_int_eq(attn_buffer_alloc(s->be, 64, &s->buf), ATTN_OK);
+    s->k.data = NULL;
+    s->k.buffer = s->buf;
+}
+static void m_buffer_foreign(setup *s)
+{
+    ck_assert_int_eq(attn_backend_open("ref", NULL, &s->other), ATTN_OK);
+    ck_assert_int_eq(attn_buffer_alloc(s->other, sizeof s->kd, &s->foreign), ATTN_OK);
+    s->k.data = NULL;
+    s->k.buffer = s->foreign;
+    if (strcmp(attn_backend_name(s->be), "ref") == 0) { /* make it foreign for ref too */
+        attn_backend *tmp = s->be;
+        ck_assert_int_eq(attn_backend_open("cpu", NULL, &s->be), ATTN_OK);
+        attn_backend_close(tmp);
+    }
+}
+static void m_misaligned(setup *s) { s->q.data = (char *)s->qd + 2; }
+static void m_offset_misaligned(setup *s) { s->v.offset = 3; }
+
+typedef struct bad_case {
+    const char *name;
+    void (*mutate)(setup *);
+    attn_status want;
+} bad_case;
+
+static const bad_case table[] = {
+    {"backend NULL", m_null_backend, ATTN_ERR_NULL_POINTER},
+    {"q NULL", m_null_q, ATTN_ERR_NULL_POINTER},
+    {"out NULL", m_null_out, ATTN_ERR_NULL_POINTER},
+    {"k without data or buffer", m_no_data, ATTN_ERR_NULL_POINTER},
+    {"v with data and buffer", m_data_and_buffer, ATTN_ERR_INVALID_ARGUMENT},
+    {"q dtype u8", m_u8_q, ATTN_ERR_DTYPE},
+    {"out dtype not an enum", m_bad_enum_out, ATTN_ERR_DTYPE},
+    {"lse dtype f16", m_f16_lse, ATTN_ERR_DTYPE},
+    {"Sq = 0", m_zero_seq, ATTN_ERR_SHAPE},
+    {"negative Dk", m_negative_dim, ATTN_ERR_SHAPE},
+    {"Dk of k != Dk of q", m_dk_mismatch, ATTN_ERR_SHAPE},
+    {"Skv of v != Skv of k", m_v_seq_mismatch, ATTN_ERR_SHAPE},
+    {"out Dv != v Dv", m_out_dv_mismatch, ATTN_ERR_SHAPE},
+    {"batch mismatch", m_batch_mismatch, ATTN_ERR_SHAPE},
+    {"Hq not a multiple of Hkv", m_heads, ATTN_ERR_HEADS},
+    {"negative stride", m_neg_stride, ATTN_ERR_STRIDE},
+    {"out rows overlap (stride 0)", m_out_overlap, ATTN_ERR_STRIDE},
+    {"lse elements overlap", m_lse_overlap, ATTN_ERR_STRIDE},
+    {"shape product overflows", m_huge_shape, ATTN_ERR_OVERFLOW},
+    {"stride overflows", m_huge_stride, ATTN_ERR_OVERFLOW},
+    {"window_left = -2", m_window_neg, ATTN_ERR_WINDOW},
+    {"causal with window_right 3", m_window_right_causal, ATTN_ERR_WINDOW},
+    {"scale NaN", m_scale_nan, ATTN_ERR_INVALID_ARGUMENT},
+    {"scale Inf", m_scale_inf, ATTN_ERR_INVALID_ARGUMENT},
+    {"softcap negative", m_softcap_neg, ATTN_ERR_INVALID_ARGUMENT},
+    {"causal = 2", m_causal_2, ATTN_ERR_INVALID_ARGUMENT},
+    {"align not an enum", m_align_bad, ATTN_ERR_INVALID_ARGUMENT},
+    {"mask Skv mismatch", m_mask_skv, ATTN_ERR_SHAPE},
+    {"mask batch neither 1 nor B", m_mask_batch, ATTN_ERR_SHAPE},
+    {"bool mask dtype f32", m_mask_bool_f32, ATTN_ERR_DTYPE},
+    {"additive mask dtype u8", m_mask_add_u8, ATTN_ERR_DTYPE},
+    {"out aliases q", m_out_aliases_q, ATTN_ERR_ALIAS},
+    {"lse aliases out", m_lse_aliases_out, ATTN_ERR_ALIAS},
+    {"out overlaps the mask", m_out_aliases_mask, ATTN_ERR_ALIAS},
+    {"lse last dim 2", m_lse_shape, ATTN_ERR_SHAPE},
+    {"buffer smaller than view", m_buffer_small, ATTN_ERR_BUFFER},
+    {"buffer of another backend", m_buffer_foreign, ATTN_ERR_BUFFER},
+    {"misaligned data pointer", m_misaligned, ATTN_ERR_INVALID_ARGUMENT},
+    {"misaligned byte offset", m_offset_misaligned, ATTN_ERR_INVALID_ARGUMENT},
+};
+enum { N_CASES = sizeof table / sizeof table[0] };
+
+static const char *const backends[] = {"ref", "cpu"};
+
+static void run_row(int i, const char *backend)
+{
+    setup *s = malloc(sizeof *s);
+    ck_assert_ptr_nonnull(s);
+    make_valid(s, backend);
+    table[i].mutate(s);
+    attn_status st = call(s);
+    ck_assert_msg(st == table[i].want, "%s on %s: got %s (%s), want %s", table[i].name, backend,
+                  attn_status_name(st), attn_last_error(), attn_status_name(table[i].want));
+    ck_assert_msg(strlen(attn_last_error()) > 10, "%s: message too short: '%s'", table[i].name,
+                  attn_last_error());
+    for (size_t b = 0; b < sizeof s->outd; b++)
+        ck_assert_msg(((unsigned char *)s->outd)[b] == SENTINEL, "%s: out written", table[i].name);
+    for (size_t b = 0; b < sizeof s->lsed; b++)
+        ck_assert_msg(((unsigned char *)s->lsed)[b] == SENTINEL, "%s: lse written", table[i].name);
+    /* supported() runs the same checks and must agree. */
+    if (s->be)
+        ck_assert_int_eq(attn_sdpa_supported(s->be, &s->d, s->pq, s->pk, s->pv, s->pout, s->plse),
+                         table[i].want);
+    teardown_setup(s);
+    free(s);
+}
+
+START_TEST(bad_input_row)
+{
+    run_row(_i % N_CASES, backends[_i / N_CASES]);
+}
+END_TEST
+
+/* The unmutated setup runs and writes every output element: the table tests real rejections. */
+START_TEST(valid_call_runs)
+{
+    setup *s = malloc(sizeof *s);
+    make_valid(s, backends[_i]);
+    s->d.mask_add = &s->madd;
+    s->d.mask_bool = &s->mbool;
+    ck_assert_int_eq(call(s), ATTN_OK);
+    ck_assert_str_eq(attn_last_error(), "");
+    for (int e = 0; e < B * SQ * HQ * DV; e++)
+        ck_assert(isfinite(s->outd[e]));
+    teardown_setup(s);
+    free(s);
+}
+END_TEST
+
+START_TEST(backend_errors)
+{
+    attn_backend *be = (attn_backend *)0x1;
+    ck_assert_int_eq(attn_backend_open("nosuch", NULL, &be), ATTN_ERR_BACKEND);
+    ck_assert_ptr_eq(be, (attn_backend *)0x1);
+    ck_assert_ptr_nonnull(strstr(attn_last_error(), "nosuch"));
+    ck_assert_int_eq(attn_backend_open(NULL, NULL, &be), ATTN_ERR_NULL_POINTER);
+    ck_assert_int_eq(attn_backend_open("cpu", "threads=zero", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", NULL, &be), ATTN_OK);
+    attn_buffer *buf = NULL;
+    char host[32] = {0};
+    ck_assert_int_eq(attn_buffer_alloc(be, 0, &buf), ATTN_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(attn_buffer_alloc(be, 16, &buf), ATTN_OK);
+    ck_assert_int_eq(attn_buffer_write(buf, 8, host, 16), ATTN_ERR_BUFFER);
+    ck_assert_int_eq(attn_buffer_write(buf, SIZE_MAX, host, 2), ATTN_ERR_BUFFER);
+    ck_assert_int_eq(attn_buffer_read(buf, 0, NULL, 4), ATTN_ERR_NULL_POINTER);
+    ck_assert_int_eq(attn_buffer_write(buf, 0, "0123456789abcdef", 16), ATTN_OK);
+    ck_assert_int_eq(attn_buffer_read(buf, 4, host, 4), ATTN_OK);
+    ck_assert_int_eq(memcmp(host, "4567", 4), 0);
+    attn_buffer_free(buf);
+    attn_backend_close(be);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("badinput");
+    TCase *tc = tcase_create("table");
+    tcase_add_loop_test(tc, bad_input_row, 0, N_CASES * 2);
+    tcase_add_loop_test(tc, valid_call_runs, 0, 2);
+    tcase_add_test(tc, backend_errors);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# run-all.sh - the whole test suite: every Check suite on a release build (including the full
+# conformance suite on the cpu backend), then again under AddressSanitizer + UBSan (conformance
+# reduced to its --quick subset there, see docs/conformance.md). Installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tools/bootstrap.sh build
+meson test -C build --print-errorlogs --num-processes 1
+
+bash tools/bootstrap.sh build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
+    -Db_lundef=false
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+ATTN_TEST_QUICK=1 meson test -C build-asan --print-errorlogs --num-processes 1
+echo "all test suites passed (release and ASan+UBSan builds)"
