@@ -34,7 +34,8 @@ typedef struct attn_policy_out {
     int gate;                 /* gate that decided: 0 none, 1 invariants, 2 bound, 3 NMSE,
                                  4 calibration, 5 trust */
     double lowp_err;          /* max |lowp - gold| (0 without lowp) */
-    double calib_floor;       /* floor of the calibration limit (max tau with c = 1) */
+    double calib_floor;       /* floor of the calibration limit: max of
+                                 u_c cond + 2 u_out |gold| + tiny */
     int64_t n_bad;            /* elements that broke the deciding gate (gates 1 and 2) */
 } attn_policy_out;
 

@@ -1,0 +1,80 @@
+/* common.cl - helpers shared by the attn kernels: storage dtype access (f32; f16 through
+ * vload_half/vstore_half so no cl_khr_fp16 is needed; bf16 through ushort bit shifts),
+ * horizontal vector reductions, and the band (causal/window) bounds of a query row.
+ * Embedded ahead of every kernel file; a standalone compile reaches it by #include. */
+#ifndef ATTN_COMMON_CL
+#define ATTN_COMMON_CL
+
+/* Storage dtype codes, equal to attn_dtype in include/attn/attn.h. */
+#define ATTN_DT_F32 0
+#define ATTN_DT_F16 1
+#define ATTN_DT_BF16 2
+
+#define ATTN_CAT_(a, b) a##b
+#define ATTN_CAT(a, b) ATTN_CAT_(a, b)
+
+/* Pointer types and element access per dtype code: ATTN_LOAD_<dt>(p, i) reads element i as
+ * float, ATTN_STORE_<dt>(p, i, x) writes it rounded to nearest even. */
+#define ATTN_CPTR_0 global const float *
+#define ATTN_CPTR_1 global const half *
+#define ATTN_CPTR_2 global const ushort *
+#define ATTN_PTR_0 global float *
+#define ATTN_PTR_1 global half *
+#define ATTN_PTR_2 global ushort *
+#define ATTN_LOAD_0(p, i) ((p)[i])
+#define ATTN_LOAD_1(p, i) vload_half((size_t)(i), (p))
+#define ATTN_LOAD_2(p, i) attn_bf16_load((p), (i))
+#define ATTN_STORE_0(p, i, x) ((p)[i] = (x))
+#define ATTN_STORE_1(p, i, x) vstore_half_rte((x), (size_t)(i), (p))
+#define ATTN_STORE_2(p, i, x) attn_bf16_store((p), (i), (x))
+
+/* 16 consecutive elements as a float16 (contiguous rows). */
+#define ATTN_VLOAD16_0(p, i) vload16(0, (p) + (i))
+#define ATTN_VLOAD16_1(p, i) vload_half16(0, (p) + (i))
+#define ATTN_VLOAD16_2(p, i) as_float16(convert_uint16(vload16(0, (p) + (i))) << 16)
+
+/* Typed access for a tensor whose dtype code is the macro `dt` (e.g. DT_Q). */
+#define ATTN_CPTR(dt) ATTN_CAT(ATTN_CPTR_, dt)
+#define ATTN_PTR(dt) ATTN_CAT(ATTN_PTR_, dt)
+#define ATTN_LOAD(dt, p, i) ATTN_CAT(ATTN_LOAD_, dt)(p, i)
+#define ATTN_STORE(dt, p, i, x) ATTN_CAT(ATTN_STORE_, dt)(p, i, x)
+#define ATTN_VLOAD16(dt, p, i) ATTN_CAT(ATTN_VLOAD16_, dt)(p, i)
+
+inline float attn_bf16_load(global const ushort *p, long i)
+{
+    return as_float((uint)p[i] << 16);
+}
+
+inline void attn_bf16_store(global ushort *p, long i, float x)
+{
+    uint u = as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN stays a quiet NaN with its sign */
+        p[i] = (ushort)((u >> 16) | 0x40u);
+    else
+        p[i] = (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* Horizontal max/sum in a fixed order (pairwise halves), so results are deterministic. */
+inline float attn_hmax2(float2 v) { return fmax(v.s0, v.s1); }
+inline float attn_hmax4(float4 v) { return attn_hmax2(fmax(v.lo, v.hi)); }
+inline float attn_hmax8(float8 v) { return attn_hmax4(fmax(v.lo, v.hi)); }
+inline float attn_hmax16(float16 v) { return attn_hmax8(fmax(v.lo, v.hi)); }
+inline float attn_hsum2(float2 v) { return v.s0 + v.s1; }
+inline float attn_hsum4(float4 v) { return attn_hsum2(v.lo + v.hi); }
+inline float attn_hsum8(float8 v) { return attn_hsum4(v.lo + v.hi); }
+inline float attn_hsum16(float16 v) { return attn_hsum8(v.lo + v.hi); }
+
+/* Keys [*lo, *hi) the causal/window band lets query row i see (see attn_band() on the host). */
+inline void attn_band(long i, long q_offset, long skv, long wl, long wr, long *lo, long *hi)
+{
+    long pos = i + q_offset;
+    long l = 0, h = skv;
+    if (wl >= 0 && pos - wl > l)
+        l = pos - wl;
+    if (wr >= 0 && pos + wr + 1 < h)
+        h = pos + wr + 1;
+    *lo = l;
+    *hi = h < l ? l : h;
+}
+
+#endif /* ATTN_COMMON_CL */

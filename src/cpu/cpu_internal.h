@@ -1,0 +1,85 @@
+/* cpu_internal.h - shared declarations of the CPU backend (src/cpu): backend state, BLIS set-up,
+ * the f32 matrix views handed to BLIS, tile kernels, and the forward / decode drivers. */
+#ifndef ATTN_CPU_INTERNAL_H_
+#define ATTN_CPU_INTERNAL_H_
+
+#include "attn_backend_impl.h"
+#include "attn_problem.h"
+
+#include <stdint.h>
+
+typedef struct attn_cpu_state {
+    int threads;
+} attn_cpu_state;
+
+/* ---- BLIS (cpu_blis_arch.c, cpu_blis.c) -------------------------------------------------- */
+/* Chooses BLIS_ARCH_TYPE (once per process, before BLIS initialises) and initialises BLIS.
+ * Returns the one-line summary "BLIS 0.9.0 kernels zen3 (auto-selected)" and, when the user's
+ * BLIS_ARCH_TYPE had to be replaced, a warning line (else ""). */
+void attn_cpu_blis_setup(const char **summary, const char **warning);
+
+/* A read-only f32 matrix: element (r, c) at p[r*rs + c*cs]. */
+typedef struct attn_cpu_mat {
+    const float *p;
+    int64_t rs, cs;
+} attn_cpu_mat;
+
+/* C[m x n] (row-major, ldc) = alpha * A[m x k] * B[k x n] + beta * C on ONE thread. */
+void attn_cpu_sgemm(int64_t m, int64_t n, int64_t k, float alpha, attn_cpu_mat a,
+                    attn_cpu_mat b, float beta, float *c, int64_t ldc);
+/* The same product with BLIS's own threading (nt threads); used by `attn bench`. */
+void attn_cpu_sgemm_threads(int nt, int64_t m, int64_t n, int64_t k, const float *a,
+                            const float *b, float *c);
+
+/* ---- operand access (cpu_operand.c) ------------------------------------------------------ */
+/* Rows [r0, ...) of the [seq, dim] plane (b, h) of operand o (rows x cols in all) as a matrix
+ * BLIS can read as is: returns 1 and fills *m when the operand is f32 with a unit stride on
+ * one side and non-overlapping lines, else 0 (the caller converts with plane_to_f32). */
+int attn_cpu_plane_mat(const attn_operand *o, int64_t rows, int64_t cols, int64_t b, int64_t h,
+                       int64_t r0, attn_cpu_mat *m);
+/* Rows [r0, r0+n) of the plane (b, h) as f32 into dst (n x cols, contiguous). */
+void attn_cpu_plane_to_f32(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,
+                           int64_t cols, float *dst);
+/* Address of element [i0, i1, i2, i3] of a host operand. */
+const void *attn_cpu_elem(const attn_operand *o, int64_t i0, int64_t i1, int64_t i2,
+                          int64_t i3);
+
+/* ---- tile kernels (cpu_softmax.c) -------------------------------------------------------- */
+/* Logit transforms of one row of n scores for keys j0..j0+n-1: soft-cap, additive mask
+ * (f32 row, or NULL), boolean mask (u8 row with element stride, or NULL), band [lo, hi). */
+void attn_cpu_logits_row(float *s, int64_t n, float softcap, const float *madd,
+                         const uint8_t *mbool, int64_t mbool_stride, int64_t j0, int64_t lo,
+                         int64_t hi);
+/* Online-softmax step of one row: s (n scores) becomes p = exp(s - m_new); *m and *l are
+ * updated; returns the factor the row's output accumulator must be multiplied by. */
+float attn_cpu_softmax_row(float *s, int64_t n, float *m, float *l);
+/* o[0..n) *= f */
+void attn_cpu_scale_row(float *o, int64_t n, float f);
+/* Final output of one row from (o, m, l): out = o / l (0 when l == 0); *lse_out = m + log l
+ * (-inf when l == 0). */
+void attn_cpu_finish_row(float *o, int64_t n, float m, float l, float *lse_out);
+
+/* Store a finished row (f32, n values) into the output operand at (b, i, h). */
+void attn_cpu_store_row(const attn_operand *out, int64_t b, int64_t i, int64_t h,
+                        const float *src, int64_t n);
+
+/* ---- tile steps shared by the two drivers (cpu_sdpa.c) ------------------------------------ */
+/* Row step for query i, head h over keys [j0, j0 + nc): masks, band, soft-cap, online softmax
+ * (srow becomes p; *m, *l updated) and the rescale of the output row orow (Dv floats).
+ * madd_scratch holds nc floats. */
+void attn_cpu_row_step(const attn_sdpa_problem *p, float *srow, float *madd_scratch,
+                       float *orow, float *m, float *l, int64_t b, int64_t i, int64_t h,
+                       int64_t j0, int64_t nc);
+/* o (nr x Dv, contiguous) += P (nr x nc, row stride ldp) * V rows vt (nc x Dv); keys with
+ * p = 0 never contribute, even with non-finite V. vfix: nc x Dv floats of scratch. */
+void attn_cpu_pv(const attn_sdpa_problem *p, const float *pt, int64_t ldp, int64_t nr,
+                 attn_cpu_mat vt, int64_t nc, float *o, float *vfix);
+
+/* ---- drivers (cpu_sdpa.c, cpu_decode.c) -------------------------------------------------- */
+attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t br,
+                                int64_t bc);
+attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads);
+/* Sq at or below which the decode path is used. */
+#define ATTN_CPU_DECODE_MAX_SQ 4
+
+#endif /* ATTN_CPU_INTERNAL_H_ */

@@ -1,0 +1,120 @@
+/* cpu_softmax.c - the per-row work of a score tile between the two BLIS products: logit
+ * transforms and masking, the online-softmax step (running max m, running sum l, rescale
+ * factor), the final normalisation, and storing a row in the output dtype. Loops are written
+ * branch-free with explicit lane accumulators so GCC vectorises them without fast-math. */
+#include "cpu_internal.h"
+#include "cpu_math.h"
+
+#include "attn_half.h"
+
+#include <math.h>
+
+#define LANES 16
+
+/* Max of x[0..n) ignoring NaN (NaN logits reach the output through exp and the sums). */
+static inline float row_max(const float *x, int64_t n)
+{
+    float acc[LANES];
+    for (int k = 0; k < LANES; k++)
+        acc[k] = -INFINITY;
+    int64_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int k = 0; k < LANES; k++)
+            acc[k] = x[j + k] > acc[k] ? x[j + k] : acc[k];
+    float m = -INFINITY;
+    for (; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    for (int k = 0; k < LANES; k++)
+        m = acc[k] > m ? acc[k] : m;
+    return m;
+}
+
+static inline float row_sum(const float *x, int64_t n)
+{
+    float acc[LANES] = {0};
+    int64_t j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int k = 0; k < LANES; k++)
+            acc[k] += x[j + k];
+    float s = 0.0f;
+    for (; j < n; j++)
+        s += x[j];
+    for (int k = 0; k < LANES; k++)
+        s += acc[k];
+    return s;
+}
+
+static void fill_neg_inf(float *s, int64_t from, int64_t to)
+{
+    for (int64_t j = from; j < to; j++)
+        s[j] = -INFINITY;
+}
+
+ATTN_CPU_HOT
+void attn_cpu_logits_row(float *s, int64_t n, float softcap, const float *madd,
+                         const uint8_t *mbool, int64_t mbool_stride, int64_t j0, int64_t lo,
+                         int64_t hi)
+{
+    if (softcap > 0.0f)
+        for (int64_t j = 0; j < n; j++)
+            s[j] = softcap * tanhf(s[j] / softcap);
+    if (madd)
+        for (int64_t j = 0; j < n; j++)
+            s[j] += madd[j];
+    if (mbool)
+        for (int64_t j = 0; j < n; j++)
+            s[j] = mbool[j * mbool_stride] ? s[j] : -INFINITY;
+    int64_t a = lo - j0, b = hi - j0; /* band in tile coordinates */
+    a = a < 0 ? 0 : a > n ? n : a;
+    b = b < a ? a : b > n ? n : b;
+    fill_neg_inf(s, 0, a);
+    fill_neg_inf(s, b, n);
+}
+
+ATTN_CPU_HOT
+float attn_cpu_softmax_row(float *s, int64_t n, float *m, float *l)
+{
+    float mx = row_max(s, n);
+    float m_new = mx > *m ? mx : *m;
+    /* With nothing visible yet, subtract 0 so exp(-inf) gives 0 instead of exp(NaN). */
+    float mu = m_new == -INFINITY ? 0.0f : m_new;
+    for (int64_t j = 0; j < n; j++)
+        s[j] = attn_cpu_expf(s[j] - mu);
+    float alpha = attn_cpu_expf(*m - mu);
+    *l = *l * alpha + row_sum(s, n);
+    *m = m_new;
+    return alpha;
+}
+
+ATTN_CPU_HOT
+void attn_cpu_scale_row(float *o, int64_t n, float f)
+{
+    for (int64_t j = 0; j < n; j++)
+        o[j] *= f;
+}
+
+void attn_cpu_finish_row(float *o, int64_t n, float m, float l, float *lse_out)
+{
+    if (l == 0.0f) { /* no visible key, or all logits -inf */
+        for (int64_t j = 0; j < n; j++)
+            o[j] = 0.0f;
+        *lse_out = -INFINITY;
+        return;
+    }
+    for (int64_t j = 0; j < n; j++)
+        o[j] /= l;
+    *lse_out = m + logf(l);
+}
+
+void attn_cpu_store_row(const attn_operand *out, int64_t b, int64_t i, int64_t h,
+                        const float *src, int64_t n)
+{
+    void *dst = (void *)attn_cpu_elem(out, b, i, h, 0);
+    int64_t st = out->stride[3];
+    if (st == 1 || n == 1) {
+        attn_convert_from_f32(src, n, out->dtype, dst);
+        return;
+    }
+    for (int64_t j = 0; j < n; j++)
+        attn_store_f64(dst, out->dtype, j * st, src[j]);
+}

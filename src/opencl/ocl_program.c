@@ -1,0 +1,288 @@
+/* ocl_program.c - kernel sources (embedded at build time, or read from a directory for kernel
+ * development), lazy per-specialisation builds, and the program cache: in memory per backend,
+ * and on disk as device binaries keyed by XXH3 of source, options, device, driver, platform. */
+#include "ocl_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define ATTN_CL_KERNELS_PER_PROGRAM 4
+
+struct attn_cl_program {
+    uint64_t key;
+    cl_program program;
+    int nkernels;
+    char kernel_names[ATTN_CL_KERNELS_PER_PROGRAM][64];
+    cl_kernel kernels[ATTN_CL_KERNELS_PER_PROGRAM];
+    attn_cl_program *next;
+};
+
+/* ---- sources ---- */
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)n + 1)) != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    } else {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* One kernel file as a malloc'ed string, from kernel_dir or the embedded copies. */
+static attn_status source_of(const attn_cl_backend *cb, const char *file, char **out)
+{
+    size_t len = 0;
+    if (cb->kernel_dir[0]) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", cb->kernel_dir, file);
+        if (!(*out = read_file(path, &len)))
+            return attn_fail(ATTN_ERR_BACKEND, "opencl: cannot read kernel file %s: %s", path,
+                             strerror(errno));
+        return ATTN_OK;
+    }
+    for (int i = 0; i < attn_cl_embedded_count; i++)
+        if (strcmp(attn_cl_embedded[i].name, file) == 0) {
+            if (!(*out = strdup(attn_cl_embedded[i].text)))
+                return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory");
+            return ATTN_OK;
+        }
+    return attn_fail(ATTN_ERR_INTERNAL, "opencl: no embedded kernel file %s", file);
+}
+
+/* common.cl followed by `file`, the text every program is built from. */
+static attn_status program_source(const attn_cl_backend *cb, const char *file, char **out)
+{
+    char *common = NULL, *body = NULL;
+    attn_status st = source_of(cb, "common.cl", &common);
+    if (st == ATTN_OK)
+        st = source_of(cb, file, &body);
+    if (st == ATTN_OK) {
+        size_t n = strlen(common) + strlen(body) + 2;
+        if ((*out = malloc(n)) != NULL)
+            snprintf(*out, n, "%s\n%s", common, body);
+        else
+            st = attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory");
+    }
+    free(common);
+    free(body);
+    return st;
+}
+
+static uint64_t program_key(const attn_cl_backend *cb, const char *src, const char *options)
+{
+    const char *parts[] = {src, options, cb->info.name, cb->info.driver_version,
+                           cb->info.platform_version};
+    XXH3_state_t *s = XXH3_createState();
+    if (!s) /* no memory: a key over the source alone still never mixes devices in memory */
+        return XXH3_64bits(src, strlen(src));
+    XXH3_64bits_reset(s);
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        XXH3_64bits_update(s, parts[i], strlen(parts[i]) + 1); /* NUL separates the parts */
+    uint64_t h = XXH3_64bits_digest(s);
+    XXH3_freeState(s);
+    return h;
+}
+
+/* ---- disk cache (best effort: any failure just means a rebuild) ---- */
+
+static void cache_path(const attn_cl_backend *cb, uint64_t key, char *path, size_t n)
+{
+    snprintf(path, n, "%s/%016llx.clbin", cb->cache_dir, (unsigned long long)key);
+}
+
+static cl_program load_cached(attn_cl_backend *cb, uint64_t key, const char *options)
+{
+    if (!cb->cache_dir[0])
+        return NULL;
+    char path[600];
+    cache_path(cb, key, path, sizeof path);
+    size_t len = 0;
+    unsigned char *bin = (unsigned char *)read_file(path, &len);
+    if (!bin)
+        return NULL;
+    cl_int err, bin_status;
+    const unsigned char *bins[1] = {bin};
+    cl_program prog = clCreateProgramWithBinary(cb->ctx, 1, &cb->device, &len, bins,
+                                                &bin_status, &err);
+    free(bin);
+    if (err != CL_SUCCESS || bin_status != CL_SUCCESS)
+        return NULL;
+    if (clBuildProgram(prog, 1, &cb->device, options, NULL, NULL) != CL_SUCCESS) {
+        clReleaseProgram(prog);
+        return NULL;
+    }
+    return prog;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void store_cached(attn_cl_backend *cb, uint64_t key, cl_program prog)
+{
+    size_t len = 0;
+    if (!cb->cache_dir[0] || mkdir_p(cb->cache_dir) != 0 ||
+        clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof len, &len, NULL) != CL_SUCCESS ||
+        len == 0)
+        return;
+    unsigned char *bin = malloc(len);
+    unsigned char *bins[1] = {bin};
+    char path[600], tmp[640];
+    cache_path(cb, key, path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    if (bin && clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) ==
+                   CL_SUCCESS) {
+        FILE *f = fopen(tmp, "wb");
+        int ok = f && fwrite(bin, 1, len, f) == len;
+        if (f && fclose(f) != 0)
+            ok = 0;
+        /* rename() is atomic: concurrent processes see a whole binary or none. */
+        if (ok && rename(tmp, path) == 0)
+            cb->stats.disk_stores++;
+        else
+            remove(tmp);
+    }
+    free(bin);
+}
+
+/* ---- builds ---- */
+
+static attn_status build_failed(attn_cl_backend *cb, cl_program prog, cl_int err,
+                                const char *file, const char *options)
+{
+    char log[300] = "";
+    size_t n = 0;
+    if (clGetProgramBuildInfo(prog, cb->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, &n) !=
+        CL_SUCCESS) {
+        /* Log longer than the buffer: fetch it whole and keep its head. */
+        char *full = n ? malloc(n + 1) : NULL;
+        if (full && clGetProgramBuildInfo(prog, cb->device, CL_PROGRAM_BUILD_LOG, n, full,
+                                          NULL) == CL_SUCCESS)
+            snprintf(log, sizeof log, "%s", full);
+        free(full);
+    }
+    log[sizeof log - 1] = '\0';
+    clReleaseProgram(prog);
+    return attn_fail(ATTN_ERR_DEVICE, "opencl: building %s failed: %s (%d); options '%s'; log: %s",
+                     file, attn_opencl_error_name(err), (int)err, options, log);
+}
+
+static attn_status build_from_source(attn_cl_backend *cb, const char *file, const char *src,
+                                     const char *options, cl_program *out)
+{
+    cl_int err;
+    cl_program prog = clCreateProgramWithSource(cb->ctx, 1, &src, NULL, &err);
+    ATTN_CL_TRY(err, "clCreateProgramWithSource");
+    err = clBuildProgram(prog, 1, &cb->device, options, NULL, NULL);
+    if (err != CL_SUCCESS)
+        return build_failed(cb, prog, err, file, options);
+    cb->stats.source_builds++;
+    *out = prog;
+    return ATTN_OK;
+}
+
+static attn_cl_program *find_program(attn_cl_backend *cb, uint64_t key)
+{
+    for (attn_cl_program *p = cb->programs; p; p = p->next)
+        if (p->key == key)
+            return p;
+    return NULL;
+}
+
+/* The program of (file, options): memory, else disk cache, else a build from source. */
+static attn_status get_program(attn_cl_backend *cb, const char *file, const char *options,
+                               attn_cl_program **out)
+{
+    char *src = NULL;
+    attn_status st = program_source(cb, file, &src);
+    if (st != ATTN_OK)
+        return st;
+    uint64_t key = program_key(cb, src, options);
+    if ((*out = find_program(cb, key)) != NULL) {
+        free(src);
+        cb->stats.memory_hits++;
+        return ATTN_OK;
+    }
+    cl_program prog = load_cached(cb, key, options);
+    if (prog) {
+        cb->stats.disk_hits++;
+    } else {
+        st = build_from_source(cb, file, src, options, &prog);
+        if (st == ATTN_OK)
+            store_cached(cb, key, prog);
+    }
+    free(src);
+    if (st != ATTN_OK)
+        return st;
+    attn_cl_program *p = calloc(1, sizeof *p);
+    if (!p) {
+        clReleaseProgram(prog);
+        return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory");
+    }
+    p->key = key;
+    p->program = prog;
+    p->next = cb->programs;
+    cb->programs = p;
+    *out = p;
+    return ATTN_OK;
+}
+
+attn_status attn_cl_get_kernel(attn_cl_backend *cb, const char *file, const char *kernel,
+                               const char *options, cl_kernel *out)
+{
+    attn_cl_program *p;
+    attn_status st = get_program(cb, file, options, &p);
+    if (st != ATTN_OK)
+        return st;
+    for (int i = 0; i < p->nkernels; i++)
+        if (strcmp(p->kernel_names[i], kernel) == 0) {
+            *out = p->kernels[i];
+            return ATTN_OK;
+        }
+    if (p->nkernels == ATTN_CL_KERNELS_PER_PROGRAM)
+        return attn_fail(ATTN_ERR_INTERNAL, "opencl: too many kernels in %s", file);
+    cl_int err;
+    cl_kernel k = clCreateKernel(p->program, kernel, &err);
+    ATTN_CL_TRY(err, "clCreateKernel");
+    snprintf(p->kernel_names[p->nkernels], sizeof p->kernel_names[0], "%s", kernel);
+    p->kernels[p->nkernels++] = k;
+    *out = k;
+    return ATTN_OK;
+}
+
+void attn_cl_programs_free(attn_cl_backend *cb)
+{
+    while (cb->programs) {
+        attn_cl_program *p = cb->programs;
+        cb->programs = p->next;
+        for (int i = 0; i < p->nkernels; i++)
+            clReleaseKernel(p->kernels[i]);
+        clReleaseProgram(p->program);
+        free(p);
+    }
+}

@@ -1,0 +1,488 @@
+/* ocl_sdpa.c - SDPA on the OpenCL backend: the launch plan (specialisation, tiles, decode
+ * split) that both the capability check and the forward call derive from the same rules,
+ * operand binding (device buffers in place; host tensors uploaded, outputs gathered into a
+ * compact buffer and scattered back), and the launches of cl/flash_fwd.cl and cl/decode.cl. */
+#include "ocl_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ATTN_CL_MAX_D 512         /* private tiles are sized by Dk/Dv */
+#define ATTN_CL_MAX_SPLIT 64      /* MAX_SPLIT of cl/decode.cl */
+#define ATTN_CL_MAX_PRIVATE 262144 /* bytes of private tiles per work-item we accept */
+#define ATTN_CL_SPLIT_MIN_KEYS 256 /* a decode split covers at least this many keys */
+
+typedef struct sdpa_plan {
+    attn_cl_tune t;
+    int split;                   /* split-KV decode path (flash SPLIT=1 + lse merge) */
+    int pack;                    /* K/V packed to f32 tiles first (attn_pack_kv) */
+    int kv_vec;                  /* unpacked K/V rows read with 16-wide vector loads */
+    int local;                   /* packed tiles staged in local memory per work-group */
+    int64_t nblocks, nsplit, split_len, items, skp;
+    char options[512];           /* flash kernel build options */
+    char merge_options[256];
+    char name[200];              /* specialisation name reported in stats.last_kernel */
+} sdpa_plan;
+
+static int is_vec_width(int x)
+{
+    return x == 2 || x == 4 || x == 8 || x == 16;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+static int pow2_at_least(int64_t x)
+{
+    int p = 1;
+    while (p < x && p < 64)
+        p *= 2;
+    return p;
+}
+
+/* Tiles: the device defaults (or overrides) checked against the kernel's and the device's
+ * limits; a small problem gets fewer rows per work-item unless br was set explicitly. */
+static attn_status plan_tiles(const attn_cl_backend *cb, const attn_sdpa_problem *p,
+                              sdpa_plan *pl)
+{
+    pl->t = cb->tune;
+    int rows = pow2_at_least(p->Sq * p->group);
+    if (!cb->tune_set[0] && rows < pl->t.br)
+        pl->t.br = rows;
+    if (p->Dk > ATTN_CL_MAX_D || p->Dv > ATTN_CL_MAX_D)
+        return attn_fail(ATTN_ERR_UNSUPPORTED,
+                         "opencl: Dk = %lld, Dv = %lld: the kernels support head dims up to %d",
+                         (long long)p->Dk, (long long)p->Dv, ATTN_CL_MAX_D);
+    if (!is_vec_width(pl->t.bc) || !is_vec_width(pl->t.vw))
+        return attn_fail(ATTN_ERR_UNSUPPORTED,
+                         "opencl: bc = %d, vw = %d: each must be 2, 4, 8 or 16", pl->t.bc,
+                         pl->t.vw);
+    if ((size_t)pl->t.wg > cb->info.max_work_group_size)
+        return attn_fail(ATTN_ERR_UNSUPPORTED,
+                         "opencl: work-group size %d exceeds the device maximum %zu", pl->t.wg,
+                         cb->info.max_work_group_size);
+    int64_t dvp = ceil_div(p->Dv, pl->t.vw) * pl->t.vw;
+    int64_t priv = 4 * ((int64_t)pl->t.br * (p->Dk + dvp + pl->t.bc + 2) +
+                        (int64_t)pl->t.bc * (p->Dk + dvp));
+    if (priv > ATTN_CL_MAX_PRIVATE)
+        return attn_fail(ATTN_ERR_UNSUPPORTED,
+                         "opencl: br = %d, bc = %d need %lld bytes of private tiles per "
+                         "work-item (limit %d)",
+                         pl->t.br, pl->t.bc, (long long)priv, ATTN_CL_MAX_PRIVATE);
+    return ATTN_OK;
+}
+
+/* Decode (few queries, long KV): split the keys so every compute unit has work. */
+static void plan_split(const attn_cl_backend *cb, const attn_sdpa_problem *p, sdpa_plan *pl)
+{
+    pl->nblocks = ceil_div(p->Sq * p->group, pl->t.br);
+    int64_t items = pl->nblocks * p->B * p->Hkv;
+    /* Enough work-items for every compute unit several times over (at least 128 each, which
+     * CPU runtimes need to balance; GPUs need a few work-groups each). */
+    int64_t cus = cb->info.compute_units ? cb->info.compute_units : 1;
+    int64_t target = cus * (pl->t.wg * 4 > 128 ? pl->t.wg * 4 : 128);
+    pl->nsplit = 1;
+    pl->split_len = p->Skv;
+    if (p->Sq <= 4 && p->Skv >= 2 * ATTN_CL_SPLIT_MIN_KEYS && items < target) {
+        int64_t n = ceil_div(target, items);
+        if (n > p->Skv / ATTN_CL_SPLIT_MIN_KEYS)
+            n = p->Skv / ATTN_CL_SPLIT_MIN_KEYS;
+        if (n > ATTN_CL_MAX_SPLIT)
+            n = ATTN_CL_MAX_SPLIT;
+        if (n >= 2) {
+            pl->split_len = ceil_div(ceil_div(p->Skv, n), pl->t.bc) * pl->t.bc;
+            pl->nsplit = ceil_div(p->Skv, pl->split_len);
+        }
+    }
+    pl->split = pl->nsplit > 1;
+    pl->items = items * pl->nsplit;
+    /* Packing pays when each K/V tile is reused by several row blocks; a decode reads K/V
+     * once, so it gathers them directly. */
+    pl->pack = !pl->split && pl->nblocks > 1;
+    pl->skp = ceil_div(p->Skv, pl->t.bc) * pl->t.bc;
+    pl->kv_vec = !pl->pack && p->k.stride[3] == 1 && p->v.stride[3] == 1 && p->Dk % 16 == 0 &&
+                 p->Dv % 16 == 0;
+    int64_t dvp = ceil_div(p->Dv, pl->t.vw) * pl->t.vw;
+    uint64_t local_bytes = 4 * (uint64_t)pl->t.bc * (uint64_t)(p->Dk + dvp);
+    pl->local = pl->pack && pl->t.local && local_bytes <= cb->info.local_mem_bytes;
+}
+
+static void plan_options(const attn_sdpa_problem *p, sdpa_plan *pl)
+{
+    int band = p->window_left >= 0 || p->window_right >= 0;
+    int ma = p->mask_add.t != NULL, mb = p->mask_bool.t != NULL, cap = p->softcap > 0;
+    int lse = p->lse.t != NULL || pl->split;
+    int dto = pl->split ? ATTN_F32 : (int)p->out.dtype, dtm = ma ? (int)p->mask_add.dtype : 0;
+    snprintf(pl->options, sizeof pl->options,
+             "-cl-std=CL1.2 -DDK=%lld -DDV=%lld -DBR=%d -DBC=%d -DVW=%d -DDT_Q=%d -DDT_K=%d "
+             "-DDT_V=%d -DDT_O=%d -DDT_M=%d -DHAS_BAND=%d -DHAS_MASK_ADD=%d -DHAS_MASK_BOOL=%d "
+             "-DHAS_SOFTCAP=%d -DHAS_LSE=%d -DSPLIT=%d -DPACK=%d -DKV_VEC=%d -DLOCAL_KV=%d",
+             (long long)p->Dk, (long long)p->Dv, pl->t.br, pl->t.bc, pl->t.vw, (int)p->q.dtype,
+             (int)p->k.dtype, (int)p->v.dtype, dto, dtm, band, ma, mb, cap, lse, pl->split,
+             pl->pack, pl->kv_vec, pl->local);
+    snprintf(pl->merge_options, sizeof pl->merge_options,
+             "-cl-std=CL1.2 -DDV=%lld -DDT_O=%d -DHAS_LSE=%d -DMAX_SPLIT=%d", (long long)p->Dv,
+             (int)p->out.dtype, p->lse.t != NULL, ATTN_CL_MAX_SPLIT);
+    char split[48] = "";
+    if (pl->split)
+        snprintf(split, sizeof split, "+lse_merge[x%lld]", (long long)pl->nsplit);
+    snprintf(pl->name, sizeof pl->name,
+             "flash_fwd[dk%lld,dv%lld,br%d,bc%d,vw%d,wg%d,%s/%s/%s->%s%s%s%s%s%s%s]%s",
+             (long long)p->Dk, (long long)p->Dv, pl->t.br, pl->t.bc, pl->t.vw, pl->t.wg,
+             attn_dtype_name(p->q.dtype), attn_dtype_name(p->k.dtype),
+             attn_dtype_name(p->v.dtype), attn_dtype_name(p->out.dtype), band ? ",band" : "",
+             ma ? ",madd" : "", mb ? ",mbool" : "", cap ? ",cap" : "", lse ? ",lse" : "",
+             pl->local ? ",pack,local" : pl->pack ? ",pack" : pl->kv_vec ? ",vec" : "", split);
+}
+
+/* The one planning function: sdpa_supported and sdpa_forward both call it. */
+static attn_status make_plan(const attn_cl_backend *cb, const attn_sdpa_problem *p,
+                             sdpa_plan *pl)
+{
+    memset(pl, 0, sizeof *pl);
+    attn_status st = plan_tiles(cb, p, pl);
+    if (st != ATTN_OK)
+        return st;
+    plan_split(cb, p, pl);
+    plan_options(p, pl);
+    return ATTN_OK;
+}
+
+attn_status attn_cl_sdpa_supported(attn_backend *be, const attn_sdpa_problem *p)
+{
+    sdpa_plan pl;
+    return make_plan(be->impl, p, &pl);
+}
+
+/* ---- operands ---- */
+
+typedef struct cl_operand {
+    cl_mem mem;       /* NULL when absent */
+    cl_ulong off;     /* element offset */
+    cl_long4 st;      /* element strides */
+    int owned;        /* mem is a temporary of this call */
+    void *gather;     /* host output: compact copy read back here, then scattered */
+    size_t bytes;
+} cl_operand;
+
+static int64_t extent(const attn_operand *o)
+{
+    int64_t e = 1;
+    for (int i = 0; i < 4; i++)
+        e += (o->t->shape[i] - 1) * o->stride[i];
+    return e;
+}
+
+static void set_strides(cl_operand *c, const int64_t st[4])
+{
+    for (int i = 0; i < 4; i++)
+        c->st.s[i] = st[i];
+}
+
+/* Inputs: a device buffer in place, or the host view's extent uploaded. */
+static attn_status bind_input(attn_cl_backend *cb, const attn_operand *o, cl_operand *c)
+{
+    memset(c, 0, sizeof *c);
+    if (!o->t)
+        return ATTN_OK;
+    size_t esz = attn_dtype_size(o->dtype);
+    set_strides(c, o->stride);
+    if (!o->ptr) {
+        c->mem = (cl_mem)o->t->buffer->impl;
+        c->off = o->t->offset / esz;
+        return ATTN_OK;
+    }
+    /* A CPU device reads host memory in place; others get a copy. */
+    cl_mem_flags how = strcmp(cb->info.type, "CPU") == 0 ? CL_MEM_USE_HOST_PTR
+                                                          : CL_MEM_COPY_HOST_PTR;
+    cl_int err;
+    c->mem = clCreateBuffer(cb->ctx, CL_MEM_READ_ONLY | how, (size_t)extent(o) * esz, o->ptr,
+                            &err);
+    ATTN_CL_TRY(err, "clCreateBuffer (input upload)");
+    c->owned = 1;
+    return ATTN_OK;
+}
+
+/* Outputs: a device buffer in place, or a compact [B][Sq][Hq][n] buffer for a host view (the
+ * kernel never writes between the view's elements, and neither does the scatter). */
+static attn_status bind_output(attn_cl_backend *cb, const attn_sdpa_problem *p,
+                               const attn_operand *o, int64_t n, cl_operand *c)
+{
+    memset(c, 0, sizeof *c);
+    if (!o->t)
+        return ATTN_OK;
+    size_t esz = attn_dtype_size(o->dtype);
+    if (!o->ptr) {
+        set_strides(c, o->stride);
+        c->mem = (cl_mem)o->t->buffer->impl;
+        c->off = o->t->offset / esz;
+        return ATTN_OK;
+    }
+    int64_t st[4] = {p->Sq * p->Hq * n, p->Hq * n, n, 1};
+    set_strides(c, st);
+    c->bytes = (size_t)(p->B * p->Sq * p->Hq * n) * esz;
+    cl_int err;
+    c->mem = clCreateBuffer(cb->ctx, CL_MEM_WRITE_ONLY, c->bytes, NULL, &err);
+    ATTN_CL_TRY(err, "clCreateBuffer (output)");
+    c->owned = 1;
+    if (!(c->gather = malloc(c->bytes)))
+        return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory");
+    return ATTN_OK;
+}
+
+static void release(cl_operand *c)
+{
+    if (c->owned && c->mem)
+        clReleaseMemObject(c->mem);
+    free(c->gather);
+    memset(c, 0, sizeof *c);
+}
+
+/* Compact [B][Sq][Hq][n] rows -> the user's strided host view. */
+static void scatter(const attn_sdpa_problem *p, const attn_operand *o, int64_t n,
+                    const void *src)
+{
+    size_t esz = attn_dtype_size(o->dtype);
+    const char *s = src;
+    for (int64_t b = 0; b < p->B; b++)
+        for (int64_t i = 0; i < p->Sq; i++)
+            for (int64_t h = 0; h < p->Hq; h++) {
+                char *row = (char *)o->ptr + attn_at(o, b, i, h, 0) * (int64_t)esz;
+                if (o->stride[3] == 1 || n == 1) {
+                    memcpy(row, s, (size_t)n * esz);
+                } else {
+                    for (int64_t d = 0; d < n; d++)
+                        memcpy(row + d * o->stride[3] * (int64_t)esz, s + d * (int64_t)esz,
+                               esz);
+                }
+                s += n * (int64_t)esz;
+            }
+}
+
+/* ---- launches ---- */
+
+typedef struct argset {
+    cl_kernel k;
+    cl_uint i;
+    cl_int err;
+} argset;
+
+static void arg(argset *a, size_t size, const void *v)
+{
+    if (a->err == CL_SUCCESS)
+        a->err = clSetKernelArg(a->k, a->i, size, v);
+    a->i++;
+}
+
+static void arg_long(argset *a, int64_t x)
+{
+    cl_long v = x;
+    arg(a, sizeof v, &v);
+}
+
+static void arg_float(argset *a, double x)
+{
+    cl_float v = (cl_float)x;
+    arg(a, sizeof v, &v);
+}
+
+static void arg_operand(argset *a, const cl_operand *c)
+{
+    arg(a, sizeof(cl_mem), &c->mem);
+    arg(a, sizeof c->off, &c->off);
+    arg(a, sizeof c->st, &c->st);
+}
+
+/* items0 x items1 work-items (items1 = 1: a 1-D launch) in groups of wg along dim 0. */
+static attn_status enqueue2(attn_cl_backend *cb, cl_kernel k, int64_t items0, int64_t items1,
+                            int wg)
+{
+    size_t local[2] = {(size_t)wg, 1};
+    size_t global[2] = {(size_t)ceil_div(items0, wg) * local[0], (size_t)items1};
+    ATTN_CL_TRY(clEnqueueNDRangeKernel(cb->queue, k, items1 > 1 ? 2 : 1, NULL, global, local, 0,
+                                       NULL, NULL),
+                "clEnqueueNDRangeKernel");
+    return ATTN_OK;
+}
+
+static attn_status enqueue(attn_cl_backend *cb, cl_kernel k, int64_t items, int wg)
+{
+    return enqueue2(cb, k, items, 1, wg);
+}
+
+/* Operands of one forward call: q k v mask_add mask_bool, out lse, split scratch. */
+typedef struct sdpa_bind {
+    cl_operand in[5], out, lse, part_o, part_lse, kp, vp;
+} sdpa_bind;
+
+static attn_status launch_pack(attn_cl_backend *cb, const attn_sdpa_problem *p,
+                               const sdpa_plan *pl, const sdpa_bind *bd)
+{
+    cl_kernel k;
+    attn_status st = attn_cl_get_kernel(cb, "flash_fwd.cl", "attn_pack_kv", pl->options, &k);
+    if (st != ATTN_OK)
+        return st;
+    argset a = {k, 0, CL_SUCCESS};
+    arg_operand(&a, &bd->in[1]);
+    arg_operand(&a, &bd->in[2]);
+    arg(&a, sizeof(cl_mem), &bd->kp.mem);
+    arg(&a, sizeof(cl_mem), &bd->vp.mem);
+    arg_long(&a, p->B);
+    arg_long(&a, p->Skv);
+    arg_long(&a, p->Hkv);
+    arg_long(&a, pl->skp);
+    ATTN_CL_TRY(a.err, "clSetKernelArg (attn_pack_kv)");
+    /* One key per work-item: groups of 16 amortise per-group launch cost on CPU runtimes. */
+    int wg = cb->info.max_work_group_size < 16 ? (int)cb->info.max_work_group_size : 16;
+    return enqueue(cb, k, p->B * p->Hkv * pl->skp, wg);
+}
+
+static attn_status launch_flash(attn_cl_backend *cb, const attn_sdpa_problem *p,
+                                const sdpa_plan *pl, const sdpa_bind *bd)
+{
+    cl_kernel k;
+    attn_status st = attn_cl_get_kernel(cb, "flash_fwd.cl", "attn_flash_fwd", pl->options, &k);
+    if (st != ATTN_OK)
+        return st;
+    const cl_operand *o = pl->split ? &bd->part_o : &bd->out;
+    const cl_operand *l = pl->split ? &bd->part_lse : &bd->lse;
+    int64_t nrows = p->B * p->Sq * p->Hq;
+    argset a = {k, 0, CL_SUCCESS};
+    arg_operand(&a, &bd->in[0]);
+    arg_operand(&a, &bd->in[1]);
+    arg_operand(&a, &bd->in[2]);
+    arg(&a, sizeof(cl_mem), &bd->kp.mem);
+    arg(&a, sizeof(cl_mem), &bd->vp.mem);
+    arg_long(&a, pl->skp);
+    arg_operand(&a, o);
+    arg_long(&a, pl->split ? nrows * p->Dv : 0);
+    arg_operand(&a, l);
+    arg_long(&a, pl->split ? nrows : 0);
+    arg_operand(&a, &bd->in[3]);
+    arg_operand(&a, &bd->in[4]);
+    int64_t dims[] = {p->B, p->Sq, p->Skv, p->Hkv, p->group};
+    for (int i = 0; i < 5; i++)
+        arg_long(&a, dims[i]);
+    arg_float(&a, p->scale);
+    arg_float(&a, p->softcap);
+    int64_t rest[] = {p->q_offset, p->window_left, p->window_right, pl->nblocks, pl->nsplit,
+                      pl->split_len};
+    for (int i = 0; i < 6; i++)
+        arg_long(&a, rest[i]);
+    ATTN_CL_TRY(a.err, "clSetKernelArg (attn_flash_fwd)");
+    if (pl->local) /* (row block, bh x split) so a work-group shares its K/V head */
+        return enqueue2(cb, k, pl->nblocks, p->B * p->Hkv * pl->nsplit, pl->t.wg);
+    return enqueue(cb, k, pl->items, pl->t.wg);
+}
+
+static attn_status launch_merge(attn_cl_backend *cb, const attn_sdpa_problem *p,
+                                const sdpa_plan *pl, const sdpa_bind *bd)
+{
+    cl_kernel k;
+    attn_status st = attn_cl_get_kernel(cb, "decode.cl", "attn_lse_merge", pl->merge_options,
+                                        &k);
+    if (st != ATTN_OK)
+        return st;
+    argset a = {k, 0, CL_SUCCESS};
+    arg(&a, sizeof(cl_mem), &bd->part_o.mem);
+    arg(&a, sizeof(cl_mem), &bd->part_lse.mem);
+    arg_long(&a, pl->nsplit);
+    arg_long(&a, p->B);
+    arg_long(&a, p->Sq);
+    arg_long(&a, p->Hq);
+    arg_operand(&a, &bd->out);
+    arg_operand(&a, &bd->lse);
+    ATTN_CL_TRY(a.err, "clSetKernelArg (attn_lse_merge)");
+    int wg = pl->t.wg;
+    return enqueue(cb, k, p->B * p->Sq * p->Hq, wg);
+}
+
+static attn_status alloc_scratch(attn_cl_backend *cb, size_t bytes, cl_operand *c)
+{
+    cl_int err;
+    c->mem = clCreateBuffer(cb->ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    ATTN_CL_TRY(err, "clCreateBuffer (scratch)");
+    c->owned = 1;
+    return ATTN_OK;
+}
+
+static attn_status bind_all(attn_cl_backend *cb, const attn_sdpa_problem *p,
+                            const sdpa_plan *pl, sdpa_bind *bd)
+{
+    const attn_operand *ins[5] = {&p->q, &p->k, &p->v, &p->mask_add, &p->mask_bool};
+    attn_status st = ATTN_OK;
+    for (int i = 0; i < 5 && st == ATTN_OK; i++)
+        st = bind_input(cb, ins[i], &bd->in[i]);
+    if (st == ATTN_OK)
+        st = bind_output(cb, p, &p->out, p->Dv, &bd->out);
+    if (st == ATTN_OK)
+        st = bind_output(cb, p, &p->lse, 1, &bd->lse);
+    if (st == ATTN_OK && pl->split) {
+        size_t rows = (size_t)(pl->nsplit * p->B * p->Sq * p->Hq);
+        st = alloc_scratch(cb, rows * (size_t)p->Dv * sizeof(float), &bd->part_o);
+        if (st == ATTN_OK)
+            st = alloc_scratch(cb, rows * sizeof(float), &bd->part_lse);
+        int64_t so[4] = {p->Sq * p->Hq * p->Dv, p->Hq * p->Dv, p->Dv, 1};
+        int64_t sl[4] = {p->Sq * p->Hq, p->Hq, 1, 0};
+        set_strides(&bd->part_o, so);
+        set_strides(&bd->part_lse, sl);
+    }
+    if (st == ATTN_OK && pl->pack) {
+        size_t n = (size_t)(p->B * p->Hkv * pl->skp);
+        int64_t dvp = ceil_div(p->Dv, pl->t.vw) * pl->t.vw;
+        st = alloc_scratch(cb, n * (size_t)p->Dk * sizeof(float), &bd->kp);
+        if (st == ATTN_OK)
+            st = alloc_scratch(cb, n * (size_t)dvp * sizeof(float), &bd->vp);
+    }
+    return st;
+}
+
+/* Wait for the kernels; read back compact host outputs and scatter them. */
+static attn_status finish(attn_cl_backend *cb, const attn_sdpa_problem *p, sdpa_bind *bd)
+{
+    cl_operand *outs[2] = {&bd->out, &bd->lse};
+    const attn_operand *ops[2] = {&p->out, &p->lse};
+    int64_t n[2] = {p->Dv, 1};
+    for (int i = 0; i < 2; i++)
+        if (outs[i]->gather)
+            ATTN_CL_TRY(clEnqueueReadBuffer(cb->queue, outs[i]->mem, CL_TRUE, 0, outs[i]->bytes,
+                                            outs[i]->gather, 0, NULL, NULL),
+                        "clEnqueueReadBuffer (output)");
+    ATTN_CL_TRY(clFinish(cb->queue), "clFinish");
+    for (int i = 0; i < 2; i++)
+        if (outs[i]->gather)
+            scatter(p, ops[i], n[i], outs[i]->gather);
+    return ATTN_OK;
+}
+
+attn_status attn_cl_sdpa_forward(attn_backend *be, const attn_sdpa_problem *p)
+{
+    attn_cl_backend *cb = be->impl;
+    sdpa_plan pl;
+    attn_status st = make_plan(cb, p, &pl);
+    if (st != ATTN_OK)
+        return st;
+    sdpa_bind bd;
+    memset(&bd, 0, sizeof bd);
+    st = bind_all(cb, p, &pl, &bd);
+    if (st == ATTN_OK && pl.pack)
+        st = launch_pack(cb, p, &pl, &bd);
+    if (st == ATTN_OK)
+        st = launch_flash(cb, p, &pl, &bd);
+    if (st == ATTN_OK && pl.split)
+        st = launch_merge(cb, p, &pl, &bd);
+    if (st == ATTN_OK)
+        st = finish(cb, p, &bd);
+    else
+        clFinish(cb->queue); /* nothing may still use the temporaries released below */
+    if (st == ATTN_OK)
+        snprintf(cb->stats.last_kernel, sizeof cb->stats.last_kernel, "%s", pl.name);
+    cl_operand *all[] = {&bd.in[0], &bd.in[1], &bd.in[2], &bd.in[3], &bd.in[4],
+                         &bd.out,   &bd.lse,   &bd.part_o, &bd.part_lse, &bd.kp, &bd.vp};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        release(all[i]);
+    return st;
+}

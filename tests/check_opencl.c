@@ -1,0 +1,690 @@
+/* check_opencl.c - the OpenCL backend: device listing, CL error names, option and capability
+ * errors, the program cache (build, memory hit, disk hit across backends), build failures
+ * carrying the log, and results against the f64 reference on a grid of shapes, options,
+ * dtypes and layouts (host tensors and device buffers), plus bit-identical reruns. Tests that
+ * need a device print why and pass when no OpenCL platform is present. */
+#include <check.h>
+
+#include <stdio.h>
+
+#ifndef ATTN_HAVE_OPENCL
+int main(void)
+{
+    printf("SKIPPED: the library was built without OpenCL\n");
+    return 77; /* meson: skipped */
+}
+#else
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attn/attn.h"
+#include "attn/attn_opencl.h"
+#include "attn_half.h"
+#include "attn_rng.h"
+#include "attn_validate.h"
+#include "opencl/ocl_internal.h"
+#include "ref_sdpa.h"
+
+#define SEED 777u
+
+/* The ICD loader and LLVM inside PoCL keep process-lifetime allocations; they are not ours. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libOpenCL\nleak:libpocl\nleak:libLLVM\nleak:libclang\nleak:libhwloc\n";
+}
+
+/* ---- availability ---- */
+
+static char no_device_reason[512];
+
+/* 1 if an OpenCL device exists; else prints the reason once per test and returns 0. */
+static int have_device(const char *test)
+{
+    int n = 0;
+    if (attn_opencl_devices(NULL, 0, &n) == ATTN_OK && n > 0)
+        return 1;
+    snprintf(no_device_reason, sizeof no_device_reason, "%s",
+             n == 0 && attn_last_error()[0] == '\0' ? "no OpenCL device" : attn_last_error());
+    printf("SKIPPED %s: %s\n", test, no_device_reason);
+    return 0;
+}
+
+#define NEED_DEVICE()                                                                            \
+    do {                                                                                         \
+        if (!have_device(__func__))                                                              \
+            return;                                                                              \
+    } while (0)
+
+static attn_backend *open_cl(const char *options)
+{
+    attn_backend *be = NULL;
+    attn_status st = attn_backend_open("opencl", options, &be);
+    ck_assert_msg(st == ATTN_OK, "open opencl (%s): %s", options ? options : "",
+                  attn_last_error());
+    return be;
+}
+
+/* ---- no platform ---- */
+
+/* With an empty ICD vendor directory the loader finds no platform; the backend must say so.
+ * Needs a fresh process (the loader reads the variable once), i.e. Check's fork mode. */
+START_TEST(test_no_platform)
+{
+    const char *fork = getenv("CK_FORK");
+    if (fork && strcmp(fork, "no") == 0) {
+        printf("SKIPPED test_no_platform: needs CK_FORK mode\n");
+        return;
+    }
+    char dir[] = "/tmp/attn-no-icd-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    setenv("OCL_ICD_VENDORS", dir, 1);
+    unsetenv("OCL_ICD_FILENAMES");
+    attn_backend *be = NULL;
+    attn_status st = attn_backend_open("opencl", NULL, &be);
+    rmdir(dir);
+    ck_assert_msg(st == ATTN_ERR_UNSUPPORTED, "got %s: %s", attn_status_name(st),
+                  attn_last_error());
+    ck_assert_ptr_null(be);
+    ck_assert_str_eq(attn_last_error(),
+                     "no OpenCL platform found (is an ICD such as pocl-opencl-icd installed?)");
+    int n = -1;
+    ck_assert_int_eq(attn_opencl_devices(NULL, 0, &n), ATTN_ERR_UNSUPPORTED);
+    ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+/* ---- error names ---- */
+
+START_TEST(test_error_names)
+{
+    ck_assert_str_eq(attn_opencl_error_name(-5), "CL_OUT_OF_RESOURCES");
+    ck_assert_str_eq(attn_opencl_error_name(-11), "CL_BUILD_PROGRAM_FAILURE");
+    ck_assert_str_eq(attn_opencl_error_name(-54), "CL_INVALID_WORK_GROUP_SIZE");
+    ck_assert_str_eq(attn_opencl_error_name(-1001), "CL_PLATFORM_NOT_FOUND_KHR");
+    ck_assert_str_eq(attn_opencl_error_name(0), "CL_SUCCESS");
+    ck_assert_str_eq(attn_opencl_error_name(12345), "CL_UNKNOWN_ERROR");
+    /* Every core code has a distinct name. */
+    for (int c = -72; c <= 0; c++) {
+        if (c < -19 && c > -30)
+            continue; /* the gap between the runtime and the invalid-argument codes */
+        const char *n = attn_opencl_error_name(c);
+        ck_assert_msg(strcmp(n, "CL_UNKNOWN_ERROR") != 0, "code %d has no name", c);
+        for (int d = c + 1; d <= 0; d++)
+            if (!(d < -19 && d > -30))
+                ck_assert_str_ne(n, attn_opencl_error_name(d));
+    }
+    /* ATTN_CL_TRY turns a failure into a status with the name in the message. */
+    ck_assert_int_eq(attn_cl_fail(CL_OUT_OF_RESOURCES, "clFoo"), ATTN_ERR_DEVICE);
+    ck_assert_ptr_nonnull(strstr(attn_last_error(), "clFoo failed: CL_OUT_OF_RESOURCES (-5)"));
+    ck_assert_int_eq(attn_cl_fail(CL_OUT_OF_HOST_MEMORY, "x"), ATTN_ERR_OUT_OF_MEMORY);
+}
+END_TEST
+
+/* ---- devices ---- */
+
+START_TEST(test_devices)
+{
+    NEED_DEVICE();
+    int n = 0;
+    ck_assert_int_eq(attn_opencl_devices(NULL, 0, &n), ATTN_OK);
+    ck_assert_int_ge(n, 1);
+    attn_opencl_device_info *list = calloc((size_t)n, sizeof *list);
+    ck_assert_int_eq(attn_opencl_devices(list, n, &n), ATTN_OK);
+    for (int i = 0; i < n; i++) {
+        ck_assert(strlen(list[i].name) > 0 && strlen(list[i].driver_version) > 0);
+        ck_assert(strncmp(list[i].version, "OpenCL ", 7) == 0);
+        ck_assert_uint_gt(list[i].compute_units, 0);
+        ck_assert_uint_gt(list[i].max_work_group_size, 0);
+        ck_assert_uint_gt(list[i].local_mem_bytes, 0);
+        printf("device %d:%d %s (%s), %u CUs, wg %zu, fp16 %d fp64 %d subgroups %d\n",
+               list[i].platform, list[i].device, list[i].name, list[i].type,
+               list[i].compute_units, list[i].max_work_group_size, list[i].fp16, list[i].fp64,
+               list[i].subgroups);
+    }
+    /* The backend opened on 0:0 reports that device. */
+    attn_backend *be = open_cl("device=0:0,cache=off");
+    attn_opencl_device_info info;
+    ck_assert_int_eq(attn_opencl_backend_device(be, &info), ATTN_OK);
+    ck_assert_str_eq(info.name, list[0].name);
+    ck_assert_ptr_nonnull(strstr(attn_backend_describe(be), list[0].name));
+    attn_backend_close(be);
+    free(list);
+}
+END_TEST
+
+/* ---- bad options and unsupported cases ---- */
+
+static void expect_open_fails(const char *options, attn_status want, const char *needle)
+{
+    attn_backend *be = NULL;
+    attn_status st = attn_backend_open("opencl", options, &be);
+    ck_assert_msg(st == want, "options '%s': got %s (%s), want %s", options,
+                  attn_status_name(st), attn_last_error(), attn_status_name(want));
+    ck_assert_ptr_null(be);
+    ck_assert_msg(strstr(attn_last_error(), needle), "options '%s': message '%s' lacks '%s'",
+                  options, attn_last_error(), needle);
+}
+
+START_TEST(test_bad_options)
+{
+    NEED_DEVICE();
+    expect_open_fails("device=9:9", ATTN_ERR_BACKEND, "no platform 9");
+    expect_open_fails("device=0:9", ATTN_ERR_BACKEND, "has no device 9");
+    expect_open_fails("device=x", ATTN_ERR_BACKEND, "malformed device 'x'");
+    expect_open_fails("device=0:", ATTN_ERR_BACKEND, "malformed");
+    expect_open_fails("device=-1:0", ATTN_ERR_BACKEND, "malformed");
+    expect_open_fails("bogus=1", ATTN_ERR_BACKEND, "unknown option 'bogus'");
+    expect_open_fails("br=0", ATTN_ERR_BACKEND, "br=0");
+    expect_open_fails("wg=abc", ATTN_ERR_BACKEND, "wg=abc");
+    expect_open_fails("local=2", ATTN_ERR_BACKEND, "expected 0 or 1");
+    expect_open_fails("device", ATTN_ERR_BACKEND, "not key=value");
+    /* The environment variable is read when the option is absent. */
+    setenv("ATTN_OPENCL_DEVICE", "7:0", 1);
+    expect_open_fails(NULL, ATTN_ERR_BACKEND, "no platform 7");
+    unsetenv("ATTN_OPENCL_DEVICE");
+    /* The OpenCL queries refuse other backends. */
+    attn_backend *ref = NULL;
+    ck_assert_int_eq(attn_backend_open("ref", NULL, &ref), ATTN_OK);
+    attn_opencl_stats stats;
+    ck_assert_int_eq(attn_opencl_backend_stats(ref, &stats), ATTN_ERR_BACKEND);
+    attn_backend_close(ref);
+}
+END_TEST
+
+/* A small f32 problem whose output must stay untouched when the backend refuses it. */
+static void expect_unsupported(const char *options, int64_t D, const char *needle)
+{
+    attn_backend *be = open_cl(options);
+    int64_t n = 2 * 4 * D;
+    float *x = calloc((size_t)n, sizeof(float)), *o = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        o[i] = 42.0f;
+    attn_tensor q = attn_tensor_bshd(x, ATTN_F32, 1, 2, 4, D);
+    attn_tensor out = attn_tensor_bshd(o, ATTN_F32, 1, 2, 4, D);
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    ck_assert_int_eq(attn_sdpa_supported(be, &d, &q, &q, &q, &out, NULL), ATTN_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(attn_last_error(), needle), "'%s' lacks '%s'", attn_last_error(),
+                  needle);
+    ck_assert_int_eq(attn_sdpa_forward(be, &d, &q, &q, &q, &out, NULL), ATTN_ERR_UNSUPPORTED);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert(o[i] == 42.0f);
+    attn_backend_close(be);
+    free(x);
+    free(o);
+}
+
+START_TEST(test_unsupported)
+{
+    NEED_DEVICE();
+    expect_unsupported("cache=off,wg=100000", 16, "work-group size 100000 exceeds");
+    expect_unsupported("cache=off,bc=3", 16, "bc = 3");
+    expect_unsupported("cache=off", 1000, "head dims up to");
+    expect_unsupported("cache=off,br=64,bc=16", 512, "private tiles");
+}
+END_TEST
+
+/* ---- the program cache ---- */
+
+static void run_small(attn_backend *be)
+{
+    float q[2 * 3 * 8], o[2 * 3 * 8];
+    for (int i = 0; i < 48; i++)
+        q[i] = (float)(i % 7) * 0.25f;
+    attn_tensor tq = attn_tensor_bshd(q, ATTN_F32, 1, 3, 2, 8);
+    attn_tensor to = attn_tensor_bshd(o, ATTN_F32, 1, 3, 2, 8);
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    d.causal = 1;
+    ck_assert_msg(attn_sdpa_forward(be, &d, &tq, &tq, &tq, &to, NULL) == ATTN_OK, "%s",
+                  attn_last_error());
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_cache)
+{
+    NEED_DEVICE();
+    char dir[] = "/tmp/attn-cl-cache-XXXXXX", opts[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(opts, sizeof opts, "cache=%s/sub", dir); /* created on first store */
+    attn_opencl_stats s;
+
+    attn_backend *be = open_cl(opts);
+    run_small(be);
+    ck_assert_int_eq(attn_opencl_backend_stats(be, &s), ATTN_OK);
+    ck_assert_int_ge(s.source_builds, 1);
+    ck_assert_int_eq(s.disk_hits, 0);
+    ck_assert_int_eq(s.disk_stores, s.source_builds);
+    long built = s.source_builds, mem = s.memory_hits;
+    run_small(be); /* same specialisation: nothing is built or loaded again */
+    ck_assert_int_eq(attn_opencl_backend_stats(be, &s), ATTN_OK);
+    ck_assert_int_eq(s.source_builds, built);
+    ck_assert_int_gt(s.memory_hits, mem);
+    ck_assert_ptr_nonnull(strstr(s.last_kernel, "flash_fwd["));
+    attn_backend_close(be);
+
+    be = open_cl(opts); /* a second backend compiles nothing: binaries come from disk */
+    run_small(be);
+    ck_assert_int_eq(attn_opencl_backend_stats(be, &s), ATTN_OK);
+    ck_assert_int_eq(s.source_builds, 0);
+    ck_assert_int_eq(s.disk_hits, built);
+    attn_backend_close(be);
+
+    be = open_cl("cache=off");
+    run_small(be);
+    ck_assert_int_eq(attn_opencl_backend_stats(be, &s), ATTN_OK);
+    ck_assert_int_ge(s.source_builds, 1);
+    ck_assert_int_eq(s.disk_stores, 0);
+    ck_assert_str_eq(s.cache_dir, "");
+    attn_backend_close(be);
+    remove_dir(dir);
+}
+END_TEST
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static const char *embedded(const char *name)
+{
+    for (int i = 0; i < attn_cl_embedded_count; i++)
+        if (strcmp(attn_cl_embedded[i].name, name) == 0)
+            return attn_cl_embedded[i].text;
+    ck_abort_msg("no embedded %s", name);
+    return NULL;
+}
+
+/* kernels=DIR loads the files from DIR; a broken kernel fails with its build log. */
+START_TEST(test_kernel_dir)
+{
+    NEED_DEVICE();
+    char dir[] = "/tmp/attn-cl-kernels-XXXXXX", opts[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(opts, sizeof opts, "cache=off,kernels=%s", dir);
+    write_text(dir, "common.cl", embedded("common.cl"));
+    write_text(dir, "flash_fwd.cl", embedded("flash_fwd.cl"));
+    write_text(dir, "decode.cl", embedded("decode.cl"));
+    attn_backend *be = open_cl(opts);
+    ck_assert_ptr_nonnull(strstr(attn_backend_describe(be), dir));
+    run_small(be);
+    write_text(dir, "flash_fwd.cl", "kernel void attn_flash_fwd(global float *x) { oops; }\n");
+    float q[2 * 3 * 8] = {0}, o[2 * 3 * 8];
+    attn_tensor tq = attn_tensor_bshd(q, ATTN_F32, 1, 3, 2, 8);
+    attn_tensor to = attn_tensor_bshd(o, ATTN_F32, 1, 3, 2, 8);
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    d.window_left = 1; /* another specialisation, so the broken file is compiled */
+    ck_assert_int_eq(attn_sdpa_forward(be, &d, &tq, &tq, &tq, &to, NULL), ATTN_ERR_DEVICE);
+    const char *msg = attn_last_error();
+    ck_assert_msg(strstr(msg, "CL_BUILD_PROGRAM_FAILURE") && strstr(msg, "log:") &&
+                      strstr(msg, "oops"),
+                  "message without build log: %s", msg);
+    attn_backend_close(be);
+    remove_dir(dir);
+}
+END_TEST
+
+/* ---- against the reference ---- */
+
+enum { MASK_NONE = 0, MASK_ADD = 1, MASK_BOOL = 2 };
+enum { LAYOUT_BSHD, LAYOUT_BHSD, LAYOUT_KVCACHE };
+
+typedef struct grid_case {
+    int64_t B, Sq, Skv, Hq, Hkv, Dk, Dv;
+    int causal, align;
+    int64_t wl, wr;
+    float softcap;
+    int masks;             /* MASK_ADD | MASK_BOOL */
+    attn_dtype dq, dkv, dout;
+    int layout, device, lse;
+} grid_case;
+
+#define F32 ATTN_F32
+#define F16 ATTN_F16
+#define BF16 ATTN_BF16
+#define TL ATTN_ALIGN_TOP_LEFT
+#define BRA ATTN_ALIGN_BOTTOM_RIGHT
+
+/* Shapes and options after the conformance list (tools/attn_cases.c): ragged tiles, GQA/MQA,
+ * Dk != Dv, empty rows, windows, masks with broadcast, soft-cap, every dtype, layouts, device
+ * buffers, the decode split (Sq <= 4, Skv >= 512). The last rows are the larger ones. */
+static const grid_case grid[] = {
+    {1, 17, 17, 1, 1, 32, 32, 0, BRA, -1, -1, 0, 0, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {2, 64, 64, 4, 2, 64, 64, 1, BRA, -1, -1, 0, 0, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {1, 113, 113, 8, 1, 80, 80, 1, TL, -1, -1, 0, 0, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {2, 3, 113, 4, 4, 64, 64, 1, BRA, -1, -1, 0, 0, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {1, 17, 3, 2, 1, 32, 32, 1, BRA, -1, -1, 0, 0, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {2, 64, 64, 4, 4, 64, 40, 0, BRA, 16, 16, 0, 0, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {1, 64, 64, 4, 2, 32, 32, 1, BRA, 0, -1, 0, 0, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {1, 113, 113, 4, 2, 64, 64, 1, TL, 127, -1, 5.0f, 0, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {2, 17, 64, 4, 2, 32, 32, 0, BRA, -1, -1, 0, MASK_ADD, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {2, 17, 64, 4, 2, 32, 32, 0, BRA, -1, -1, 0, MASK_BOOL, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {1, 64, 113, 4, 1, 64, 64, 1, BRA, 16, -1, 30.0f, MASK_ADD | MASK_BOOL, F32, F32, F32,
+     LAYOUT_BSHD, 0, 1},
+    {2, 64, 64, 4, 2, 64, 64, 1, BRA, -1, -1, 0, 0, F16, F16, F16, LAYOUT_BHSD, 0, 1},
+    {1, 17, 113, 4, 2, 64, 64, 1, BRA, -1, -1, 0, 0, BF16, BF16, BF16, LAYOUT_KVCACHE, 0, 1},
+    {1, 17, 64, 4, 2, 32, 32, 0, BRA, -1, -1, 0, MASK_ADD, F16, BF16, F32, LAYOUT_BSHD, 0, 0},
+    {2, 64, 64, 4, 2, 64, 64, 1, BRA, -1, -1, 0, 0, F32, F32, F32, LAYOUT_KVCACHE, 1, 1},
+    {1, 17, 113, 4, 2, 64, 64, 0, BRA, 16, 0, 0, MASK_BOOL, F16, F16, F16, LAYOUT_BHSD, 1, 1},
+    {1, 64, 64, 2, 1, 256, 256, 1, BRA, -1, -1, 0, 0, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+    {1, 1, 2048, 8, 2, 128, 128, 1, BRA, -1, -1, 0, 0, F32, F16, F16, LAYOUT_KVCACHE, 0, 1},
+    {1, 4, 1024, 4, 1, 64, 64, 1, BRA, 127, -1, 0, MASK_BOOL, BF16, BF16, BF16, LAYOUT_BSHD,
+     0, 1},
+    {2, 1, 600, 4, 4, 32, 32, 0, BRA, -1, -1, 0, 0, F32, F32, F32, LAYOUT_BSHD, 1, 1},
+    {1, 2, 700, 4, 2, 40, 24, 0, BRA, -1, -1, 2.0f, MASK_ADD, F16, F16, BF16, LAYOUT_BHSD, 0,
+     1},
+    {1, 512, 512, 4, 2, 64, 64, 1, BRA, -1, -1, 0, 0, F32, F32, F32, LAYOUT_BSHD, 0, 1},
+};
+#define QUICK_GRID 21 /* under sanitizers (ATTN_TEST_QUICK) the last, largest case is left out */
+
+/* Host storage of one operand: a view described by shape and strides inside `data`. */
+typedef struct host_op {
+    void *data;
+    size_t bytes;
+    attn_tensor t;
+} host_op;
+
+static void op_alloc(host_op *o, attn_dtype dt, int64_t B, int64_t S, int64_t H, int64_t D,
+                     int layout)
+{
+    int64_t Sall = layout == LAYOUT_KVCACHE ? S + 7 : S; /* cache capacity beyond the view */
+    o->bytes = (size_t)(B * Sall * H * D) * attn_dtype_size(dt);
+    o->data = calloc(1, o->bytes);
+    ck_assert_ptr_nonnull(o->data);
+    o->t = layout == LAYOUT_BHSD ? attn_tensor_bhsd(o->data, dt, B, S, H, D)
+                                 : attn_tensor_bshd(o->data, dt, B, Sall, H, D);
+    o->t.shape[1] = S;
+}
+
+static void op_fill(host_op *o, uint64_t stream, double lo, double hi)
+{
+    size_t esz = attn_dtype_size(o->t.dtype), n = o->bytes / esz;
+    for (size_t i = 0; i < n; i++)
+        attn_store_f64(o->data, o->t.dtype, (int64_t)i,
+                       attn_rng_uniform(SEED, stream, i, lo, hi));
+}
+
+/* Upload a host operand into a device buffer with a leading gap (exercises the offset). */
+static attn_buffer *op_to_device(attn_backend *be, host_op *o)
+{
+    size_t gap = 3 * attn_dtype_size(o->t.dtype) * 4; /* not a multiple of 16 elements */
+    attn_buffer *buf;
+    ck_assert_int_eq(attn_buffer_alloc(be, o->bytes + gap, &buf), ATTN_OK);
+    ck_assert_int_eq(attn_buffer_write(buf, gap, o->data, o->bytes), ATTN_OK);
+    o->t.data = NULL;
+    o->t.buffer = buf;
+    o->t.offset = gap;
+    return buf;
+}
+
+static void op_from_device(host_op *o, attn_buffer *buf)
+{
+    ck_assert_int_eq(attn_buffer_read(buf, o->t.offset, o->data, o->bytes), ATTN_OK);
+    o->t.data = o->data;
+    o->t.buffer = NULL;
+    o->t.offset = 0;
+}
+
+typedef struct grid_run {
+    host_op q, k, v, out, lse, madd, mbool;
+    attn_sdpa_desc d;
+} grid_run;
+
+static void run_setup(const grid_case *c, grid_run *r)
+{
+    memset(r, 0, sizeof *r);
+    op_alloc(&r->q, c->dq, c->B, c->Sq, c->Hq, c->Dk, c->layout == LAYOUT_BHSD);
+    op_alloc(&r->k, c->dkv, c->B, c->Skv, c->Hkv, c->Dk, c->layout);
+    op_alloc(&r->v, c->dkv, c->B, c->Skv, c->Hkv, c->Dv, c->layout);
+    op_alloc(&r->out, c->dout, c->B, c->Sq, c->Hq, c->Dv, c->layout == LAYOUT_BHSD);
+    op_fill(&r->q, 1, -2, 2);
+    op_fill(&r->k, 2, -2, 2);
+    op_fill(&r->v, 3, -1, 1);
+    r->d = attn_sdpa_desc_default();
+    r->d.causal = c->causal;
+    r->d.align = c->align;
+    r->d.window_left = c->wl;
+    r->d.window_right = c->wr;
+    r->d.softcap = c->softcap;
+    if (c->lse) {
+        op_alloc(&r->lse, F32, c->B, c->Sq, c->Hq, 1, LAYOUT_BHSD);
+        r->lse.t = attn_tensor_bhsd(r->lse.data, F32, c->B, c->Sq, c->Hq, 1);
+    }
+    if (c->masks & MASK_ADD) { /* [1, Sq, Hq, Skv]: broadcast over batch; -inf every 5th key */
+        op_alloc(&r->madd, c->dq, 1, c->Sq, c->Hq, c->Skv, LAYOUT_BSHD);
+        op_fill(&r->madd, 4, -2, 2);
+        size_t n = r->madd.bytes / attn_dtype_size(c->dq);
+        for (size_t i = 3; i < n; i += 5)
+            attn_store_f64(r->madd.data, c->dq, (int64_t)i, -INFINITY);
+        r->d.mask_add = &r->madd.t;
+    }
+    if (c->masks & MASK_BOOL) { /* [B, Sq, 1, Skv]: broadcast over heads; row 1 fully hidden */
+        op_alloc(&r->mbool, ATTN_U8, c->B, c->Sq, 1, c->Skv, LAYOUT_BSHD);
+        uint8_t *m = r->mbool.data;
+        for (size_t i = 0; i < r->mbool.bytes; i++)
+            m[i] = attn_rng_uniform(SEED, 5, i, 0, 1) < 0.8;
+        if (c->Sq > 1)
+            memset(m + c->Skv, 0, (size_t)c->Skv);
+        r->d.mask_bool = &r->mbool.t;
+    }
+}
+
+static void run_free(grid_run *r)
+{
+    host_op *all[] = {&r->q, &r->k, &r->v, &r->out, &r->lse, &r->madd, &r->mbool};
+    for (int i = 0; i < 7; i++)
+        free(all[i]->data);
+}
+
+/* Run the case on the backend (device buffers when the case says so); out/lse end on host. */
+static attn_status run_backend(attn_backend *be, const grid_case *c, grid_run *r)
+{
+    host_op *ops[] = {&r->q, &r->k, &r->v, &r->out, &r->lse};
+    attn_buffer *bufs[5] = {NULL};
+    int nops = c->lse ? 5 : 4;
+    if (c->device)
+        for (int i = 0; i < nops; i++)
+            bufs[i] = op_to_device(be, ops[i]);
+    attn_status st = attn_sdpa_forward(be, &r->d, &r->q.t, &r->k.t, &r->v.t, &r->out.t,
+                                       c->lse ? &r->lse.t : NULL);
+    if (c->device)
+        for (int i = 0; i < nops; i++) {
+            op_from_device(ops[i], bufs[i]);
+            attn_buffer_free(bufs[i]);
+        }
+    return st;
+}
+
+static double out_eps(attn_dtype t)
+{
+    return t == F16 ? 0x1p-11 : t == BF16 ? 0x1p-8 : 0x1p-24;
+}
+
+/* Elementwise: |got - ref| <= eps_out |ref| + 2e-5 sum_j p_j |v_j| (+ f16 subnormal step);
+ * NaN and infinities must agree; empty rows exactly 0 with LSE -inf. */
+static void compare(const grid_case *c, int idx, grid_run *r)
+{
+    attn_sdpa_problem p;
+    ck_assert_int_eq(attn_sdpa_validate(&r->d, &r->q.t, &r->k.t, &r->v.t, &r->out.t,
+                                        c->lse ? &r->lse.t : NULL, &p),
+                     ATTN_OK);
+    size_t rows = (size_t)(c->B * c->Sq * c->Hq), n = rows * (size_t)c->Dv;
+    double *ref = malloc(n * sizeof *ref), *mag = malloc(n * sizeof *mag);
+    double *rlse = malloc(rows * sizeof *rlse);
+    ck_assert_int_eq(attn_ref_sdpa(&p, ATTN_REF_F64, ref, rlse, mag), ATTN_OK);
+    double worst = 0;
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t i = 0; i < c->Sq; i++)
+            for (int64_t h = 0; h < c->Hq; h++) {
+                size_t row = (size_t)((b * c->Sq + i) * c->Hq + h);
+                for (int64_t e = 0; e < c->Dv; e++) {
+                    double want = ref[row * (size_t)c->Dv + (size_t)e];
+                    double got = attn_load_f64(p.out.ptr, c->dout, attn_at(&p.out, b, i, h, e));
+                    double tol = out_eps(c->dout) * fabs(want) +
+                                 2e-5 * mag[row * (size_t)c->Dv + (size_t)e] + 0x1p-24;
+                    ck_assert_msg(fabs(got - want) <= tol || (isnan(got) && isnan(want)),
+                                  "case %d [%lld,%lld,%lld,%lld]: got %.9g want %.9g (tol %.3g)",
+                                  idx, (long long)b, (long long)i, (long long)h, (long long)e,
+                                  got, want, tol);
+                    if (isinf(rlse[(size_t)((b * c->Hq + h) * c->Sq + i)]))
+                        ck_assert_msg(got == 0.0, "case %d: empty row gives %g, not 0", idx,
+                                      got);
+                    if (fabs(got - want) > worst)
+                        worst = fabs(got - want);
+                }
+                if (!c->lse)
+                    continue;
+                double wl = rlse[(size_t)((b * c->Hq + h) * c->Sq + i)];
+                double gl = ((float *)p.lse.ptr)[attn_at(&p.lse, b, i, h, 0)];
+                ck_assert_msg(wl == gl || fabs(gl - wl) <= 1e-5 * (1 + fabs(wl)) ||
+                                  (isnan(gl) && isnan(wl)),
+                              "case %d lse [%lld,%lld,%lld]: got %.9g want %.9g", idx,
+                              (long long)b, (long long)i, (long long)h, gl, wl);
+            }
+    free(ref);
+    free(mag);
+    free(rlse);
+}
+
+static int grid_size(void)
+{
+    int n = (int)(sizeof grid / sizeof grid[0]);
+    return getenv("ATTN_TEST_QUICK") ? QUICK_GRID : n;
+}
+
+START_TEST(test_vs_reference)
+{
+    NEED_DEVICE();
+    attn_backend *be = open_cl(NULL);
+    for (int i = 0; i < grid_size(); i++) {
+        grid_run r;
+        run_setup(&grid[i], &r);
+        attn_status st = run_backend(be, &grid[i], &r);
+        ck_assert_msg(st == ATTN_OK, "case %d: %s", i, attn_last_error());
+        attn_opencl_stats s;
+        attn_opencl_backend_stats(be, &s);
+        printf("case %2d ok  %s\n", i, s.last_kernel);
+        compare(&grid[i], i, &r);
+        run_free(&r);
+    }
+    attn_backend_close(be);
+}
+END_TEST
+
+/* The GPU-style configuration (small row blocks, work-groups sharing K/V tiles through local
+ * memory) on a subset of the grid: every feature, both dtypes paths, device buffers. */
+START_TEST(test_local_tiles)
+{
+    NEED_DEVICE();
+    attn_backend *be = open_cl("local=1,wg=8,br=2,bc=8,vw=8");
+    const int subset[] = {1, 2, 5, 8, 10, 12, 14};
+    for (size_t n = 0; n < sizeof subset / sizeof subset[0]; n++) {
+        int i = subset[n];
+        grid_run r;
+        run_setup(&grid[i], &r);
+        attn_status st = run_backend(be, &grid[i], &r);
+        ck_assert_msg(st == ATTN_OK, "case %d: %s", i, attn_last_error());
+        attn_opencl_stats s;
+        attn_opencl_backend_stats(be, &s);
+        printf("local case %2d ok  %s\n", i, s.last_kernel);
+        ck_assert_ptr_nonnull(strstr(s.last_kernel, ",local"));
+        compare(&grid[i], i, &r);
+        run_free(&r);
+    }
+    attn_backend_close(be);
+}
+END_TEST
+
+/* NaN in one query row: that row is NaN, the others are not. */
+START_TEST(test_nan_propagates)
+{
+    NEED_DEVICE();
+    attn_backend *be = open_cl(NULL);
+    const grid_case c = {1, 17, 33, 2, 1, 32, 32, 1, BRA, -1, -1, 0, 0, F32, F32, F32,
+                         LAYOUT_BSHD, 0, 1};
+    grid_run r;
+    run_setup(&c, &r);
+    ((float *)r.q.data)[(5 * 2 + 1) * 32 + 3] = NAN; /* query 5, head 1 */
+    ck_assert_int_eq(run_backend(be, &c, &r), ATTN_OK);
+    compare(&c, -1, &r); /* NaN must agree both ways */
+    ck_assert(isnan(((float *)r.out.data)[(5 * 2 + 1) * 32]));
+    ck_assert(!isnan(((float *)r.out.data)[(5 * 2 + 0) * 32]));
+    run_free(&r);
+    attn_backend_close(be);
+}
+END_TEST
+
+/* Two runs, and host vs device operands, give bit-identical outputs. */
+START_TEST(test_deterministic)
+{
+    NEED_DEVICE();
+    attn_backend *be = open_cl(NULL);
+    grid_case c = {1, 64, 113, 4, 2, 64, 64, 1, BRA, -1, -1, 0, MASK_ADD, F32, F32, F32,
+                   LAYOUT_BSHD, 0, 1};
+    void *first = NULL;
+    for (int rep = 0; rep < 3; rep++) {
+        c.device = rep == 2;
+        grid_run r;
+        run_setup(&c, &r);
+        ck_assert_int_eq(run_backend(be, &c, &r), ATTN_OK);
+        if (!first) {
+            first = malloc(r.out.bytes);
+            memcpy(first, r.out.data, r.out.bytes);
+        } else {
+            ck_assert_msg(memcmp(first, r.out.data, r.out.bytes) == 0, "run %d differs", rep);
+        }
+        run_free(&r);
+    }
+    free(first);
+    attn_backend_close(be);
+}
+END_TEST
+
+static Suite *opencl_suite(void)
+{
+    Suite *s = suite_create("opencl");
+    TCase *rt = tcase_create("runtime");
+    tcase_add_test(rt, test_error_names);
+    tcase_add_test(rt, test_no_platform);
+    tcase_add_test(rt, test_devices);
+    tcase_add_test(rt, test_bad_options);
+    tcase_add_test(rt, test_unsupported);
+    tcase_add_test(rt, test_cache);
+    tcase_add_test(rt, test_kernel_dir);
+    suite_add_tcase(s, rt);
+    tcase_set_timeout(rt, 300); /* kernel builds on a cold cache take a few seconds each */
+    TCase *num = tcase_create("numerics");
+    tcase_set_timeout(num, 600);
+    tcase_add_test(num, test_vs_reference);
+    tcase_add_test(num, test_local_tiles);
+    tcase_add_test(num, test_nan_propagates);
+    tcase_add_test(num, test_deterministic);
+    suite_add_tcase(s, num);
+    return s;
+}
+
+int main(void)
+{
+    /* No OpenCL call here: PoCL starts worker threads, which a forked test would lack. */
+    SRunner *sr = srunner_create(opencl_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif /* ATTN_HAVE_OPENCL */

@@ -1,0 +1,189 @@
+/* attn_args.c - strict option parsing for the `attn` subcommands: numbers must be consumed
+ * entirely (no "12abc", no "", no hex surprises for integers), be in range and finite, and every
+ * error names the option. */
+#include "attn_args.h"
+
+#include <errno.h>
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int arg_error(const char *opt, const char *fmt, const char *s)
+{
+    fprintf(stderr, "attn: %s: ", opt);
+    fprintf(stderr, fmt, s);
+    fputc('\n', stderr);
+    return -1;
+}
+
+int attn_arg_value(int argc, char **argv, int *i, const char *name, const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc)
+        return arg_error(name, "%s", "missing value");
+    *val = argv[++*i];
+    return 1;
+}
+
+int attn_arg_flag(char **argv, int i, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[i], name, n) != 0)
+        return 0;
+    if (argv[i][n] == '\0')
+        return 1;
+    if (argv[i][n] == '=')
+        return arg_error(name, "%s", "takes no value");
+    return 0;
+}
+
+/* strtod/strtoll accept leading blanks; an option value with them is a typo, not a number. */
+static int starts_badly(const char *s)
+{
+    return *s == '\0' || *s == ' ' || *s == '\t' || *s == '\n';
+}
+
+int attn_parse_f64(const char *opt, const char *s, double lo, double hi, double *out)
+{
+    if (starts_badly(s))
+        return arg_error(opt, "'%s' is not a number", s);
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (*end != '\0')
+        return arg_error(opt, "'%s' is not a number", s);
+    if (!isfinite(x) || errno == ERANGE)
+        return arg_error(opt, "'%s' is not a finite number in range", s);
+    if (x < lo || x > hi) {
+        fprintf(stderr, "attn: %s: %s is out of range [%g, %g]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int attn_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (starts_badly(s))
+        return arg_error(opt, "'%s' is not an integer", s);
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (*end != '\0')
+        return arg_error(opt, "'%s' is not an integer", s);
+    if (errno == ERANGE || x < lo || x > hi) {
+        fprintf(stderr, "attn: %s: %s is out of range [%" PRId64 ", %" PRId64 "]\n", opt, s, lo,
+                hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int attn_parse_choice(const char *opt, const char *s, const char *const *names, int *out)
+{
+    for (int k = 0; names[k]; k++)
+        if (strcmp(s, names[k]) == 0) {
+            *out = k;
+            return 0;
+        }
+    fprintf(stderr, "attn: %s: unknown value '%s' (one of:", opt, s);
+    for (int k = 0; names[k]; k++)
+        fprintf(stderr, " %s", names[k]);
+    fprintf(stderr, ")\n");
+    return -1;
+}
+
+const char attn_args_sdpa_help[] =
+    "  --scale X          logit scale (default 1/sqrt(Dk))\n"
+    "  --causal           causal mask (same as --window-right 0)\n"
+    "  --align tl|br      alignment of causal/window bounds when Sq != Skv: top-left\n"
+    "                     (PyTorch is_causal) or bottom-right (FlashAttention 2, default)\n"
+    "  --window-left N    past keys visible besides the current one (-1 unlimited)\n"
+    "  --window-right N   future keys visible (-1 unlimited)\n"
+    "  --softcap X        logit soft-cap X*tanh(s/X) (0 = none)\n";
+
+/* Each option: name, and how to store its value (NULL parser = a flag). */
+typedef int (*sdpa_setter)(const char *opt, const char *val, attn_sdpa_desc *d);
+
+static int set_scale(const char *opt, const char *val, attn_sdpa_desc *d)
+{
+    double x;
+    if (attn_parse_f64(opt, val, -FLT_MAX, FLT_MAX, &x))
+        return -1;
+    d->scale = (float)x;
+    return 0;
+}
+
+static int set_softcap(const char *opt, const char *val, attn_sdpa_desc *d)
+{
+    double x;
+    if (attn_parse_f64(opt, val, 0.0, FLT_MAX, &x))
+        return -1;
+    d->softcap = (float)x;
+    return 0;
+}
+
+static int set_window(const char *opt, const char *val, int64_t *w)
+{
+    return attn_parse_i64(opt, val, -1, INT64_MAX / 4, w);
+}
+
+static int set_wl(const char *opt, const char *val, attn_sdpa_desc *d)
+{
+    return set_window(opt, val, &d->window_left);
+}
+
+static int set_wr(const char *opt, const char *val, attn_sdpa_desc *d)
+{
+    return set_window(opt, val, &d->window_right);
+}
+
+static int set_align(const char *opt, const char *val, attn_sdpa_desc *d)
+{
+    static const char *const names[] = {"tl", "br", "top-left", "bottom-right", NULL};
+    int k;
+    if (attn_parse_choice(opt, val, names, &k))
+        return -1;
+    d->align = k % 2 ? ATTN_ALIGN_BOTTOM_RIGHT : ATTN_ALIGN_TOP_LEFT;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    sdpa_setter set;
+} sdpa_opts[] = {
+    {"--scale", set_scale},         {"--softcap", set_softcap},   {"--window-left", set_wl},
+    {"--window-right", set_wr},     {"--align", set_align},
+};
+
+int attn_args_sdpa(int argc, char **argv, int *i, attn_sdpa_desc *d)
+{
+    int r = attn_arg_flag(argv, *i, "--causal");
+    if (r) {
+        if (r > 0)
+            d->causal = 1;
+        return r;
+    }
+    for (size_t k = 0; k < sizeof sdpa_opts / sizeof sdpa_opts[0]; k++) {
+        const char *val;
+        r = attn_arg_value(argc, argv, i, sdpa_opts[k].name, &val);
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            return sdpa_opts[k].set(sdpa_opts[k].name, val, d) ? -1 : 1;
+    }
+    return 0;
+}
