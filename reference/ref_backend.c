@@ -71,12 +71,20 @@ static attn_status ref_sdpa_forward(attn_backend *be, const attn_sdpa_problem *p
     return st;
 }
 
+static void ref_sdpa_impl_name(attn_backend *be, const attn_sdpa_problem *p, char *buf, size_t n)
+{
+    (void)be;
+    (void)p;
+    snprintf(buf, n, "ref:naive_f64");
+}
+
 const attn_backend_ops attn_ref_ops = {
     .name = "ref",
     .open = ref_open,
     .close = ref_close,
     .sdpa_supported = ref_sdpa_supported,
     .sdpa_forward = ref_sdpa_forward,
+    .sdpa_impl_name = ref_sdpa_impl_name,
     .buffer_alloc = NULL,
     .buffer_free = NULL,
     .buffer_write = NULL,

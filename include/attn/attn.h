@@ -138,6 +138,14 @@ ATTN_API attn_status attn_sdpa_supported(attn_backend *be, const attn_sdpa_desc 
                                          const attn_tensor *v, const attn_tensor *out,
                                          const attn_tensor *lse);
 
+/* Name of the implementation (kernel specialisation) attn_sdpa_forward would run for this call,
+ * e.g. "cpu:flash_blis_br64_bc256" or "opencl:flash_fwd[-DDK=64 ...]", written to buf (n bytes,
+ * NUL-terminated, truncated if needed). Runs the same checks as attn_sdpa_supported. */
+ATTN_API attn_status attn_sdpa_impl_name(attn_backend *be, const attn_sdpa_desc *desc,
+                                         const attn_tensor *q, const attn_tensor *k,
+                                         const attn_tensor *v, const attn_tensor *out,
+                                         const attn_tensor *lse, char *buf, size_t n);
+
 /* ---- local-global layer schedule --------------------------------------------------------- */
 /* A period of n_local local (sliding-window) layers followed by n_global global ones, repeated
  * and truncated to the model depth. local_first=0 puts the global layers first. */

@@ -3,6 +3,7 @@
 #include "attn_backend_impl.h"
 #include "attn_validate.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,4 +205,22 @@ attn_status attn_sdpa_forward(attn_backend *be, const attn_sdpa_desc *d, const a
         return st;
     st = be->ops->sdpa_forward(be, &p);
     return st == ATTN_OK ? attn_ok() : st;
+}
+
+attn_status attn_sdpa_impl_name(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
+                                const attn_tensor *k, const attn_tensor *v,
+                                const attn_tensor *out, const attn_tensor *lse, char *buf,
+                                size_t n)
+{
+    if (!buf || n == 0)
+        return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa_impl_name: buf is NULL or empty");
+    attn_sdpa_problem p;
+    attn_status st = prepare(be, d, q, k, v, out, lse, &p);
+    if (st != ATTN_OK)
+        return st;
+    if (be->ops->sdpa_impl_name)
+        be->ops->sdpa_impl_name(be, &p, buf, n);
+    else
+        snprintf(buf, n, "%s", be->ops->name);
+    return attn_ok();
 }

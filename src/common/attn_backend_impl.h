@@ -15,6 +15,9 @@ typedef struct attn_backend_ops {
      * forward calls the same function first, so the two never disagree. NULL = all supported. */
     attn_status (*sdpa_supported)(attn_backend *be, const attn_sdpa_problem *p);
     attn_status (*sdpa_forward)(attn_backend *be, const attn_sdpa_problem *p);
+    /* Name of the implementation (kernel specialisation) forward would run for p, e.g.
+     * "cpu:flash_blis_br64_bc256"; written to buf (NUL-terminated). NULL = backend name. */
+    void (*sdpa_impl_name)(attn_backend *be, const attn_sdpa_problem *p, char *buf, size_t n);
     /* Buffers: NULL = host memory managed by the common layer. */
     attn_status (*buffer_alloc)(attn_backend *be, attn_buffer *buf);
     void (*buffer_free)(attn_buffer *buf);
