@@ -40,12 +40,12 @@
 #define ATTN_STORE(dt, p, i, x) ATTN_CAT(ATTN_STORE_, dt)(p, i, x)
 #define ATTN_VLOAD16(dt, p, i) ATTN_CAT(ATTN_VLOAD16_, dt)(p, i)
 
-inline float attn_bf16_load(global const ushort *p, long i)
+float attn_bf16_load(global const ushort *p, long i)
 {
     return as_float((uint)p[i] << 16);
 }
 
-inline void attn_bf16_store(global ushort *p, long i, float x)
+void attn_bf16_store(global ushort *p, long i, float x)
 {
     uint u = as_uint(x);
     if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN stays a quiet NaN with its sign */
@@ -55,17 +55,17 @@ inline void attn_bf16_store(global ushort *p, long i, float x)
 }
 
 /* Horizontal max/sum in a fixed order (pairwise halves), so results are deterministic. */
-inline float attn_hmax2(float2 v) { return fmax(v.s0, v.s1); }
-inline float attn_hmax4(float4 v) { return attn_hmax2(fmax(v.lo, v.hi)); }
-inline float attn_hmax8(float8 v) { return attn_hmax4(fmax(v.lo, v.hi)); }
-inline float attn_hmax16(float16 v) { return attn_hmax8(fmax(v.lo, v.hi)); }
-inline float attn_hsum2(float2 v) { return v.s0 + v.s1; }
-inline float attn_hsum4(float4 v) { return attn_hsum2(v.lo + v.hi); }
-inline float attn_hsum8(float8 v) { return attn_hsum4(v.lo + v.hi); }
-inline float attn_hsum16(float16 v) { return attn_hsum8(v.lo + v.hi); }
+float attn_hmax2(float2 v) { return fmax(v.s0, v.s1); }
+float attn_hmax4(float4 v) { return attn_hmax2(fmax(v.lo, v.hi)); }
+float attn_hmax8(float8 v) { return attn_hmax4(fmax(v.lo, v.hi)); }
+float attn_hmax16(float16 v) { return attn_hmax8(fmax(v.lo, v.hi)); }
+float attn_hsum2(float2 v) { return v.s0 + v.s1; }
+float attn_hsum4(float4 v) { return attn_hsum2(v.lo + v.hi); }
+float attn_hsum8(float8 v) { return attn_hsum4(v.lo + v.hi); }
+float attn_hsum16(float16 v) { return attn_hsum8(v.lo + v.hi); }
 
 /* Keys [*lo, *hi) the causal/window band lets query row i see (see attn_band() on the host). */
-inline void attn_band(long i, long q_offset, long skv, long wl, long wr, long *lo, long *hi)
+void attn_band(long i, long q_offset, long skv, long wl, long wr, long *lo, long *hi)
 {
     long pos = i + q_offset;
     long l = 0, h = skv;

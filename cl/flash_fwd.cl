@@ -6,10 +6,11 @@
  * BC-wide vector FMA over Dk, V row-major so the PV loop is a VW-wide FMA over Dv; RB rows are
  * updated together so each loaded K/V vector feeds RB FMAs). With PACK=1, attn_pack_kv first
  * converts K and V once per call into f32 tiles laid out for exactly these loops (K^T and
- * zero-padded V), read straight from global memory; with PACK=0 (decode, where K/V are read
- * once anyway) each work-item gathers its tiles into private arrays. Tiles outside the
- * causal/window band are never visited; tiles fully inside it skip per-element masking. See
- * docs/opencl.md for why this shape suits PoCL and what GPUs want instead. */
+ * zero-padded V), read straight from global memory, or (LOCAL_KV=1, GPUs) staged per tile in
+ * local memory by the work-group; with PACK=0 (decode, where K/V are read once anyway) each
+ * work-item gathers its tiles into private arrays (whole rows with vector loads if KV_VEC).
+ * Tiles outside the causal/window band are never visited; tiles fully inside it skip
+ * per-element masking. See docs/opencl.md for why this shape suits PoCL and GPUs. */
 #ifndef ATTN_COMMON_CL
 #include "common.cl"
 #endif
@@ -110,13 +111,13 @@ typedef struct attn_rows {
     long b, hkv, r0, nrows, group;
 } attn_rows;
 
-inline long attn_row_query(const attn_rows *w, int r)
+long attn_row_query(const attn_rows *w, int r)
 {
     long rr = min(w->r0 + r, w->nrows - 1); /* padding rows repeat the last real row */
     return rr / w->group;
 }
 
-inline long attn_row_head(const attn_rows *w, int r)
+long attn_row_head(const attn_rows *w, int r)
 {
     long rr = min(w->r0 + r, w->nrows - 1);
     return w->hkv * w->group + rr % w->group;
@@ -124,7 +125,7 @@ inline long attn_row_head(const attn_rows *w, int r)
 
 /* Per-element visibility and masks of one tile (only for tiles not fully inside the band,
  * or when a mask is present). */
-inline void attn_tile_mask(float s[BR][BC], const attn_rows *w, long j0, long kend,
+void attn_tile_mask(float s[BR][BC], const attn_rows *w, long j0, long kend,
                            long q_offset, long wl, long wr,
                            ATTN_CPTR(DT_M) ma, ulong ma_off, long4 ma_st,
                            global const uchar *mb, ulong mb_off, long4 mb_st)
@@ -192,7 +193,7 @@ kernel void attn_pack_kv(ATTN_CPTR(DT_K) k, ulong k_off, long4 k_st,
 #endif
 
 /* s[r] = scale * q[r] . k over the tile (then soft-cap); kt row d is at kt + d * kstride. */
-inline void attn_scores(float s[BR][BC], float qv[BR][DK], TILE_SPACE float *kt, long kstride,
+void attn_scores(float s[BR][BC], float qv[BR][DK], TILE_SPACE float *kt, long kstride,
                         float scale, float softcap)
 {
     for (int r = 0; r < BR; r += RB) {
@@ -213,7 +214,7 @@ inline void attn_scores(float s[BR][BC], float qv[BR][DK], TILE_SPACE float *kt,
 
 /* Same scores from a row-major K tile kr[c * DK + d] (decode gathers whole rows with vector
  * loads): one 16-wide dot product per (row, key). */
-inline void attn_scores_rows(float s[BR][BC], float qv[BR][DK], const float *kr, float scale,
+void attn_scores_rows(float s[BR][BC], float qv[BR][DK], const float *kr, float scale,
                              float softcap)
 {
     for (int r = 0; r < BR; r++)
@@ -226,7 +227,7 @@ inline void attn_scores_rows(float s[BR][BC], float qv[BR][DK], const float *kr,
 }
 
 /* ov[r] += p[r] . V over the tile; vt row c (DVP floats) is at vt + c * DVP. */
-inline void attn_accumulate(float ov[BR][DVP], float s[BR][BC], TILE_SPACE float *vt)
+void attn_accumulate(float ov[BR][DVP], float s[BR][BC], TILE_SPACE float *vt)
 {
     for (int r = 0; r < BR; r += RB)
         for (int d = 0; d < DVP / VW; d++) {
@@ -248,7 +249,7 @@ inline void attn_accumulate(float ov[BR][DVP], float s[BR][BC], TILE_SPACE float
 /* Online softmax over one tile of scores: running max m, running sum l, accumulators
  * rescaled; s becomes the probabilities. A row that has seen only -inf keeps m = -inf and
  * uses 0 as its shift, so p = 0, never NaN. */
-inline void attn_softmax_tile(float s[BR][BC], float ov[BR][DVP], float m[BR], float l[BR])
+void attn_softmax_tile(float s[BR][BC], float ov[BR][DVP], float m[BR], float l[BR])
 {
     for (int r = 0; r < BR; r++) {
         VBC sv = VLOAD_BC(0, s[r]);

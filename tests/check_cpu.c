@@ -345,12 +345,13 @@ START_TEST(test_masks_dtypes)
 }
 END_TEST
 
-/* Key and query counts at tile sizes +- 1 (tiles are 128 x 256; decode chunks vary). */
+/* Key and query counts at tile sizes +- 1 (tiles are up to 256 x 512, query rows halved for
+ * small problems; decode tiles are 256 keys). */
 START_TEST(test_tile_edges)
 {
-    static const int64_t sk[] = {255, 256, 257, 511, 513};
-    static const int64_t sq[] = {5, 127, 128, 129};
-    for (int a = 0; a < 5; a++)
+    static const int64_t sk[] = {255, 256, 257, 511, 512, 513};
+    static const int64_t sq[] = {5, 127, 129, 257};
+    for (int a = 0; a < 6; a++)
         for (int b = 0; b < 4; b++) {
             ccase c = base_case(sq[b], sk[a], 32);
             c.causal = (a + b) % 2;

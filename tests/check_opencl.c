@@ -225,6 +225,17 @@ START_TEST(test_unsupported)
     expect_unsupported("cache=off,bc=3", 16, "bc = 3");
     expect_unsupported("cache=off", 1000, "head dims up to");
     expect_unsupported("cache=off,br=64,bc=16", 512, "private tiles");
+    /* A dtype no tensor may have is refused before the backend sees it. */
+    attn_backend *be = open_cl("cache=off");
+    float x[4 * 16] = {0}, o[4 * 16];
+    uint8_t xb[4 * 16] = {0};
+    attn_tensor q = attn_tensor_bshd(xb, ATTN_U8, 1, 2, 2, 16);
+    attn_tensor k = attn_tensor_bshd(x, ATTN_F32, 1, 2, 2, 16);
+    attn_tensor out = attn_tensor_bshd(o, ATTN_F32, 1, 2, 2, 16);
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    ck_assert_int_eq(attn_sdpa_supported(be, &d, &q, &k, &k, &out, NULL), ATTN_ERR_DTYPE);
+    ck_assert_int_eq(attn_sdpa_forward(be, &d, &q, &k, &k, &out, NULL), ATTN_ERR_DTYPE);
+    attn_backend_close(be);
 }
 END_TEST
 
@@ -394,7 +405,8 @@ static const grid_case grid[] = {
 /* Host storage of one operand: a view described by shape and strides inside `data`. */
 typedef struct host_op {
     void *data;
-    size_t bytes;
+    size_t bytes; /* whole allocation */
+    size_t pre;   /* bytes before the view: every view starts at an odd element offset */
     attn_tensor t;
 } host_op;
 
@@ -402,12 +414,14 @@ static void op_alloc(host_op *o, attn_dtype dt, int64_t B, int64_t S, int64_t H,
                      int layout)
 {
     int64_t Sall = layout == LAYOUT_KVCACHE ? S + 7 : S; /* cache capacity beyond the view */
-    o->bytes = (size_t)(B * Sall * H * D) * attn_dtype_size(dt);
+    o->pre = 3 * attn_dtype_size(dt);
+    o->bytes = o->pre + (size_t)(B * Sall * H * D) * attn_dtype_size(dt);
     o->data = calloc(1, o->bytes);
     ck_assert_ptr_nonnull(o->data);
     o->t = layout == LAYOUT_BHSD ? attn_tensor_bhsd(o->data, dt, B, S, H, D)
                                  : attn_tensor_bshd(o->data, dt, B, Sall, H, D);
     o->t.shape[1] = S;
+    o->t.offset = o->pre;
 }
 
 static void op_fill(host_op *o, uint64_t stream, double lo, double hi)
@@ -427,16 +441,16 @@ static attn_buffer *op_to_device(attn_backend *be, host_op *o)
     ck_assert_int_eq(attn_buffer_write(buf, gap, o->data, o->bytes), ATTN_OK);
     o->t.data = NULL;
     o->t.buffer = buf;
-    o->t.offset = gap;
+    o->t.offset = gap + o->pre;
     return buf;
 }
 
 static void op_from_device(host_op *o, attn_buffer *buf)
 {
-    ck_assert_int_eq(attn_buffer_read(buf, o->t.offset, o->data, o->bytes), ATTN_OK);
+    ck_assert_int_eq(attn_buffer_read(buf, o->t.offset - o->pre, o->data, o->bytes), ATTN_OK);
     o->t.data = o->data;
     o->t.buffer = NULL;
-    o->t.offset = 0;
+    o->t.offset = o->pre;
 }
 
 typedef struct grid_run {
@@ -462,7 +476,6 @@ static void run_setup(const grid_case *c, grid_run *r)
     r->d.softcap = c->softcap;
     if (c->lse) {
         op_alloc(&r->lse, F32, c->B, c->Sq, c->Hq, 1, LAYOUT_BHSD);
-        r->lse.t = attn_tensor_bhsd(r->lse.data, F32, c->B, c->Sq, c->Hq, 1);
     }
     if (c->masks & MASK_ADD) { /* [1, Sq, Hq, Skv]: broadcast over batch; -inf every 5th key */
         op_alloc(&r->madd, c->dq, 1, c->Sq, c->Hq, c->Skv, LAYOUT_BSHD);
@@ -474,8 +487,8 @@ static void run_setup(const grid_case *c, grid_run *r)
     }
     if (c->masks & MASK_BOOL) { /* [B, Sq, 1, Skv]: broadcast over heads; row 1 fully hidden */
         op_alloc(&r->mbool, ATTN_U8, c->B, c->Sq, 1, c->Skv, LAYOUT_BSHD);
-        uint8_t *m = r->mbool.data;
-        for (size_t i = 0; i < r->mbool.bytes; i++)
+        uint8_t *m = (uint8_t *)r->mbool.data + r->mbool.pre;
+        for (size_t i = 0; i < r->mbool.bytes - r->mbool.pre; i++)
             m[i] = attn_rng_uniform(SEED, 5, i, 0, 1) < 0.8;
         if (c->Sq > 1)
             memset(m + c->Skv, 0, (size_t)c->Skv);
@@ -578,6 +591,11 @@ START_TEST(test_vs_reference)
         attn_opencl_stats s;
         attn_opencl_backend_stats(be, &s);
         printf("case %2d ok  %s\n", i, s.last_kernel);
+        char name[256];
+        ck_assert_int_eq(attn_sdpa_impl_name(be, &r.d, &r.q.t, &r.k.t, &r.v.t, &r.out.t,
+                                             grid[i].lse ? &r.lse.t : NULL, name, sizeof name),
+                         ATTN_OK);
+        ck_assert_str_eq(name + strlen("opencl:"), s.last_kernel);
         compare(&grid[i], i, &r);
         run_free(&r);
     }
@@ -618,11 +636,13 @@ START_TEST(test_nan_propagates)
                          LAYOUT_BSHD, 0, 1};
     grid_run r;
     run_setup(&c, &r);
-    ((float *)r.q.data)[(5 * 2 + 1) * 32 + 3] = NAN; /* query 5, head 1 */
+    float *qf = (float *)((char *)r.q.data + r.q.pre);
+    float *of = (float *)((char *)r.out.data + r.out.pre);
+    qf[(5 * 2 + 1) * 32 + 3] = NAN; /* query 5, head 1 */
     ck_assert_int_eq(run_backend(be, &c, &r), ATTN_OK);
     compare(&c, -1, &r); /* NaN must agree both ways */
-    ck_assert(isnan(((float *)r.out.data)[(5 * 2 + 1) * 32]));
-    ck_assert(!isnan(((float *)r.out.data)[(5 * 2 + 0) * 32]));
+    ck_assert(isnan(of[(5 * 2 + 1) * 32]));
+    ck_assert(!isnan(of[(5 * 2 + 0) * 32]));
     run_free(&r);
     attn_backend_close(be);
 }

@@ -418,24 +418,6 @@ attn_case *attn_cases_read(const char *path, size_t *n, char *err, size_t errsiz
     return a.v ? a.v : calloc(1, sizeof(attn_case));
 }
 
-/* ---- policy parameters ---------------------------------------------------------------------- */
-
-double attn_dtype_roundoff(attn_dtype t)
-{
-    return t == ATTN_F16 ? 0x1p-11 : t == ATTN_BF16 ? 0x1p-8 : 0x1p-24;
-}
-
-void attn_policy_setup(attn_policy_in *in, attn_dtype out_dtype, int is_lse)
-{
-    const double u_out = attn_dtype_roundoff(is_lse ? ATTN_F32 : out_dtype);
-    in->u_c = 0x1p-24;
-    in->u_out = u_out;
-    in->nmse_max = 1e-9 + 4.0 * u_out * u_out;
-    in->calib_factor = is_lse ? 16.0 : 4.0;
-    in->tiny = 0;
-    in->no_trust = is_lse;
-}
-
 /* ---- the built-in list ---------------------------------------------------------------------- */
 
 #define QUICK_MAX_COST 4e6 /* reference flops of a --quick case */

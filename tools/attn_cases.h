@@ -70,11 +70,4 @@ attn_sdpa_desc attn_case_desc(const attn_case *c);
 /* Reference flops of a case (2 * rows * attended keys * (dk + dv)): a cost estimate. */
 double attn_case_cost(const attn_case *c);
 
-/* Policy parameters for a backend whose computation class is f32 (u_c = 2^-24): u_out of the
- * output dtype, the NMSE limit 1e-9 + (2 u_out)^2, F = 4 (outputs) or 16 (lse). n, gold, got,
- * absmag, lowp, must_zero and n_acc are left for the caller. */
-void attn_policy_setup(attn_policy_in *in, attn_dtype out_dtype, int is_lse);
-/* Unit roundoff of a storage dtype (2^-24, 2^-11, 2^-8). */
-double attn_dtype_roundoff(attn_dtype t);
-
 #endif /* ATTN_CASES_H_ */

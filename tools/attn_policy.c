@@ -24,6 +24,26 @@ const char *attn_verdict_name(attn_verdict v)
     return "UNKNOWN";
 }
 
+double attn_dtype_roundoff(attn_dtype t)
+{
+    return t == ATTN_F16 ? 0x1p-11 : t == ATTN_BF16 ? 0x1p-8 : 0x1p-24;
+}
+
+void attn_policy_setup_u(attn_policy_in *in, double u_out, int is_lse)
+{
+    in->u_c = 0x1p-24;
+    in->u_out = u_out;
+    in->nmse_max = 1e-9 + 4.0 * u_out * u_out;
+    in->calib_factor = is_lse ? 16.0 : 4.0;
+    in->tiny = 0;
+    in->no_trust = is_lse;
+}
+
+void attn_policy_setup(attn_policy_in *in, attn_dtype out_dtype, int is_lse)
+{
+    attn_policy_setup_u(in, attn_dtype_roundoff(is_lse ? ATTN_F32 : out_dtype), is_lse);
+}
+
 /* PASSED < MISTRUSTED < FAILED: a definite error outranks a result that proves nothing. */
 static int severity(attn_verdict v)
 {

@@ -4,6 +4,8 @@
 #ifndef ATTN_POLICY_H_
 #define ATTN_POLICY_H_
 
+#include "attn/attn.h"
+
 #include <stdint.h>
 
 typedef enum attn_verdict { ATTN_PASSED = 0, ATTN_FAILED, ATTN_MISTRUSTED, ATTN_SKIPPED } attn_verdict;
@@ -40,6 +42,15 @@ typedef struct attn_policy_out {
 } attn_policy_out;
 
 const char *attn_verdict_name(attn_verdict v);
+
+/* Unit roundoff of a storage dtype (2^-24, 2^-11, 2^-8). */
+double attn_dtype_roundoff(attn_dtype t);
+/* The documented defaults for a backend whose computation class is f32 (u_c = 2^-24): u_out
+ * as given, the NMSE limit 1e-9 + (2 u_out)^2, F = 4 (outputs) or 16 (lse, trust gate off).
+ * n, gold, got, absmag, lowp, must_zero and n_acc are left for the caller. */
+void attn_policy_setup_u(attn_policy_in *in, double u_out, int is_lse);
+/* The same with u_out of the output dtype (the LSE is always f32). */
+void attn_policy_setup(attn_policy_in *in, attn_dtype out_dtype, int is_lse);
 void attn_policy_check(const attn_policy_in *in, attn_policy_out *out);
 
 #endif /* ATTN_POLICY_H_ */

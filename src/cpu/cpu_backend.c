@@ -8,9 +8,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Tile sizes of the tiled forward (query rows x key columns), tuned with `attn bench`. */
-#define CPU_BR 128
-#define CPU_BC 256
+/* Tile sizes of the tiled forward (query rows x key columns), tuned with `attn bench` (B1 H8
+ * S2048, D64/D128): 256 x 512 was best among 64..256 x 128..512. Fewer query rows per tile
+ * when that leaves too few work items to keep the threads busy. */
+#define CPU_BR 256
+#define CPU_BC 512
+#define CPU_MIN_ITEMS_PER_THREAD 4
+
+static int64_t pick_br(const attn_sdpa_problem *p, int threads)
+{
+    int64_t br = CPU_BR;
+    while (br > 32 && p->B * p->Hq * ((p->Sq + br - 1) / br) < CPU_MIN_ITEMS_PER_THREAD * threads)
+        br /= 2;
+    return br;
+}
 
 static attn_status parse_threads(const char *val, int *threads)
 {
@@ -88,7 +99,7 @@ static attn_status cpu_sdpa_forward(attn_backend *be, const attn_sdpa_problem *p
     const attn_cpu_state *s = be->impl;
     attn_status st = p->Sq <= ATTN_CPU_DECODE_MAX_SQ
                          ? attn_cpu_sdpa_decode(p, s->threads)
-                         : attn_cpu_sdpa_tiled(p, s->threads, CPU_BR, CPU_BC);
+                         : attn_cpu_sdpa_tiled(p, s->threads, pick_br(p, s->threads), CPU_BC);
     return st == ATTN_OK ? attn_ok() : st;
 }
 

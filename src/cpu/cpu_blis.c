@@ -1,6 +1,9 @@
 /* cpu_blis.c - the two ways the CPU backend calls BLIS sgemm: single-threaded inside its own
  * OpenMP work items (a per-call runtime object pinned to one thread, so BLIS never
- * oversubscribes the cores), and BLIS-threaded for the bench's same-run reference rate. */
+ * oversubscribes the cores), and BLIS-threaded for the bench's same-run reference rate.
+ * The tile products are small enough for BLIS's "sup" (unpacked) path; we ask it to pack B
+ * (K^T or V, read with a large row stride from BSHD tensors): measured 1.5-2x faster on the
+ * forward than unpacked sup, and faster than disabling sup (packing both). */
 #include "cpu_internal.h"
 
 #include <blis.h>
@@ -18,6 +21,7 @@ void attn_cpu_sgemm(int64_t m, int64_t n, int64_t k, float alpha, attn_cpu_mat a
 {
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(1, &rntm);
+    bli_rntm_set_pack_b(1, &rntm);
     sgemm_rntm(&rntm, m, n, k, alpha, a, b, beta, c, ldc);
 }
 

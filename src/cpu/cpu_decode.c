@@ -1,12 +1,12 @@
 /* cpu_decode.c - the decode path (Sq <= ATTN_CPU_DECODE_MAX_SQ): few queries over a long KV.
  * There is too little query work to split, so the KV range is split instead: a work item is
- * (batch, KV head, key chunk) and takes all G = (Hq/Hkv) * Sq query rows of that GQA group at
- * once, so each K/V row is read from memory once per call. K/V tiles of KB keys are copied /
- * converted to f32 into the thread's scratch on the fly, always (even f32): the copy streams
- * the head's rows (one per KV-head stride, often one per 4 KiB page) with software prefetch,
- * which BLIS packing of the strided rows in place did not (it ran latency-bound); the block
- * products then run from cache. Each item leaves a partial (m, l, o) per row, and the
- * partials are merged by their log-sum-exp:
+ * (batch, key chunk) and covers every KV head, each with all G = (Hq/Hkv) * Sq query rows of
+ * its GQA group, so each K/V row is read from memory once per call. Tiles of KB keys are
+ * converted to f32 key-major (all heads of key j, then key j+1: sequential memory in BSHD
+ * layouts; walking one head's rows instead touches a new 4 KiB page per row, which the
+ * hardware prefetchers do not follow, and ran latency-bound at a fraction of the bandwidth).
+ * The products are small (G x KB), so they use hand-vectorised loops rather than BLIS calls.
+ * Each (head, chunk) leaves a partial (m, l, o) per row, merged by log-sum-exp:
  *   M = max_c m_c,  L = sum_c l_c e^(m_c - M),  O = sum_c o_c e^(m_c - M),  out = O / L. */
 #include "cpu_internal.h"
 
@@ -14,7 +14,7 @@
 #include <omp.h>
 #include <stdlib.h>
 
-#define KB 256             /* keys per tile */
+#define KB 32              /* keys per tile: Hkv * KB * (Dk + Dv) floats stay in L2 */
 #define MIN_CHUNK 1024     /* keys per work item, at least */
 #define ITEMS_PER_THREAD 4 /* aim for this many items per thread (balance) */
 
@@ -25,7 +25,7 @@ typedef struct dec_ctx {
 } dec_ctx;
 
 typedef struct dec_scratch {
-    float *q, *s, *k, *v, *madd, *vfix;
+    float *q, *s, *k, *v, *madd, *o;
 } dec_scratch;
 
 static int64_t row_floats(const attn_sdpa_problem *p)
@@ -35,18 +35,18 @@ static int64_t row_floats(const attn_sdpa_problem *p)
 
 static int64_t scratch_floats(const attn_sdpa_problem *p, int64_t G)
 {
-    return G * p->Dk + G * KB + KB * p->Dk + 2 * KB * p->Dv + KB;
+    return p->Hkv * G * p->Dk + G * KB + p->Hkv * KB * (p->Dk + p->Dv) + KB + p->Dv;
 }
 
 static dec_scratch scratch_at(float *base, const attn_sdpa_problem *p, int64_t G)
 {
     dec_scratch s;
     s.q = base;
-    s.s = s.q + G * p->Dk;
+    s.s = s.q + p->Hkv * G * p->Dk;
     s.k = s.s + G * KB;
-    s.v = s.k + KB * p->Dk;
-    s.vfix = s.v + KB * p->Dv;
-    s.madd = s.vfix + KB * p->Dv;
+    s.v = s.k + p->Hkv * KB * p->Dk;
+    s.madd = s.v + p->Hkv * KB * p->Dv;
+    s.o = s.madd + KB;
     return s;
 }
 
@@ -57,36 +57,59 @@ static void row_of(const dec_ctx *c, int64_t hk, int64_t r, int64_t *h, int64_t 
     *i = r % c->p->Sq;
 }
 
-static void run_item(const dec_ctx *c, dec_scratch *w, int64_t g, int64_t chunk)
+static float *partial(const dec_ctx *c, int64_t g, int64_t chunk)
+{
+    return c->part + (g * c->n_chunks + chunk) * c->G * row_floats(c->p);
+}
+
+static void init_item(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t chunk)
 {
     const attn_sdpa_problem *p = c->p;
-    int64_t b = g / p->Hkv, hk = g % p->Hkv, G = c->G, rf = row_floats(p);
-    float *part = c->part + (g * c->n_chunks + chunk) * G * rf;
-    float *m = part, *l = part + G, *o = part + 2 * G;
+    int64_t G = c->G;
+    for (int64_t hk = 0; hk < p->Hkv; hk++) {
+        float *part = partial(c, b * p->Hkv + hk, chunk);
+        for (int64_t r = 0; r < G; r++) {
+            int64_t h, i;
+            row_of(c, hk, r, &h, &i);
+            attn_cpu_plane_to_f32(&p->q, b, h, i, 1, p->Dk, w->q + (hk * G + r) * p->Dk);
+            part[r] = -INFINITY;
+            part[G + r] = 0.0f;
+        }
+        for (int64_t e = 0; e < G * p->Dv; e++)
+            part[2 * G + e] = 0.0f;
+    }
+}
+
+/* Keys [j0, j0 + nc) (already converted into w->k, w->v) for KV head hk of batch b. */
+static void head_tile(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, int64_t chunk,
+                      int64_t j0, int64_t nc)
+{
+    const attn_sdpa_problem *p = c->p;
+    int64_t G = c->G;
+    float *part = partial(c, b * p->Hkv + hk, chunk), *o = part + 2 * G;
+    attn_cpu_qk_block(w->q + hk * G * p->Dk, G, w->k + hk * nc * p->Dk, nc, p->Dk,
+                      (float)p->scale, w->s, KB);
     for (int64_t r = 0; r < G; r++) {
         int64_t h, i;
         row_of(c, hk, r, &h, &i);
-        attn_cpu_plane_to_f32(&p->q, b, h, i, 1, p->Dk, w->q + r * p->Dk);
-        m[r] = -INFINITY;
-        l[r] = 0.0f;
+        attn_cpu_row_step(p, w->s + r * KB, w->madd, o + r * p->Dv, &part[r], &part[G + r], b,
+                          i, h, j0, nc);
     }
-    for (int64_t e = 0; e < G * p->Dv; e++)
-        o[e] = 0.0f;
+    attn_cpu_pv_block(w->s, KB, G, w->v + hk * nc * p->Dv, nc, p->Dv, o);
+}
+
+static void run_item(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t chunk)
+{
+    const attn_sdpa_problem *p = c->p;
+    init_item(c, w, b, chunk);
     int64_t j_begin = c->jlo + chunk * c->chunk;
     int64_t j_end = j_begin + c->chunk < c->jhi ? j_begin + c->chunk : c->jhi;
     for (int64_t j0 = j_begin; j0 < j_end; j0 += KB) {
         int64_t nc = j_end - j0 < KB ? j_end - j0 : KB;
-        attn_cpu_plane_to_f32(&p->k, b, hk, j0, nc, p->Dk, w->k);
-        attn_cpu_sgemm(G, nc, p->Dk, (float)p->scale, (attn_cpu_mat){w->q, p->Dk, 1},
-                       (attn_cpu_mat){w->k, 1, p->Dk}, 0.0f, w->s, KB);
-        for (int64_t r = 0; r < G; r++) {
-            int64_t h, i;
-            row_of(c, hk, r, &h, &i);
-            attn_cpu_row_step(p, w->s + r * KB, w->madd, o + r * p->Dv, &m[r], &l[r], b, i, h,
-                              j0, nc);
-        }
-        attn_cpu_plane_to_f32(&p->v, b, hk, j0, nc, p->Dv, w->v);
-        attn_cpu_pv(p, w->s, KB, G, (attn_cpu_mat){w->v, p->Dv, 1}, nc, o, w->vfix);
+        attn_cpu_heads_to_f32(&p->k, b, j0, nc, p->Hkv, p->Dk, w->k);
+        attn_cpu_heads_to_f32(&p->v, b, j0, nc, p->Hkv, p->Dv, w->v);
+        for (int64_t hk = 0; hk < p->Hkv; hk++)
+            head_tile(c, w, b, hk, chunk, j0, nc);
     }
 }
 
@@ -127,8 +150,8 @@ static void plan(dec_ctx *c, int threads)
     attn_band(p, 0, &c->jlo, &unused);
     attn_band(p, p->Sq - 1, &unused, &c->jhi);
     c->jhi = c->jhi < p->Skv ? c->jhi : p->Skv;
-    int64_t keys = c->jhi > c->jlo ? c->jhi - c->jlo : 0, groups = p->B * p->Hkv;
-    int64_t want = (ITEMS_PER_THREAD * threads + groups - 1) / groups;
+    int64_t keys = c->jhi > c->jlo ? c->jhi - c->jlo : 0;
+    int64_t want = (ITEMS_PER_THREAD * threads + p->B - 1) / p->B;
     int64_t most = (keys + MIN_CHUNK - 1) / MIN_CHUNK;
     c->n_chunks = want < most ? want : most;
     c->n_chunks = c->n_chunks < 1 ? 1 : c->n_chunks;
@@ -143,7 +166,7 @@ attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads)
     plan(&c, threads);
     if (c.chunk == 0)
         c.chunk = 1; /* no visible key at all: one empty item per group */
-    int64_t groups = p->B * p->Hkv, n_items = groups * c.n_chunks;
+    int64_t groups = p->B * p->Hkv, n_items = p->B * c.n_chunks;
     int64_t per_thread = scratch_floats(p, c.G);
     size_t total = (size_t)(per_thread * threads + n_items * c.G * row_floats(p));
     float *mem = malloc(total * sizeof(float));
@@ -159,7 +182,7 @@ attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads)
             run_item(&c, &w, it / c.n_chunks, it % c.n_chunks);
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < groups * c.G; it++)
-            merge_row(&c, it / c.G, it % c.G, w.vfix);
+            merge_row(&c, it / c.G, it % c.G, w.o);
     }
     free(mem);
     return ATTN_OK;

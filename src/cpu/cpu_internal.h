@@ -40,6 +40,10 @@ int attn_cpu_plane_mat(const attn_operand *o, int64_t rows, int64_t cols, int64_
 /* Rows [r0, r0+n) of the plane (b, h) as f32 into dst (n x cols, contiguous). */
 void attn_cpu_plane_to_f32(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,
                            int64_t cols, float *dst);
+/* Rows [r0, r0+n) of every head 0..nh-1 of batch b as f32: dst[(h*n + r)*cols + c]. Reads
+ * key-major (all heads of a key, then the next key): sequential memory in BSHD layouts. */
+void attn_cpu_heads_to_f32(const attn_operand *o, int64_t b, int64_t r0, int64_t n, int64_t nh,
+                           int64_t cols, float *dst);
 /* Address of element [i0, i1, i2, i3] of a host operand. */
 const void *attn_cpu_elem(const attn_operand *o, int64_t i0, int64_t i1, int64_t i2,
                           int64_t i3);
@@ -53,6 +57,13 @@ void attn_cpu_logits_row(float *s, int64_t n, float softcap, const float *madd,
 /* Online-softmax step of one row: s (n scores) becomes p = exp(s - m_new); *m and *l are
  * updated; returns the factor the row's output accumulator must be multiplied by. */
 float attn_cpu_softmax_row(float *s, int64_t n, float *m, float *l);
+/* Small products of the decode path (no BLIS call overhead): s[r][j] = scale * q[r] . k[j]
+ * for nq query rows and nk key rows (contiguous rows of length d); o[r] += sum_j p[r][j] v[j]
+ * over nk contiguous V rows of dv, terms with p == 0 skipped (hidden keys never read). */
+void attn_cpu_qk_block(const float *q, int64_t nq, const float *k, int64_t nk, int64_t d,
+                       float scale, float *s, int64_t lds);
+void attn_cpu_pv_block(const float *p, int64_t ldp, int64_t nq, const float *v, int64_t nk,
+                       int64_t dv, float *o);
 /* o[0..n) *= f */
 void attn_cpu_scale_row(float *o, int64_t n, float f);
 /* Final output of one row from (o, m, l): out = o / l (0 when l == 0); *lse_out = m + log l
@@ -71,9 +82,10 @@ void attn_cpu_row_step(const attn_sdpa_problem *p, float *srow, float *madd_scra
                        float *orow, float *m, float *l, int64_t b, int64_t i, int64_t h,
                        int64_t j0, int64_t nc);
 /* o (nr x Dv, contiguous) += P (nr x nc, row stride ldp) * V rows vt (nc x Dv); keys with
- * p = 0 never contribute, even with non-finite V. vfix: nc x Dv floats of scratch. */
+ * p = 0 never contribute, even with non-finite V. vbad: nc flags (V row holds Inf/NaN), or
+ * NULL to scan vt here. vfix: nc x Dv floats of scratch. */
 void attn_cpu_pv(const attn_sdpa_problem *p, const float *pt, int64_t ldp, int64_t nr,
-                 attn_cpu_mat vt, int64_t nc, float *o, float *vfix);
+                 attn_cpu_mat vt, int64_t nc, const uint8_t *vbad, float *o, float *vfix);
 
 /* ---- drivers (cpu_sdpa.c, cpu_decode.c) -------------------------------------------------- */
 attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t br,

@@ -6,7 +6,6 @@
 #include "attn_half.h"
 #include "cpu_math.h"
 
-#include <string.h>
 
 /* Rows read ahead of the one being converted (see attn_cpu_plane_to_f32). */
 #define PREFETCH_ROWS 32
@@ -35,9 +34,9 @@ int attn_cpu_plane_mat(const attn_operand *o, int64_t rows, int64_t cols, int64_
     return 1;
 }
 
-/* n contiguous elements of dtype t to float; vectorised per dtype. */
-ATTN_CPU_HOT
-static void row_to_f32(const void *src, attn_dtype t, int64_t n, float *dst)
+/* n contiguous elements of dtype t to float; vectorised per dtype (inlined into the loop
+ * below, so each clone gets its own vector code). */
+static inline void row_to_f32(const void *src, attn_dtype t, int64_t n, float *dst)
 {
     if (t == ATTN_F16) {
         const uint16_t *s = src;
@@ -47,18 +46,26 @@ static void row_to_f32(const void *src, attn_dtype t, int64_t n, float *dst)
         const uint16_t *s = src;
         for (int64_t i = 0; i < n; i++)
             dst[i] = attn_cpu_bf16_to_f32(s[i]);
-    } else if (t == ATTN_F32) {
-        memcpy(dst, src, (size_t)n * sizeof(float));
     } else {
-        attn_convert_to_f32(src, t, n, dst);
+        const float *s = src;
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = s[i];
     }
 }
 
-static void prefetch_row(const attn_operand *o, const void *row, int64_t cols)
+/* n rows of cols unit-stride elements, rows `stride` bytes apart, prefetching the row `ahead`
+ * rows further on while ahead > 0 (ahead counts down to the end of the plane). */
+ATTN_CPU_HOT
+static void rows_to_f32(const char *row, int64_t stride, attn_dtype t, int64_t n, int64_t cols,
+                        int64_t ahead_rows, float *dst)
 {
-    int64_t bytes = cols * (int64_t)attn_dtype_size(o->dtype);
-    for (int64_t at = 0; at < bytes; at += 64)
-        __builtin_prefetch((const char *)row + at, 0, 3);
+    int64_t bytes = cols * (int64_t)(t == ATTN_F32 ? 4 : 2);
+    for (int64_t r = 0; r < n; r++, row += stride, dst += cols) {
+        if (r + PREFETCH_ROWS < ahead_rows)
+            for (int64_t at = 0; at < bytes; at += 64)
+                __builtin_prefetch(row + PREFETCH_ROWS * stride + at, 0, 3);
+        row_to_f32(row, t, cols, dst);
+    }
 }
 
 /* Rows of one head usually sit a whole KV-head stride apart (often one per 4 KiB page, where
@@ -66,15 +73,28 @@ static void prefetch_row(const attn_operand *o, const void *row, int64_t cols)
 void attn_cpu_plane_to_f32(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,
                            int64_t cols, float *dst)
 {
-    int unit = o->stride[3] == 1 || cols == 1;
-    int64_t rows = o->t->shape[1]; /* prefetch may run past this call's rows, not the plane */
-    for (int64_t r = 0; r < n; r++) {
-        const void *row = attn_cpu_elem(o, b, r0 + r, h, 0);
-        if (unit && r0 + r + PREFETCH_ROWS < rows)
-            prefetch_row(o, attn_cpu_elem(o, b, r0 + r + PREFETCH_ROWS, h, 0), cols);
-        if (unit)
-            row_to_f32(row, o->dtype, cols, dst + r * cols);
-        else
-            attn_convert_to_f32_strided(row, o->dtype, cols, o->stride[3], dst + r * cols);
+    if ((o->stride[3] == 1 || cols == 1) && o->dtype != ATTN_U8) {
+        /* rows left in the plane from r0: prefetching may run past this call's rows */
+        int64_t left = o->t->shape[1] - r0;
+        int64_t stride = o->stride[1] * (int64_t)attn_dtype_size(o->dtype);
+        rows_to_f32(attn_cpu_elem(o, b, r0, h, 0), stride, o->dtype, n, cols, left, dst);
+        return;
     }
+    for (int64_t r = 0; r < n; r++)
+        attn_convert_to_f32_strided(attn_cpu_elem(o, b, r0 + r, h, 0), o->dtype, cols,
+                                    o->stride[3], dst + r * cols);
+}
+
+void attn_cpu_heads_to_f32(const attn_operand *o, int64_t b, int64_t r0, int64_t n, int64_t nh,
+                           int64_t cols, float *dst)
+{
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t h = 0; h < nh; h++) {
+            float *d = dst + (h * n + r) * cols;
+            if ((o->stride[3] == 1 || cols == 1) && o->dtype != ATTN_U8)
+                rows_to_f32(attn_cpu_elem(o, b, r0 + r, h, 0), 0, o->dtype, 1, cols, 0, d);
+            else
+                attn_convert_to_f32_strided(attn_cpu_elem(o, b, r0 + r, h, 0), o->dtype, cols,
+                                            o->stride[3], d);
+        }
 }

@@ -24,6 +24,7 @@ typedef struct fwd_ctx {
     int64_t br, bc, n_qt;
     int k_conv, v_conv;   /* K / V go through f32 scratch */
     float *kv;            /* scratch of the current chunk: per group Skv*Dk then Skv*Dv */
+    uint8_t *vbad;        /* per group of the chunk, Skv flags: V row holds Inf/NaN */
     int64_t g0;           /* first group of the current chunk */
 } fwd_ctx;
 
@@ -117,12 +118,12 @@ static int row_finite(attn_cpu_mat v, int64_t j, int64_t n)
  * the product runs on a copy with those rows zeroed (vfix: nc x Dv floats), and their p * v
  * terms are added separately for the rows with p != 0. */
 void attn_cpu_pv(const attn_sdpa_problem *p, const float *pt, int64_t ldp, int64_t nr,
-                 attn_cpu_mat vt, int64_t nc, float *o, float *vfix)
+                 attn_cpu_mat vt, int64_t nc, const uint8_t *vbad, float *o, float *vfix)
 {
     attn_cpu_mat pm = {pt, ldp, 1};
     int64_t bad = 0;
     for (int64_t j = 0; j < nc; j++)
-        bad += !row_finite(vt, j, p->Dv);
+        bad += vbad ? vbad[j] : !row_finite(vt, j, p->Dv);
     if (bad == 0) {
         attn_cpu_sgemm(nr, p->Dv, nc, 1.0f, pm, vt, 1.0f, o, p->Dv);
         return;
@@ -205,7 +206,8 @@ static void run_item(const fwd_ctx *c, fwd_scratch *w, int64_t g, int64_t h, int
         for (int64_t r = 0; r < nr; r++)
             attn_cpu_row_step(p, w->s + r * c->bc, w->madd, w->o + r * p->Dv, &w->m[r],
                               &w->l[r], b, i0 + r, h, j0, nc);
-        attn_cpu_pv(p, w->s, c->bc, nr, rows_from(vm, j0), nc, w->o, w->vfix);
+        attn_cpu_pv(p, w->s, c->bc, nr, rows_from(vm, j0), nc,
+                    c->vbad + (g - c->g0) * p->Skv + j0, w->o, w->vfix);
     }
     finish_rows(p, w, b, h, i0, nr);
 }
@@ -226,13 +228,21 @@ static void run_items(const fwd_ctx *c, fwd_scratch *w, int64_t g0, int64_t g1)
     }
 }
 
-static void convert_chunk(const fwd_ctx *c, int64_t g0, int64_t g1)
+/* Converts K/V of the chunk's groups where needed and flags the V rows holding Inf/NaN (once
+ * per call rather than once per query tile). */
+static void prepare_chunk(const fwd_ctx *c, int64_t g0, int64_t g1)
 {
-    int64_t per = (c->p->Skv + CONVERT_ROWS - 1) / CONVERT_ROWS, n = (g1 - g0) * per;
+    const attn_sdpa_problem *p = c->p;
+    int64_t per = (p->Skv + CONVERT_ROWS - 1) / CONVERT_ROWS, n = (g1 - g0) * per;
 #pragma omp for schedule(static)
     for (int64_t it = 0; it < n; it++) {
-        int64_t r0 = it % per * CONVERT_ROWS, rows = c->p->Skv - r0;
-        convert_rows(c, g0 + it / per, r0, rows < CONVERT_ROWS ? rows : CONVERT_ROWS);
+        int64_t g = g0 + it / per, r0 = it % per * CONVERT_ROWS, rows = p->Skv - r0;
+        rows = rows < CONVERT_ROWS ? rows : CONVERT_ROWS;
+        convert_rows(c, g, r0, rows);
+        attn_cpu_mat km, vm;
+        group_kv(c, g, &km, &vm);
+        for (int64_t j = r0; j < r0 + rows; j++)
+            c->vbad[(g - g0) * p->Skv + j] = !row_finite(vm, j, p->Dv);
     }
 }
 
@@ -251,11 +261,13 @@ attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t
     }
     int64_t per_thread = scratch_floats(p, br, bc);
     size_t total = (size_t)(per_thread * threads + gf * chunk);
-    float *mem = malloc(total * sizeof(float));
+    size_t flags = (size_t)(chunk * p->Skv);
+    float *mem = malloc(total * sizeof(float) + flags);
     if (!mem)
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes of scratch",
-                         total * sizeof(float));
+                         total * sizeof(float) + flags);
     c.kv = mem + per_thread * threads;
+    c.vbad = (uint8_t *)(mem + total);
 #pragma omp parallel num_threads(threads)
     {
         fwd_scratch w = scratch_at(mem + per_thread * omp_get_thread_num(), p, br, bc);
@@ -263,8 +275,7 @@ attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t
             int64_t g1 = g0 + chunk < n_groups ? g0 + chunk : n_groups;
 #pragma omp single
             c.g0 = g0;
-            if (gf > 0)
-                convert_chunk(&c, g0, g1);
+            prepare_chunk(&c, g0, g1);
             run_items(&c, &w, g0, g1);
         }
     }

@@ -93,6 +93,47 @@ void attn_cpu_scale_row(float *o, int64_t n, float f)
         o[j] *= f;
 }
 
+/* dot(a, b) over n floats with 32 independent lanes (4 vector chains, so the FMA latency does
+ * not serialise it), folded pairwise at the end. */
+static inline float dot32(const float *a, const float *b, int64_t n)
+{
+    float acc[32] = {0};
+    int64_t d = 0;
+    for (; d + 32 <= n; d += 32)
+        for (int k = 0; k < 32; k++)
+            acc[k] += a[d + k] * b[d + k];
+    float t[8];
+    for (int k = 0; k < 8; k++)
+        t[k] = (acc[k] + acc[k + 8]) + (acc[k + 16] + acc[k + 24]);
+    float s = ((t[0] + t[4]) + (t[1] + t[5])) + ((t[2] + t[6]) + (t[3] + t[7]));
+    for (; d < n; d++)
+        s += a[d] * b[d];
+    return s;
+}
+
+ATTN_CPU_HOT
+void attn_cpu_qk_block(const float *q, int64_t nq, const float *k, int64_t nk, int64_t d,
+                       float scale, float *s, int64_t lds)
+{
+    for (int64_t r = 0; r < nq; r++)
+        for (int64_t j = 0; j < nk; j++)
+            s[r * lds + j] = scale * dot32(q + r * d, k + j * d, d);
+}
+
+ATTN_CPU_HOT
+void attn_cpu_pv_block(const float *p, int64_t ldp, int64_t nq, const float *v, int64_t nk,
+                       int64_t dv, float *o)
+{
+    for (int64_t r = 0; r < nq; r++)
+        for (int64_t j = 0; j < nk; j++) {
+            float pj = p[r * ldp + j];
+            if (pj == 0.0f)
+                continue; /* hidden key: its V row is never read (may hold Inf/NaN) */
+            for (int64_t e = 0; e < dv; e++)
+                o[r * dv + e] += pj * v[j * dv + e];
+        }
+}
+
 void attn_cpu_finish_row(float *o, int64_t n, float m, float l, float *lse_out)
 {
     if (l == 0.0f) { /* no visible key, or all logits -inf */

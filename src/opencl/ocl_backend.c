@@ -211,6 +211,7 @@ const attn_backend_ops attn_opencl_ops = {
     .close = cl_close,
     .sdpa_supported = attn_cl_sdpa_supported,
     .sdpa_forward = attn_cl_sdpa_forward,
+    .sdpa_impl_name = attn_cl_sdpa_impl_name,
     .buffer_alloc = cl_buffer_alloc,
     .buffer_free = cl_buffer_free,
     .buffer_write = cl_buffer_write,

@@ -76,5 +76,7 @@ void attn_cl_programs_free(attn_cl_backend *cb);
 
 attn_status attn_cl_sdpa_supported(attn_backend *be, const attn_sdpa_problem *p);
 attn_status attn_cl_sdpa_forward(attn_backend *be, const attn_sdpa_problem *p);
+/* "opencl:<specialisation>" that forward would launch for p (attn_sdpa_impl_name). */
+void attn_cl_sdpa_impl_name(attn_backend *be, const attn_sdpa_problem *p, char *buf, size_t n);
 
 #endif /* ATTN_OCL_INTERNAL_H_ */

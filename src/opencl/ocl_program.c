@@ -188,8 +188,9 @@ static attn_status build_failed(attn_cl_backend *cb, cl_program prog, cl_int err
     }
     log[sizeof log - 1] = '\0';
     clReleaseProgram(prog);
-    return attn_fail(ATTN_ERR_DEVICE, "opencl: building %s failed: %s (%d); options '%s'; log: %s",
-                     file, attn_opencl_error_name(err), (int)err, options, log);
+    /* The log first: attn_last_error() keeps 511 characters and the options are long. */
+    return attn_fail(ATTN_ERR_DEVICE, "opencl: building %s failed: %s (%d); log: %s; options '%s'",
+                     file, attn_opencl_error_name(err), (int)err, log, options);
 }
 
 static attn_status build_from_source(attn_cl_backend *cb, const char *file, const char *src,

@@ -99,6 +99,11 @@ static void plan_split(const attn_cl_backend *cb, const attn_sdpa_problem *p, sd
     }
     pl->split = pl->nsplit > 1;
     pl->items = items * pl->nsplit;
+}
+
+/* How the forward kernel reads K/V: packed (then maybe through local memory) or gathered. */
+static void plan_kv_path(const attn_cl_backend *cb, const attn_sdpa_problem *p, sdpa_plan *pl)
+{
     /* Packing pays when each K/V tile is reused by several row blocks; a decode reads K/V
      * once, so it gathers them directly. */
     pl->pack = !pl->split && pl->nblocks > 1;
@@ -149,6 +154,7 @@ static attn_status make_plan(const attn_cl_backend *cb, const attn_sdpa_problem 
     if (st != ATTN_OK)
         return st;
     plan_split(cb, p, pl);
+    plan_kv_path(cb, p, pl);
     plan_options(p, pl);
     return ATTN_OK;
 }
@@ -157,6 +163,15 @@ attn_status attn_cl_sdpa_supported(attn_backend *be, const attn_sdpa_problem *p)
 {
     sdpa_plan pl;
     return make_plan(be->impl, p, &pl);
+}
+
+void attn_cl_sdpa_impl_name(attn_backend *be, const attn_sdpa_problem *p, char *buf, size_t n)
+{
+    sdpa_plan pl;
+    if (make_plan(be->impl, p, &pl) == ATTN_OK)
+        snprintf(buf, n, "opencl:%s", pl.name);
+    else
+        snprintf(buf, n, "opencl:unsupported");
 }
 
 /* ---- operands ---- */
