@@ -8,7 +8,8 @@
  * converts K and V once per call into f32 tiles laid out for exactly these loops (K^T and
  * zero-padded V), read straight from global memory, or (LOCAL_KV=1, GPUs) staged per tile in
  * local memory by the work-group; with PACK=0 (decode, where K/V are read once anyway) each
- * work-item gathers its tiles into private arrays (whole rows with vector loads if KV_VEC).
+ * work-item gathers its tiles into private arrays, or (KV_VEC) reads contiguous K/V rows
+ * straight from global memory with 16-wide vector loads.
  * Tiles outside the causal/window band are never visited; tiles fully inside it skip
  * per-element masking. See docs/opencl.md for why this shape suits PoCL and GPUs. */
 #ifndef ATTN_COMMON_CL
@@ -212,19 +213,54 @@ void attn_scores(float s[BR][BC], float qv[BR][DK], TILE_SPACE float *kt, long k
     }
 }
 
-/* Same scores from a row-major K tile kr[c * DK + d] (decode gathers whole rows with vector
- * loads): one 16-wide dot product per (row, key). */
-void attn_scores_rows(float s[BR][BC], float qv[BR][DK], const float *kr, float scale,
-                             float softcap)
+#if KV_VEC
+/* Decode with contiguous K/V rows: scores straight from global memory, 16 elements of a K row
+ * per vector load (converted once, used for RB rows), one dot product per (row, key). Keys
+ * past kend read the last valid row; the mask step hides them. */
+void attn_scores_kv(float s[BR][BC], float qv[BR][DK], ATTN_CPTR(DT_K) k, long kb, long ks,
+                    long j0, long kend, float scale, float softcap)
 {
-    for (int r = 0; r < BR; r++)
-        for (int c = 0; c < BC; c++) {
-            float16 acc = (float16)(0.0f);
-            for (int d = 0; d < DK; d += 16)
-                acc = fma(vload16(0, qv[r] + d), vload16(0, kr + c * DK + d), acc);
-            s[r][c] = ATTN_CAP(attn_hsum16(acc) * scale);
+    for (int c = 0; c < BC; c++) {
+        long row = kb + min(j0 + c, kend - 1) * ks;
+        for (int r = 0; r < BR; r += RB) {
+#define ATTN_DECL(i) float16 acc##i = (float16)(0.0f);
+#define ATTN_STEP(i) acc##i = fma(vload16(0, qv[r + i] + d), kv, acc##i);
+#define ATTN_PUT(i) s[r + i][c] = ATTN_CAP(attn_hsum16(acc##i) * scale);
+            ATTN_EACH_ROW(ATTN_DECL)
+            for (int d = 0; d < DK; d += 16) {
+                float16 kv = ATTN_VLOAD16(DT_K, k, row + d);
+                ATTN_EACH_ROW(ATTN_STEP)
+            }
+            ATTN_EACH_ROW(ATTN_PUT)
+#undef ATTN_DECL
+#undef ATTN_STEP
+#undef ATTN_PUT
+        }
+    }
+}
+
+/* ov[r] += p[r] . V for the tile's first nc keys (the rest are past kend), V rows read from
+ * global memory 16 elements at a time, RB rows per load. */
+void attn_accumulate_kv(float ov[BR][DVP], float s[BR][BC], ATTN_CPTR(DT_V) v, long vb, long vs,
+                        long j0, int nc)
+{
+    for (int r = 0; r < BR; r += RB)
+        for (int d = 0; d < DV; d += 16) {
+#define ATTN_DECL(i) float16 acc##i = vload16(0, ov[r + i] + d);
+#define ATTN_STEP(i) acc##i = fma((float16)(s[r + i][c]), vv, acc##i);
+#define ATTN_PUT(i) vstore16(acc##i, 0, ov[r + i] + d);
+            ATTN_EACH_ROW(ATTN_DECL)
+            for (int c = 0; c < nc; c++) {
+                float16 vv = ATTN_VLOAD16(DT_V, v, vb + (j0 + c) * vs + d);
+                ATTN_EACH_ROW(ATTN_STEP)
+            }
+            ATTN_EACH_ROW(ATTN_PUT)
+#undef ATTN_DECL
+#undef ATTN_STEP
+#undef ATTN_PUT
         }
 }
+#endif
 
 /* ov[r] += p[r] . V over the tile; vt row c (DVP floats) is at vt + c * DVP. */
 void attn_accumulate(float ov[BR][DVP], float s[BR][BC], TILE_SPACE float *vt)
@@ -323,9 +359,11 @@ kernel void attn_flash_fwd(ATTN_CPTR(DT_Q) q, ulong q_off, long4 q_st,
     }
 
     float s[BR][BC]; /* scores, then probabilities */
-#if !PACK
-    float kt[DK * BC];  /* K tile, transposed: kt[d * BC + c] (row-major with KV_VEC) */
+#if !PACK && !KV_VEC
+    float kt[DK * BC];  /* K tile, transposed: kt[d * BC + c] */
     float vt[BC * DVP]; /* V tile, row-major, zero-padded to DVP */
+#endif
+#if !PACK
     long kb = k_off + w.b * k_st.s0 + w.hkv * k_st.s2;
     long vb = v_off + w.b * v_st.s0 + w.hkv * v_st.s2;
 #endif
@@ -357,17 +395,7 @@ kernel void attn_flash_fwd(ATTN_CPTR(DT_Q) q, ulong q_off, long4 q_st,
 #elif PACK
         attn_scores(s, qv, kp + bh * DK * skp + j0, skp, scale, softcap);
 #elif KV_VEC
-        for (int c = 0; c < BC; c++) { /* kt holds rows here: kt[c * DK + d] */
-            long j = min(j0 + c, kend - 1); /* keys past kend are masked; read a valid row */
-            for (int d = 0; d < DK; d += 16)
-                vstore16(ATTN_VLOAD16(DT_K, k, kb + j * k_st.s1 + d), 0, kt + c * DK + d);
-            for (int d = 0; d < DV; d += 16)
-                vstore16(ATTN_VLOAD16(DT_V, v, vb + j * v_st.s1 + d), 0, vt + c * DVP + d);
-            if (j0 + c >= kend) /* p = 0 there, but 0 * inf or NaN would still poison o */
-                for (int d = 0; d < DV; d++)
-                    vt[c * DVP + d] = 0.0f;
-        }
-        attn_scores_rows(s, qv, kt, scale, softcap);
+        attn_scores_kv(s, qv, k, kb, k_st.s1, j0, kend, scale, softcap);
 #else
         for (int c = 0; c < BC; c++) {
             long j = j0 + c;
@@ -389,6 +417,9 @@ kernel void attn_flash_fwd(ATTN_CPTR(DT_Q) q, ulong q_off, long4 q_st,
         attn_accumulate(ov, s, lv);
 #elif PACK
         attn_accumulate(ov, s, vp + (bh * skp + j0) * DVP);
+#elif KV_VEC
+        /* only keys before kend: p = 0 past it, but 0 * inf or NaN would still poison o */
+        attn_accumulate_kv(ov, s, v, vb, v_st.s1, j0, (int)min((long)BC, kend - j0));
 #else
         attn_accumulate(ov, s, vt);
 #endif
