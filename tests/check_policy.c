@@ -1,14 +1,19 @@
 /* check_policy.c - unit tests of each conformance gate (tools/attn_policy.c) on synthetic
  * arrays: invariants both ways, the per-element bound, NMSE, calibration, trust, and the
- * rounding of f16/bf16 outputs passing exactly as the policy claims. */
+ * rounding of f16/bf16 outputs passing exactly as the policy claims, and `attn compare` using
+ * the same defaults (f16 output: NMSE limit (2 u_out)^2; 5e-4 only for --class f16). */
 #include "attn_cases.h"
+#include "attn_cmds.h"
 #include "attn_half.h"
+#include "attn_npy.h"
 #include "attn_policy.h"
 
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define N 200
 
@@ -315,6 +320,45 @@ START_TEST(verdict_names)
 }
 END_TEST
 
+START_TEST(setup_defaults)
+{
+    attn_policy_in in;
+    attn_policy_setup(&in, ATTN_F16, 0);
+    ck_assert(in.u_c == 0x1p-24 && in.u_out == 0x1p-11 && in.calib_factor == 4.0);
+    ck_assert(fabs(in.nmse_max - (1e-9 + 0x1p-20)) < 1e-18);
+    attn_policy_setup(&in, ATTN_BF16, 1); /* the LSE is f32 whatever the output */
+    ck_assert(in.u_out == 0x1p-24 && in.calib_factor == 16.0 && in.no_trust == 1);
+    ck_assert(in.nmse_max == 1e-9 + 4.0 * 0x1p-48);
+}
+END_TEST
+
+/* An f16 GOT uniformly 0.3 % off: inside the element bound (a huge --n-acc), NMSE 9e-6. The
+ * policy's f16-output limit (9.5e-7) fails it; only the half-accumulation class (5e-4) passes. */
+START_TEST(compare_uses_policy_defaults)
+{
+    enum { M = 1000 };
+    static double ref[M];
+    static uint16_t got[M];
+    for (int i = 0; i < M; i++) {
+        ref[i] = 0.5 + 0.4 * sin(0.1 * i);
+        got[i] = attn_f64_to_f16(ref[i] * (1 + 3e-3));
+    }
+    char g[] = "/tmp/attn_cmp_got_XXXXXX", r[] = "/tmp/attn_cmp_ref_XXXXXX", err[ATTN_NPY_ERRLEN];
+    close(mkstemp(g));
+    close(mkstemp(r));
+    const int64_t shape[1] = {M};
+    ck_assert_int_eq(attn_npy_save(g, ATTN_NPY_F16, 1, shape, got, err), 0);
+    ck_assert_int_eq(attn_npy_save(r, ATTN_NPY_F64, 1, shape, ref, err), 0);
+    char *def[] = {"compare", g, r, "--n-acc", "100000000", NULL};
+    char *half[] = {"compare", g, r, "--n-acc", "100000000", "--class", "f16", NULL};
+    fflush(stdout);
+    ck_assert_int_eq(attn_cmd_compare(5, def), 1);
+    ck_assert_int_eq(attn_cmd_compare(7, half), 0);
+    unlink(g);
+    unlink(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("policy");
@@ -324,7 +368,8 @@ int main(void)
         finite_where_gold_nan_fails, nan_on_both_sides_passes, inf_mismatch_fails,
         masked_row_nonzero_fails, all_zero_gold_mistrusted, few_elements_mistrusted,
         calibration_catches_10x, calibration_floor, nmse_gate, f16_rounding_passes,
-        bf16_rounding_passes, worst_decides, no_absmag_normwise, verdict_names};
+        bf16_rounding_passes, worst_decides, no_absmag_normwise, verdict_names, setup_defaults,
+        compare_uses_policy_defaults};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
         tcase_add_test(tc, tests[i]);
     suite_add_tcase(s, tc);

@@ -168,7 +168,7 @@ attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads)
         c.chunk = 1; /* no visible key at all: one empty item per group */
     int64_t groups = p->B * p->Hkv, n_items = p->B * c.n_chunks;
     int64_t per_thread = scratch_floats(p, c.G);
-    size_t total = (size_t)(per_thread * threads + n_items * c.G * row_floats(p));
+    size_t total = (size_t)(per_thread * threads + groups * c.n_chunks * c.G * row_floats(p));
     float *mem = malloc(total * sizeof(float));
     if (!mem)
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes of scratch",
