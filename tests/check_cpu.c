@@ -379,6 +379,104 @@ START_TEST(test_decode)
 }
 END_TEST
 
+/* The decode kernels, SIMD (AVX2 where the CPU has it) and portable (simd=off): Sq 1..4, GQA
+ * groups 1, 4, 8, Dk != Dv, dims that are not multiples of 8, f32/f16/bf16 KV, KV-cache
+ * views, windows, masks and soft-cap; Skv 1500 spans two key chunks and partial tiles. */
+static ccase decode_kernel_case(int n, const char *opts)
+{
+    static const int64_t dk[] = {128, 20, 72, 36}, dv[] = {128, 20, 40, 100};
+    static const int64_t groups[] = {1, 4, 8};
+    static const attn_dtype dts[] = {ATTN_F32, ATTN_F16, ATTN_BF16};
+    ccase c = base_case(1 + n % 4, n % 2 ? 1500 : 300, dk[(n / 2) % 4]);
+    c.Dv = dv[(n / 2) % 4];
+    c.Hkv = 2;
+    c.Hq = 2 * groups[n % 3];
+    c.dkv = dts[(n / 3) % 3];
+    c.dq = dts[(n / 5) % 3];
+    c.layout = (n / 4) % 2 ? L_CACHE : L_BSHD;
+    switch (n % 5) {
+    case 1: c.causal = 1; c.wl = 100; break;
+    case 2: c.mask = M_BOOL; break;
+    case 3: c.mask = M_ADD; c.wr = 5; break;
+    case 4: c.mask = M_BOTH; c.softcap = 4.0f; break;
+    default: break;
+    }
+    c.opts = opts;
+    return c;
+}
+
+START_TEST(test_decode_kernels)
+{
+    for (int n = 0; n < 24; n++) {
+        ccase c = decode_kernel_case(n, _i ? "simd=off" : NULL);
+        check_case(&c);
+    }
+}
+END_TEST
+
+/* Which decode kernels run: simd=off always names the portable ones; the default names the
+ * AVX2 ones exactly when the describe line says this CPU has them. */
+START_TEST(test_decode_impl_name)
+{
+    ccase c = base_case(1, 500, 64);
+    run r;
+    run_init(&r, &c);
+    for (int off = 0; off < 2; off++) {
+        attn_backend *be = NULL;
+        ck_assert_int_eq(attn_backend_open("cpu", off ? "simd=off" : "simd=on", &be), ATTN_OK);
+        char name[64];
+        ck_assert_int_eq(attn_sdpa_impl_name(be, &r.d, &r.q.view, &r.k.view, &r.v.view,
+                                             &r.o.view, NULL, name, sizeof name),
+                         ATTN_OK);
+        int avx2 = strstr(attn_backend_describe(be), "decode kernels avx2") != NULL;
+        ck_assert_msg(strcmp(name, avx2 ? "cpu:decode_splitkv_avx2" : "cpu:decode_splitkv_c") ==
+                          0 && (!off || !avx2),
+                      "%s / %s", name, attn_backend_describe(be));
+        attn_backend_close(be);
+    }
+    c.Sq = 100;
+    attn_backend *be = NULL;
+    ck_assert_int_eq(attn_backend_open("cpu", NULL, &be), ATTN_OK);
+    run r2;
+    run_init(&r2, &c);
+    char name[64];
+    ck_assert_int_eq(attn_sdpa_impl_name(be, &r2.d, &r2.q.view, &r2.k.view, &r2.v.view,
+                                         &r2.o.view, NULL, name, sizeof name),
+                     ATTN_OK);
+    ck_assert_msg(strncmp(name, "cpu:flash_blis_br", 17) == 0, "%s", name);
+    attn_backend_close(be);
+    run_free(&r2);
+    run_free(&r);
+}
+END_TEST
+
+/* Decode: Inf/NaN in V rows that the boolean mask hides must not reach the output, with the
+ * SIMD kernels (which check hidden keys per tile) and the portable ones. */
+START_TEST(test_decode_hidden_nonfinite_v)
+{
+    ccase c = base_case(2, 300, 32);
+    c.mask = M_BOOL;
+    c.opts = _i ? "simd=off" : NULL;
+    run r;
+    run_init(&r, &c);
+    uint8_t *m = r.mbool.mem;
+    float *v = r.v.mem;
+    /* Key 150 (NaN at d 5) is visible to query 1 only; key 151 (Inf at d 6) to none. */
+    m[150] = m[151] = m[c.Skv + 151] = 0;
+    m[c.Skv + 150] = 1;
+    v[150 * 32 + 5] = NAN;
+    v[151 * 32 + 6] = INFINITY;
+    run_cpu(&r, &c);
+    const float *o = r.o.mem;
+    for (int64_t e = 0; e < c.Sq * c.Hq * c.Dv; e++) {
+        int nan_expected = e / (c.Hq * c.Dv) == 1 && e % c.Dv == 5;
+        ck_assert_msg(nan_expected ? isnan(o[e]) : isfinite(o[e]), "element %lld: %g",
+                      (long long)e, o[e]);
+    }
+    run_free(&r);
+}
+END_TEST
+
 static void expect_same_threads(ccase c)
 {
     run r1, r2;
@@ -424,6 +522,8 @@ START_TEST(test_options_describe)
     ck_assert_int_eq(attn_backend_open("cpu", "threads=0", &be), ATTN_ERR_BACKEND);
     ck_assert_int_eq(attn_backend_open("cpu", "threads=x", &be), ATTN_ERR_BACKEND);
     ck_assert_int_eq(attn_backend_open("cpu", "colour=red", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "simd=maybe", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "threads", &be), ATTN_ERR_BACKEND);
     ck_assert_int_eq(attn_backend_open("cpu", "threads=3", &be), ATTN_OK);
     const char *d = attn_backend_describe(be);
     ck_assert_msg(strstr(d, "BLIS") && strstr(d, "kernels") && strstr(d, "3 threads"),
@@ -492,6 +592,9 @@ static Suite *cpu_suite(void)
     tcase_add_test(tc, test_masks_dtypes);
     tcase_add_test(tc, test_tile_edges);
     tcase_add_test(tc, test_decode);
+    tcase_add_loop_test(tc, test_decode_kernels, 0, 2);
+    tcase_add_test(tc, test_decode_impl_name);
+    tcase_add_loop_test(tc, test_decode_hidden_nonfinite_v, 0, 2);
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_options_describe);
     tcase_add_test(tc, test_nan_logit);

@@ -3,8 +3,11 @@
  *   FLOPs = 2 * (Dk + Dv) * pairs   (pairs summed over batch and query heads),
  * next to a BLIS sgemm (large square, BLIS-threaded) measured in the same process right before.
  * Decode shapes (Sq <= 4) report GB/s of K and V bytes read next to a memory-copy rate measured
- * the same way, counted STREAM-style (bytes read + bytes written); caches are flushed before
- * every timed decode run so K and V come from memory. Timings are best of --repeat runs. */
+ * the same way, counted STREAM-style (bytes read + bytes written; the ratio uses this, the
+ * stricter convention) and also as bytes copied; caches are flushed before every timed decode
+ * run so K and V come from memory. Timings are best of --repeat runs. Each line names the
+ * implementation that ran (attn_sdpa_impl_name); for a backend other than cpu, the cpu backend
+ * runs the same shape in the same process and the line gives the speed ratio to it. */
 #include "attn_cmds.h"
 
 #include "attn/attn.h"
@@ -13,7 +16,7 @@
 #include "attn_problem.h"
 #include "attn_rng.h"
 #include "attn_validate.h"
-#include "cpu/cpu_internal.h"
+#include "cpu/cpu_bench.h"
 
 #include <cjson/cJSON.h>
 #include <omp.h>
@@ -32,13 +35,15 @@ typedef struct bench_shape {
 } bench_shape;
 
 typedef struct bench_opts {
-    const char *backend, *json;
+    const char *backend, *json, *device, *options;
     int threads, repeat, custom;
     bench_shape shape;
 } bench_opts;
 
 typedef struct bench_result {
     double seconds, pairs, flops, bytes, rate, ref_rate;
+    double cpu_seconds; /* the cpu backend on the same shape (0 when not run) */
+    char impl[128], cpu_impl[128];
 } bench_result;
 
 /* ---- same-run machine rates ---------------------------------------------------------------- */
@@ -232,66 +237,109 @@ static void shape_name(const bench_shape *b, char *buf, size_t n)
              (long long)b->d, (long long)b->dv, b->causal ? " causal" : "", w);
 }
 
-static int bench_one(const bench_opts *o, attn_backend *be, const bench_shape *b, cJSON *arr)
+/* Best time of the forward on backend be (the buffers' dtypes as the shape says) and the name
+ * of the implementation that ran. */
+static attn_status measure(attn_backend *be, sdpa_bufs *s, char *flush, int repeat,
+                           double *seconds, char *impl, size_t n)
+{
+    attn_status st = attn_sdpa_impl_name(be, &s->d, &s->tq, &s->tk, &s->tv, &s->to, NULL, impl,
+                                         n);
+    if (st != ATTN_OK)
+        return st;
+    run_arg r = {be, s, ATTN_OK, flush};
+    *seconds = time_forward(&r, repeat);
+    return r.st;
+}
+
+static void print_result(const bench_shape *b, const char *name, const bench_result *res)
+{
+    int decode = b->sq <= 4;
+    if (decode)
+        printf("%-52s %9.3f ms %8.2f GB/s  memcpy %7.2f GB/s r+w (%.2f copied)  ratio %5.2f",
+               name, res->seconds * 1e3, res->rate, res->ref_rate, res->ref_rate / 2,
+               res->rate / res->ref_rate);
+    else
+        printf("%-52s %9.3f ms %8.2f GFLOP/s  sgemm %7.2f GFLOP/s  ratio %5.2f", name,
+               res->seconds * 1e3, res->rate, res->ref_rate, res->rate / res->ref_rate);
+    if (res->cpu_seconds > 0)
+        printf("  cpu %.3f ms (%s)  vs cpu %5.2fx", res->cpu_seconds * 1e3, res->cpu_impl,
+               res->cpu_seconds / res->seconds);
+    printf("  [%s]\n", res->impl);
+    fflush(stdout);
+}
+
+static void add_json(cJSON *arr, const bench_shape *b, const char *name,
+                     const bench_result *res)
+{
+    int decode = b->sq <= 4;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "shape", name);
+    cJSON_AddStringToObject(j, "kind", decode ? "decode" : "forward");
+    cJSON_AddStringToObject(j, "impl", res->impl);
+    cJSON_AddNumberToObject(j, "seconds", res->seconds);
+    cJSON_AddNumberToObject(j, "flops", res->flops);
+    cJSON_AddNumberToObject(j, "pairs", res->pairs);
+    cJSON_AddNumberToObject(j, "kv_bytes", res->bytes);
+    cJSON_AddNumberToObject(j, decode ? "gbps" : "gflops", res->rate);
+    cJSON_AddNumberToObject(j, decode ? "memcpy_gbps_rw" : "sgemm_gflops", res->ref_rate);
+    if (decode)
+        cJSON_AddNumberToObject(j, "memcpy_gbps_copied", res->ref_rate / 2);
+    cJSON_AddNumberToObject(j, "ratio", res->rate / res->ref_rate);
+    if (res->cpu_seconds > 0) {
+        cJSON_AddStringToObject(j, "cpu_impl", res->cpu_impl);
+        cJSON_AddNumberToObject(j, "cpu_seconds", res->cpu_seconds);
+        cJSON_AddNumberToObject(j, "speedup_vs_cpu", res->cpu_seconds / res->seconds);
+    }
+    cJSON_AddItemToArray(arr, j);
+}
+
+/* One shape on be (and on cpu, when not NULL, for the ratio to the cpu backend). */
+static int bench_one(const bench_opts *o, attn_backend *be, attn_backend *cpu,
+                     const bench_shape *b, cJSON *arr)
 {
     int decode = b->sq <= 4;
     sdpa_bufs s;
-    run_arg r = {be, &s, ATTN_OK, decode ? malloc(FLUSH_BYTES) : NULL};
+    char *flush = decode ? malloc(FLUSH_BYTES) : NULL;
     bench_result res = {0};
     attn_status st = ATTN_ERR_OUT_OF_MEMORY;
-    if (bufs_init(&s, b) == 0 && (!decode || r.flush))
+    if (bufs_init(&s, b) == 0 && (!decode || flush))
         st = count_work(&s, b, &res.pairs, &res.bytes);
     if (st == ATTN_OK) {
         res.ref_rate = decode ? copy_rate(o->threads) : sgemm_rate(o->threads);
-        res.seconds = time_forward(&r, o->repeat);
-        st = r.st;
+        st = measure(be, &s, flush, o->repeat, &res.seconds, res.impl, sizeof res.impl);
     }
+    if (st == ATTN_OK && cpu)
+        st = measure(cpu, &s, flush, o->repeat, &res.cpu_seconds, res.cpu_impl,
+                     sizeof res.cpu_impl);
     char name[160];
     shape_name(b, name, sizeof name);
+    bufs_free(&s);
+    free(flush);
     if (st != ATTN_OK) {
         fprintf(stderr, "attn bench: %s: %s (%s)\n", name, attn_status_name(st),
                 attn_last_error());
-        bufs_free(&s);
-        free(r.flush);
         return 1;
     }
     res.flops = 2.0 * (double)(b->d + b->dv) * res.pairs;
     res.rate = decode ? res.bytes / res.seconds / 1e9 : res.flops / res.seconds / 1e9;
-    if (decode)
-        printf("%-52s %9.3f ms %8.2f GB/s  memcpy %7.2f GB/s (r+w)  ratio %5.2f  K+V %.4g B  "
-               "FLOPs %.4g\n",
-               name, res.seconds * 1e3, res.rate, res.ref_rate, res.rate / res.ref_rate,
-               res.bytes, res.flops);
-    else
-        printf("%-52s %9.3f ms %8.2f GFLOP/s  sgemm %7.2f GFLOP/s  ratio %5.2f  FLOPs %.4g  "
-               "pairs %.4g\n",
-               name, res.seconds * 1e3, res.rate, res.ref_rate, res.rate / res.ref_rate,
-               res.flops, res.pairs);
-    fflush(stdout);
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "shape", name);
-    cJSON_AddStringToObject(j, "kind", decode ? "decode" : "forward");
-    cJSON_AddNumberToObject(j, "seconds", res.seconds);
-    cJSON_AddNumberToObject(j, "flops", res.flops);
-    cJSON_AddNumberToObject(j, "pairs", res.pairs);
-    cJSON_AddNumberToObject(j, "kv_bytes", res.bytes);
-    cJSON_AddNumberToObject(j, decode ? "gbps" : "gflops", res.rate);
-    cJSON_AddNumberToObject(j, decode ? "memcpy_gbps_rw" : "sgemm_gflops", res.ref_rate);
-    cJSON_AddNumberToObject(j, "ratio", res.rate / res.ref_rate);
-    cJSON_AddItemToArray(arr, j);
-    bufs_free(&s);
-    free(r.flush);
+    print_result(b, name, &res);
+    add_json(arr, b, name, &res);
     return 0;
 }
 
 /* ---- options ------------------------------------------------------------------------------- */
 
 static const char usage[] =
-    "usage: attn bench [--backend B] [--threads N] [--repeat N] [--json FILE]\n"
+    "usage: attn bench [--backend B] [--device P:D] [--options STR] [--threads N] [--repeat N]\n"
+    "                  [--json FILE]\n"
     "                  [--b N --h N --hkv N --sq N --skv N --d N --dv N --causal --window W\n"
     "                   --dtype f32|f16|bf16 --kv-dtype f32|f16|bf16]\n"
     "Without shape options: the issue's targets (f32 B1 H8 S2048 D64/D128, causal and not;\n"
-    "decode Sq1 Skv8192 Hq32 Hkv8 D128 f16 KV).\n";
+    "decode Sq1 Skv8192 Hq32 Hkv8 D128 f16 KV).\n"
+    "  --device P:D   backend option device=P:D (opencl)\n"
+    "  --options STR  more backend options, \"key=value,...\" (cpu: threads=N, simd=on|off)\n"
+    "  --threads N    threads of the cpu backend, the sgemm and the memcpy (default: all)\n"
+    "A backend other than cpu is compared with the cpu backend on each shape.\n";
 
 static int parse_dtype(const char *opt, const char *v, attn_dtype *t)
 {
@@ -334,6 +382,10 @@ static int parse_opt(int argc, char **argv, int *i, bench_opts *o, int *kv_set)
     if ((r = attn_arg_value(argc, argv, i, "--backend", &o->backend)) != 0)
         return r;
     if ((r = attn_arg_value(argc, argv, i, "--json", &o->json)) != 0)
+        return r;
+    if ((r = attn_arg_value(argc, argv, i, "--device", &o->device)) != 0)
+        return r;
+    if ((r = attn_arg_value(argc, argv, i, "--options", &o->options)) != 0)
         return r;
     int64_t n;
     if ((r = attn_arg_value(argc, argv, i, "--threads", &v)) != 0)
@@ -382,38 +434,68 @@ static int write_json(const char *path, cJSON *arr)
     return ok ? 0 : 1;
 }
 
+/* Opens backend `name`: cpu gets threads=N first (its own options may override it); --device
+ * becomes device=P:D; --options is appended. Prints the error; returns NULL on failure. */
+static attn_backend *open_backend(const bench_opts *o, const char *name, int with_user_opts)
+{
+    char opts[512] = "";
+    size_t k = 0;
+    if (strcmp(name, "cpu") == 0)
+        k += (size_t)snprintf(opts + k, sizeof opts - k, "threads=%d,", o->threads);
+    if (with_user_opts && o->device)
+        k += (size_t)snprintf(opts + k, sizeof opts - k, "device=%s,", o->device);
+    if (with_user_opts && o->options)
+        k += (size_t)snprintf(opts + k, sizeof opts - k, "%s,", o->options);
+    if (k >= sizeof opts) {
+        fprintf(stderr, "attn bench: backend options too long\n");
+        return NULL;
+    }
+    if (k > 0)
+        opts[k - 1] = '\0'; /* the trailing comma */
+    attn_backend *be = NULL;
+    attn_status st = attn_backend_open(name, k > 0 ? opts : NULL, &be);
+    if (st != ATTN_OK) {
+        fprintf(stderr, "attn bench: %s: %s: %s\n", name, attn_status_name(st),
+                attn_last_error());
+        return NULL;
+    }
+    return be;
+}
+
 int attn_cmd_bench(int argc, char **argv)
 {
     bench_opts o;
     int pr = parse_args(argc, argv, &o);
     if (pr != 0)
         return pr > 0 ? 0 : 2;
-    char opts[32];
-    snprintf(opts, sizeof opts, "threads=%d", o.threads);
-    attn_backend *be = NULL;
-    attn_status st = attn_backend_open(o.backend, strcmp(o.backend, "cpu") ? NULL : opts, &be);
-    if (st != ATTN_OK) {
-        fprintf(stderr, "attn bench: %s: %s\n", attn_status_name(st), attn_last_error());
+    attn_backend *be = open_backend(&o, o.backend, 1), *cpu = NULL;
+    if (!be)
+        return 2;
+    if (strcmp(o.backend, "cpu") != 0 && !(cpu = open_backend(&o, "cpu", 0))) {
+        attn_backend_close(be);
         return 2;
     }
     printf("attn bench: %s; %d threads for sgemm/memcpy; best of %d\n",
            attn_backend_describe(be), o.threads, o.repeat);
+    if (cpu)
+        printf("compared with %s\n", attn_backend_describe(cpu));
     cJSON *arr = cJSON_CreateArray();
     int fail = 0;
     if (o.custom) {
-        fail |= bench_one(&o, be, &o.shape, arr);
+        fail |= bench_one(&o, be, cpu, &o.shape, arr);
     } else {
         for (int k = 0; k < 4; k++) {
             bench_shape b = {1, 8, 8, 2048, 2048, k < 2 ? 64 : 128, k < 2 ? 64 : 128, -1, k % 2,
                              ATTN_F32, ATTN_F32};
-            fail |= bench_one(&o, be, &b, arr);
+            fail |= bench_one(&o, be, cpu, &b, arr);
         }
         bench_shape dec = {1, 32, 8, 1, 8192, 128, 128, -1, 0, ATTN_F32, ATTN_F16};
-        fail |= bench_one(&o, be, &dec, arr);
+        fail |= bench_one(&o, be, cpu, &dec, arr);
     }
     if (o.json && arr)
         fail |= write_json(o.json, arr);
     cJSON_Delete(arr);
+    attn_backend_close(cpu);
     attn_backend_close(be);
     return fail ? 1 : 0;
 }

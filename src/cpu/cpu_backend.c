@@ -1,6 +1,6 @@
-/* cpu_backend.c - the "cpu" backend: options (threads=N), the describe line (BLIS version and
- * kernel set, thread count), capability check (host operands only) and dispatch between the
- * tiled forward and the decode path. */
+/* cpu_backend.c - the "cpu" backend: options (threads=N, simd=on|off), the describe line
+ * (BLIS version and kernel set, thread count, decode kernels), capability check (host operands
+ * only), the implementation name, and dispatch between the tiled forward and the decode path. */
 #include "cpu_internal.h"
 
 #include <omp.h>
@@ -34,8 +34,16 @@ static attn_status parse_threads(const char *val, int *threads)
     return ATTN_OK;
 }
 
-/* "key=value,key=value"; the only key is threads. */
-static attn_status parse_options(const char *options, int *threads)
+static attn_status parse_simd(const char *val, int *simd)
+{
+    if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0)
+        return attn_fail(ATTN_ERR_BACKEND, "cpu: simd must be on or off (got \"%s\")", val);
+    *simd = strcmp(val, "on") == 0;
+    return ATTN_OK;
+}
+
+/* "key=value,key=value": threads=N, simd=on|off (off forces the portable decode kernels). */
+static attn_status parse_options(const char *options, attn_cpu_state *s)
 {
     char buf[256];
     if (!options || !*options)
@@ -46,10 +54,16 @@ static attn_status parse_options(const char *options, int *threads)
     char *save = NULL;
     for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
-        if (!eq || strncmp(kv, "threads", (size_t)(eq - kv)) != 0 || eq - kv != 7)
-            return attn_fail(ATTN_ERR_BACKEND, "cpu: unknown option \"%s\" (known: threads=N)",
-                             kv);
-        attn_status st = parse_threads(eq + 1, threads);
+        if (eq)
+            *eq = '\0';
+        attn_status st;
+        if (eq && strcmp(kv, "threads") == 0)
+            st = parse_threads(eq + 1, &s->threads);
+        else if (eq && strcmp(kv, "simd") == 0)
+            st = parse_simd(eq + 1, &s->simd);
+        else
+            return attn_fail(ATTN_ERR_BACKEND, "cpu: unknown option \"%s\" (known: threads=N, "
+                                               "simd=on|off)", kv);
         if (st != ATTN_OK)
             return st;
     }
@@ -58,18 +72,20 @@ static attn_status parse_options(const char *options, int *threads)
 
 static attn_status cpu_open(attn_backend *be, const char *options)
 {
-    int threads = omp_get_max_threads();
-    attn_status st = parse_options(options, &threads);
+    attn_cpu_state opt = {.threads = omp_get_max_threads(), .simd = 1};
+    attn_status st = parse_options(options, &opt);
     if (st != ATTN_OK)
         return st;
     attn_cpu_state *s = malloc(sizeof *s);
     if (!s)
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: cannot allocate backend state");
-    s->threads = threads;
+    *s = opt;
     const char *summary, *warning;
     attn_cpu_blis_setup(&summary, &warning);
-    snprintf(be->describe, sizeof be->describe, "cpu: %s, %d thread%s%s%s", summary, threads,
-             threads == 1 ? "" : "s", *warning ? "; warning: " : "", warning);
+    snprintf(be->describe, sizeof be->describe, "cpu: %s, %d thread%s, decode kernels %s%s%s",
+             summary, s->threads, s->threads == 1 ? "" : "s",
+             s->simd && attn_cpu_decode_simd_available() ? "avx2" : "portable",
+             *warning ? "; warning: " : "", warning);
     be->impl = s;
     return attn_ok();
 }
@@ -98,9 +114,22 @@ static attn_status cpu_sdpa_forward(attn_backend *be, const attn_sdpa_problem *p
 {
     const attn_cpu_state *s = be->impl;
     attn_status st = p->Sq <= ATTN_CPU_DECODE_MAX_SQ
-                         ? attn_cpu_sdpa_decode(p, s->threads)
+                         ? attn_cpu_sdpa_decode(p, s->threads, s->simd)
                          : attn_cpu_sdpa_tiled(p, s->threads, pick_br(p, s->threads), CPU_BC);
     return st == ATTN_OK ? attn_ok() : st;
+}
+
+/* "cpu:decode_splitkv_avx2" / "cpu:decode_splitkv_c" / "cpu:flash_blis_br256_bc512". */
+static void cpu_sdpa_impl_name(attn_backend *be, const attn_sdpa_problem *p, char *buf,
+                               size_t n)
+{
+    const attn_cpu_state *s = be->impl;
+    if (p->Sq <= ATTN_CPU_DECODE_MAX_SQ)
+        snprintf(buf, n, "cpu:decode_splitkv_%s",
+                 attn_cpu_decode_uses_simd(p, s->simd) ? "avx2" : "c");
+    else
+        snprintf(buf, n, "cpu:flash_blis_br%lld_bc%d", (long long)pick_br(p, s->threads),
+                 CPU_BC);
 }
 
 const attn_backend_ops attn_cpu_ops = {
@@ -109,4 +138,5 @@ const attn_backend_ops attn_cpu_ops = {
     .close = cpu_close,
     .sdpa_supported = cpu_sdpa_supported,
     .sdpa_forward = cpu_sdpa_forward,
+    .sdpa_impl_name = cpu_sdpa_impl_name,
 };

@@ -1,11 +1,16 @@
 /* cpu_decode.c - the decode path (Sq <= ATTN_CPU_DECODE_MAX_SQ): few queries over a long KV.
  * There is too little query work to split, so the KV range is split instead: a work item is
  * (batch, key chunk) and covers every KV head, each with all G = (Hq/Hkv) * Sq query rows of
- * its GQA group, so each K/V row is read from memory once per call. Tiles of KB keys are
- * converted to f32 key-major (all heads of key j, then key j+1: sequential memory in BSHD
- * layouts; walking one head's rows instead touches a new 4 KiB page per row, which the
- * hardware prefetchers do not follow, and ran latency-bound at a fraction of the bandwidth).
- * The products are small (G x KB), so they use hand-vectorised loops rather than BLIS calls.
+ * its GQA group, so each K/V row is read from memory once per call and the two threads
+ * stream disjoint contiguous ranges. Per tile of KB keys and KV head: scores of the G rows
+ * (G x KB), one online-softmax step per row, then O += P V.
+ * - SIMD path (AVX2+FMA+F16C CPUs, rows with unit element stride; cpu_decode_avx2.c):
+ *   register-blocked kernels read K and V in place in their storage dtype. A tile where some
+ *   row has p = 0 gets its V rows checked for Inf/NaN (0 * Inf would leak); if any, that tile's
+ *   P V runs on the portable kernel, which skips p = 0 terms.
+ * - Portable path (simd=off, other CPUs, odd strides): K and V of all heads are converted to
+ *   f32 key-major per tile (sequential memory in BSHD layouts) and the products are the
+ *   vectorisable loops of cpu_softmax.c.
  * Each (head, chunk) leaves a partial (m, l, o) per row, merged by log-sum-exp:
  *   M = max_c m_c,  L = sum_c l_c e^(m_c - M),  O = sum_c o_c e^(m_c - M),  out = O / L. */
 #include "cpu_internal.h"
@@ -14,13 +19,14 @@
 #include <omp.h>
 #include <stdlib.h>
 
-#define KB 32              /* keys per tile: Hkv * KB * (Dk + Dv) floats stay in L2 */
+#define KB 128             /* keys per tile (one softmax step per head and tile) */
 #define MIN_CHUNK 1024     /* keys per work item, at least */
-#define ITEMS_PER_THREAD 4 /* aim for this many items per thread (balance) */
+#define ITEMS_PER_THREAD 2 /* aim for this many items per thread (balance vs. merge) */
 
 typedef struct dec_ctx {
     const attn_sdpa_problem *p;
     int64_t G, jlo, jhi, chunk, n_chunks;
+    int simd; /* AVX2 kernels reading K/V in place */
     float *part; /* per item: G rows of (m, l, o[Dv]) */
 } dec_ctx;
 
@@ -33,19 +39,30 @@ static int64_t row_floats(const attn_sdpa_problem *p)
     return 2 + p->Dv;
 }
 
-static int64_t scratch_floats(const attn_sdpa_problem *p, int64_t G)
+/* Per-thread scratch: q rows of every head, scores, K/V tiles in f32 (the portable path
+ * converts every head's tile; the SIMD path only one head's V tile, for tiles with hidden
+ * non-finite V rows), one additive-mask row, one merged output row. */
+static int64_t kv_tile_floats(const dec_ctx *c, int64_t d)
 {
-    return p->Hkv * G * p->Dk + G * KB + p->Hkv * KB * (p->Dk + p->Dv) + KB + p->Dv;
+    return (c->simd ? 0 : c->p->Hkv - 1) * KB * d + KB * d;
 }
 
-static dec_scratch scratch_at(float *base, const attn_sdpa_problem *p, int64_t G)
+static int64_t scratch_floats(const dec_ctx *c)
 {
+    const attn_sdpa_problem *p = c->p;
+    return p->Hkv * c->G * p->Dk + c->G * KB + kv_tile_floats(c, p->Dk) +
+           kv_tile_floats(c, p->Dv) + KB + p->Dv;
+}
+
+static dec_scratch scratch_at(float *base, const dec_ctx *c)
+{
+    const attn_sdpa_problem *p = c->p;
     dec_scratch s;
     s.q = base;
-    s.s = s.q + p->Hkv * G * p->Dk;
-    s.k = s.s + G * KB;
-    s.v = s.k + p->Hkv * KB * p->Dk;
-    s.madd = s.v + p->Hkv * KB * p->Dv;
+    s.s = s.q + p->Hkv * c->G * p->Dk;
+    s.k = s.s + c->G * KB;
+    s.v = s.k + kv_tile_floats(c, p->Dk);
+    s.madd = s.v + kv_tile_floats(c, p->Dv);
     s.o = s.madd + KB;
     return s;
 }
@@ -80,21 +97,75 @@ static void init_item(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t chunk
     }
 }
 
-/* Keys [j0, j0 + nc) (already converted into w->k, w->v) for KV head hk of batch b. */
+#if ATTN_CPU_HAVE_AVX2_KERNELS
+/* Rows of head hk of operand o (batch b) from key j0, read in place. */
+static attn_cpu_rows head_rows(const attn_operand *o, int64_t b, int64_t hk, int64_t j0)
+{
+    return (attn_cpu_rows){attn_cpu_elem(o, b, j0, hk, 0), o->dtype, o->stride[1]};
+}
+
+/* Whether the G x nc probabilities of the tile hold an exact 0 (branch-free, vectorises). */
+static int any_zero(const float *s, int64_t G, int64_t nc)
+{
+    int zero = 0;
+    for (int64_t r = 0; r < G; r++)
+        for (int64_t j = 0; j < nc; j++)
+            zero |= s[r * KB + j] == 0.0f;
+    return zero;
+}
+
+/* Whether some key of the tile has p = 0 in some row and a V row holding Inf/NaN (0 * Inf
+ * would leak into that row); converts the head's V tile into w->v when it has to look. */
+static int hidden_bad_v(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, int64_t j0,
+                        int64_t nc)
+{
+    const attn_sdpa_problem *p = c->p;
+    if (!any_zero(w->s, c->G, nc))
+        return 0;
+    attn_cpu_plane_to_f32(&p->v, b, hk, j0, nc, p->Dv, w->v);
+    for (int64_t j = 0; j < nc; j++) {
+        int zero = 0;
+        for (int64_t r = 0; r < c->G; r++)
+            zero |= w->s[r * KB + j] == 0.0f;
+        for (int64_t e = 0; zero && e < p->Dv; e++)
+            if (!isfinite(w->v[j * p->Dv + e]))
+                return 1;
+    }
+    return 0;
+}
+#endif /* ATTN_CPU_HAVE_AVX2_KERNELS */
+
+/* Keys [j0, j0 + nc) for KV head hk of batch b. Portable path: K and V of all heads already
+ * converted into w->k, w->v. SIMD path: read in place by the AVX2 kernels. */
 static void head_tile(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, int64_t chunk,
                       int64_t j0, int64_t nc)
 {
     const attn_sdpa_problem *p = c->p;
     int64_t G = c->G;
     float *part = partial(c, b * p->Hkv + hk, chunk), *o = part + 2 * G;
-    attn_cpu_qk_block(w->q + hk * G * p->Dk, G, w->k + hk * nc * p->Dk, nc, p->Dk,
-                      (float)p->scale, w->s, KB);
+    const float *q = w->q + hk * G * p->Dk;
+#if ATTN_CPU_HAVE_AVX2_KERNELS
+    attn_cpu_rows kr = head_rows(&p->k, b, hk, j0), vr = head_rows(&p->v, b, hk, j0);
+    if (c->simd)
+        attn_cpu_dec_qk_avx2(q, G, &kr, nc, p->Dk, (float)p->scale, w->s, KB, &vr, p->Dv);
+    else
+#endif
+        attn_cpu_qk_block(q, G, w->k + hk * nc * p->Dk, nc, p->Dk, (float)p->scale, w->s, KB);
     for (int64_t r = 0; r < G; r++) {
         int64_t h, i;
         row_of(c, hk, r, &h, &i);
         attn_cpu_row_step(p, w->s + r * KB, w->madd, o + r * p->Dv, &part[r], &part[G + r], b,
                           i, h, j0, nc);
     }
+#if ATTN_CPU_HAVE_AVX2_KERNELS
+    if (c->simd) {
+        if (!hidden_bad_v(c, w, b, hk, j0, nc))
+            attn_cpu_dec_pv_avx2(w->s, KB, G, &vr, nc, p->Dv, o);
+        else
+            attn_cpu_pv_block(w->s, KB, G, w->v, nc, p->Dv, o);
+        return;
+    }
+#endif
     attn_cpu_pv_block(w->s, KB, G, w->v + hk * nc * p->Dv, nc, p->Dv, o);
 }
 
@@ -106,10 +177,13 @@ static void run_item(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t chunk)
     int64_t j_end = j_begin + c->chunk < c->jhi ? j_begin + c->chunk : c->jhi;
     for (int64_t j0 = j_begin; j0 < j_end; j0 += KB) {
         int64_t nc = j_end - j0 < KB ? j_end - j0 : KB;
-        attn_cpu_heads_to_f32(&p->k, b, j0, nc, p->Hkv, p->Dk, w->k);
-        attn_cpu_heads_to_f32(&p->v, b, j0, nc, p->Hkv, p->Dv, w->v);
-        for (int64_t hk = 0; hk < p->Hkv; hk++)
+        if (!c->simd) {
+            attn_cpu_heads_to_f32(&p->k, b, j0, nc, p->Hkv, p->Dk, w->k);
+            attn_cpu_heads_to_f32(&p->v, b, j0, nc, p->Hkv, p->Dv, w->v);
+        }
+        for (int64_t hk = 0; hk < p->Hkv; hk++) {
             head_tile(c, w, b, hk, chunk, j0, nc);
+        }
     }
 }
 
@@ -160,14 +234,22 @@ static void plan(dec_ctx *c, int threads)
     c->n_chunks = keys > 0 ? (keys + c->chunk - 1) / c->chunk : 1;
 }
 
-attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads)
+int attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd)
 {
-    dec_ctx c = {.p = p, .G = p->group * p->Sq};
+    /* Element strides of size-1 dimensions are meaningless; rows of one element are
+     * contiguous whatever they say. */
+    return simd && (p->k.stride[3] == 1 || p->Dk == 1) && (p->v.stride[3] == 1 || p->Dv == 1) &&
+           attn_cpu_decode_simd_available();
+}
+
+attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int simd)
+{
+    dec_ctx c = {.p = p, .G = p->group * p->Sq, .simd = attn_cpu_decode_uses_simd(p, simd)};
     plan(&c, threads);
     if (c.chunk == 0)
         c.chunk = 1; /* no visible key at all: one empty item per group */
     int64_t groups = p->B * p->Hkv, n_items = p->B * c.n_chunks;
-    int64_t per_thread = scratch_floats(p, c.G);
+    int64_t per_thread = scratch_floats(&c);
     size_t total = (size_t)(per_thread * threads + groups * c.n_chunks * c.G * row_floats(p));
     float *mem = malloc(total * sizeof(float));
     if (!mem)
@@ -176,7 +258,7 @@ attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads)
     c.part = mem + per_thread * threads;
 #pragma omp parallel num_threads(threads)
     {
-        dec_scratch w = scratch_at(mem + per_thread * omp_get_thread_num(), p, c.G);
+        dec_scratch w = scratch_at(mem + per_thread * omp_get_thread_num(), &c);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t it = 0; it < n_items; it++)
             run_item(&c, &w, it / c.n_chunks, it % c.n_chunks);

@@ -5,11 +5,13 @@
 
 #include "attn_backend_impl.h"
 #include "attn_problem.h"
+#include "cpu_bench.h"
 
 #include <stdint.h>
 
 typedef struct attn_cpu_state {
     int threads;
+    int simd; /* use the AVX2 decode kernels where the CPU has them (option simd=on|off) */
 } attn_cpu_state;
 
 /* ---- BLIS (cpu_blis_arch.c, cpu_blis.c) -------------------------------------------------- */
@@ -27,9 +29,7 @@ typedef struct attn_cpu_mat {
 /* C[m x n] (row-major, ldc) = alpha * A[m x k] * B[k x n] + beta * C on ONE thread. */
 void attn_cpu_sgemm(int64_t m, int64_t n, int64_t k, float alpha, attn_cpu_mat a,
                     attn_cpu_mat b, float beta, float *c, int64_t ldc);
-/* The same product with BLIS's own threading (nt threads); used by `attn bench`. */
-void attn_cpu_sgemm_threads(int nt, int64_t m, int64_t n, int64_t k, const float *a,
-                            const float *b, float *c);
+/* attn_cpu_sgemm_threads (BLIS-threaded, for `attn bench`) is declared in cpu_bench.h. */
 
 /* ---- operand access (cpu_operand.c) ------------------------------------------------------ */
 /* Rows [r0, ...) of the [seq, dim] plane (b, h) of operand o (rows x cols in all) as a matrix
@@ -87,10 +87,40 @@ void attn_cpu_row_step(const attn_sdpa_problem *p, float *srow, float *madd_scra
 void attn_cpu_pv(const attn_sdpa_problem *p, const float *pt, int64_t ldp, int64_t nr,
                  attn_cpu_mat vt, int64_t nc, const uint8_t *vbad, float *o, float *vfix);
 
+/* ---- decode kernels reading K/V in place (cpu_decode_avx2.c) ------------------------------ */
+/* Rows of a K or V head read in place: row j starts at element j * ld of p (dtype f32, f16 or
+ * bf16), its elements are contiguous. */
+typedef struct attn_cpu_rows {
+    const void *p;
+    attn_dtype dtype;
+    int64_t ld;
+} attn_cpu_rows;
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define ATTN_CPU_HAVE_AVX2_KERNELS 1
+/* s[r][j] = scale * q[r] . k[j] for nq f32 query rows (contiguous, length d) and nk keys.
+ * v: the V rows (dv elements) of the same keys, requested from memory for the P V product
+ * that follows. */
+void attn_cpu_dec_qk_avx2(const float *q, int64_t nq, const attn_cpu_rows *k, int64_t nk,
+                          int64_t d, float scale, float *s, int64_t lds,
+                          const attn_cpu_rows *v, int64_t dv);
+/* o[r] += sum_j p[r][j] v[j] for nq rows (o contiguous rows of dv) over nk V rows. Every
+ * term is added, so hidden keys (p = 0) need finite V rows (the caller checks). */
+void attn_cpu_dec_pv_avx2(const float *p, int64_t ldp, int64_t nq, const attn_cpu_rows *v,
+                          int64_t nk, int64_t dv, float *o);
+#else
+#define ATTN_CPU_HAVE_AVX2_KERNELS 0
+#endif
+/* Whether this build and CPU can run the AVX2+FMA+F16C decode kernels. */
+int attn_cpu_decode_simd_available(void);
+
 /* ---- drivers (cpu_sdpa.c, cpu_decode.c) -------------------------------------------------- */
 attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t br,
                                 int64_t bc);
-attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads);
+/* simd: use the AVX2 kernels when available and K/V rows are contiguous. */
+attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int simd);
+/* Whether the decode path would use the AVX2 kernels for p. */
+int attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd);
 /* Sq at or below which the decode path is used. */
 #define ATTN_CPU_DECODE_MAX_SQ 4
 

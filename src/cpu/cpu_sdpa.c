@@ -2,7 +2,9 @@
  * head, query tile); OpenMP hands them out dynamically (causal and window bands make them
  * uneven; the heaviest, last tiles go first). Each item walks only the key tiles its band
  * reaches: S = scale * Q_i K_j^T and O += P V_j are single-threaded BLIS calls, the softmax
- * step between them runs on the rows of S in place (cpu_softmax.c). f32 operands with usable
+ * step between them runs on the rows of S in place (cpu_softmax.c). Key tiles that a band edge
+ * crosses (the causal diagonal, a window start) go in sub-blocks of rows, each over only the
+ * keys its rows can see. f32 operands with usable
  * strides go to BLIS as they are; anything else (f16, bf16, odd strides) is converted to f32:
  * K and V per (batch, KV head) group into shared scratch before the items that read them, Q
  * per tile into the thread's scratch. */
@@ -18,6 +20,7 @@
 /* K/V of a group are converted in chunks of groups of at most this many bytes (>= 1 group). */
 #define KV_CHUNK_BYTES ((int64_t)64 << 20)
 #define CONVERT_ROWS 64
+#define SUB_ROWS 64 /* query rows per sub-block on tiles the band edges cross */
 
 typedef struct fwd_ctx {
     const attn_sdpa_problem *p;
@@ -174,17 +177,64 @@ static void finish_rows(const attn_sdpa_problem *p, fwd_scratch *w, int64_t b, i
     }
 }
 
+/* Operands of one work item: query rows [i0, i0 + nr) of head h in group g (batch b). */
+typedef struct fwd_item {
+    int64_t g, h, b, i0, nr;
+    attn_cpu_mat q, k, v;
+} fwd_item;
+
+/* Rows [r0, r0 + nr) of the item against keys [j0, j0 + nc): S = scale * Q K^T, the row
+ * steps, O += P V. */
+static void block_step(const fwd_ctx *c, fwd_scratch *w, const fwd_item *it, int64_t r0,
+                       int64_t nr, int64_t j0, int64_t nc)
+{
+    const attn_sdpa_problem *p = c->p;
+    float *s = w->s + r0 * c->bc, *o = w->o + r0 * p->Dv;
+    /* K_j^T: element (d, j) of the transposed view sits at K(j, d). */
+    attn_cpu_mat kt = {it->k.p + j0 * it->k.rs, it->k.cs, it->k.rs};
+    attn_cpu_sgemm(nr, nc, p->Dk, (float)p->scale, rows_from(it->q, r0), kt, 0.0f, s, c->bc);
+    for (int64_t r = 0; r < nr; r++)
+        attn_cpu_row_step(p, s + r * c->bc, w->madd, o + r * p->Dv, &w->m[r0 + r],
+                          &w->l[r0 + r], it->b, it->i0 + r0 + r, it->h, j0, nc);
+    attn_cpu_pv(p, s, c->bc, nr, rows_from(it->v, j0), nc,
+                c->vbad + (it->g - c->g0) * p->Skv + j0, o, w->vfix);
+}
+
+/* Key tile [j0, j0 + nc) for the whole item. Where the band edges cross the tile (causal
+ * diagonal, window start), the rows go in sub-blocks of SUB_ROWS, each over only the keys its
+ * rows can see, so the masked part of the tile is mostly never computed. */
+static void tile_step(const fwd_ctx *c, fwd_scratch *w, const fwd_item *it, int64_t j0,
+                      int64_t nc)
+{
+    const attn_sdpa_problem *p = c->p;
+    int64_t lo_last, hi_first, unused;
+    attn_band(p, it->i0 + it->nr - 1, &lo_last, &unused);
+    attn_band(p, it->i0, &unused, &hi_first);
+    if (lo_last <= j0 && hi_first >= j0 + nc) {
+        block_step(c, w, it, 0, it->nr, j0, nc);
+        return;
+    }
+    for (int64_t r0 = 0; r0 < it->nr; r0 += SUB_ROWS) {
+        int64_t nr = it->nr - r0 < SUB_ROWS ? it->nr - r0 : SUB_ROWS, lo, hi;
+        attn_band(p, it->i0 + r0, &lo, &unused);
+        attn_band(p, it->i0 + r0 + nr - 1, &unused, &hi);
+        lo = lo > j0 ? lo : j0;
+        hi = hi < j0 + nc ? hi : j0 + nc;
+        if (hi > lo) /* else no row of the block sees a key here: its state is unchanged */
+            block_step(c, w, it, r0, nr, lo, hi - lo);
+    }
+}
+
 /* One work item: query rows [i0, i0 + nr) of head h in group g. */
 static void run_item(const fwd_ctx *c, fwd_scratch *w, int64_t g, int64_t h, int64_t i0,
                      int64_t nr)
 {
     const attn_sdpa_problem *p = c->p;
-    int64_t b = g / p->Hkv;
-    attn_cpu_mat km, vm, qm;
-    group_kv(c, g, &km, &vm);
-    if (!attn_cpu_plane_mat(&p->q, p->Sq, p->Dk, b, h, i0, &qm)) {
-        attn_cpu_plane_to_f32(&p->q, b, h, i0, nr, p->Dk, w->q);
-        qm = (attn_cpu_mat){w->q, p->Dk, 1};
+    fwd_item it = {.g = g, .h = h, .b = g / p->Hkv, .i0 = i0, .nr = nr};
+    group_kv(c, g, &it.k, &it.v);
+    if (!attn_cpu_plane_mat(&p->q, p->Sq, p->Dk, it.b, h, i0, &it.q)) {
+        attn_cpu_plane_to_f32(&p->q, it.b, h, i0, nr, p->Dk, w->q);
+        it.q = (attn_cpu_mat){w->q, p->Dk, 1};
     }
     for (int64_t r = 0; r < nr; r++) {
         w->m[r] = -INFINITY;
@@ -198,18 +248,9 @@ static void run_item(const fwd_ctx *c, fwd_scratch *w, int64_t g, int64_t h, int
     attn_band(p, i0, &jlo, &unused);
     attn_band(p, i0 + nr - 1, &unused, &jhi);
     jhi = jhi < p->Skv ? jhi : p->Skv;
-    for (int64_t j0 = jlo; j0 < jhi; j0 += c->bc) {
-        int64_t nc = jhi - j0 < c->bc ? jhi - j0 : c->bc;
-        /* K_j^T: element (d, j) of the transposed view sits at K(j, d). */
-        attn_cpu_mat kt = {km.p + j0 * km.rs, km.cs, km.rs};
-        attn_cpu_sgemm(nr, nc, p->Dk, (float)p->scale, qm, kt, 0.0f, w->s, c->bc);
-        for (int64_t r = 0; r < nr; r++)
-            attn_cpu_row_step(p, w->s + r * c->bc, w->madd, w->o + r * p->Dv, &w->m[r],
-                              &w->l[r], b, i0 + r, h, j0, nc);
-        attn_cpu_pv(p, w->s, c->bc, nr, rows_from(vm, j0), nc,
-                    c->vbad + (g - c->g0) * p->Skv + j0, w->o, w->vfix);
-    }
-    finish_rows(p, w, b, h, i0, nr);
+    for (int64_t j0 = jlo; j0 < jhi; j0 += c->bc)
+        tile_step(c, w, &it, j0, jhi - j0 < c->bc ? jhi - j0 : c->bc);
+    finish_rows(p, w, it.b, h, i0, nr);
 }
 
 /* Work items of the groups [g0, g1): the last query tiles (the longest under causal

@@ -11,22 +11,47 @@
 
 #define LANES 16
 
-/* Max of x[0..n) ignoring NaN (NaN logits reach the output through exp and the sums). */
+/* Floats as integers with the same order (non-NaN values): the sign-magnitude bits with the
+ * magnitude bits flipped for negatives; NaN maps to the key of -inf, so it never wins. The max
+ * is taken on these keys because integer max vectorises, while GCC keeps the float ternary
+ * scalar (NaN semantics) without finite-math. The map is its own inverse on non-NaN keys. */
+#define KEY_NEG_INF ((int32_t)0x807fffff)
+
+static inline int32_t order_key(float x)
+{
+    uint32_t b = attn_cpu_f32_bits(x);
+    uint32_t neg = -(b >> 31), nan = -(uint32_t)((b & 0x7fffffffu) > 0x7f800000u);
+    uint32_t k = b ^ (neg & 0x7fffffffu);
+    return (int32_t)((k & ~nan) | ((uint32_t)KEY_NEG_INF & nan));
+}
+
+static inline float key_value(int32_t k)
+{
+    uint32_t u = (uint32_t)k, neg = -(u >> 31);
+    return attn_cpu_bits_f32(u ^ (neg & 0x7fffffffu));
+}
+
+/* Max of x[0..n) ignoring NaN (NaN logits reach the output through exp and the sums); -inf
+ * when there is no non-NaN value. */
 static inline float row_max(const float *x, int64_t n)
 {
-    float acc[LANES];
+    int32_t acc[LANES];
     for (int k = 0; k < LANES; k++)
-        acc[k] = -INFINITY;
+        acc[k] = KEY_NEG_INF;
     int64_t j = 0;
     for (; j + LANES <= n; j += LANES)
-        for (int k = 0; k < LANES; k++)
-            acc[k] = x[j + k] > acc[k] ? x[j + k] : acc[k];
-    float m = -INFINITY;
-    for (; j < n; j++)
-        m = x[j] > m ? x[j] : m;
+        for (int k = 0; k < LANES; k++) {
+            int32_t key = order_key(x[j + k]);
+            acc[k] = key > acc[k] ? key : acc[k];
+        }
+    int32_t m = KEY_NEG_INF;
+    for (; j < n; j++) {
+        int32_t key = order_key(x[j]);
+        m = key > m ? key : m;
+    }
     for (int k = 0; k < LANES; k++)
         m = acc[k] > m ? acc[k] : m;
-    return m;
+    return key_value(m);
 }
 
 static inline float row_sum(const float *x, int64_t n)
@@ -80,8 +105,9 @@ float attn_cpu_softmax_row(float *s, int64_t n, float *m, float *l)
     float mu = m_new == -INFINITY ? 0.0f : m_new;
     for (int64_t j = 0; j < n; j++)
         s[j] = attn_cpu_expf(s[j] - mu);
+    float sum = row_sum(s, n);
     float alpha = attn_cpu_expf(*m - mu);
-    *l = *l * alpha + row_sum(s, n);
+    *l = *l * alpha + sum;
     *m = m_new;
     return alpha;
 }
