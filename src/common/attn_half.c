@@ -4,20 +4,6 @@
 
 #include <math.h>
 
-static inline uint32_t f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
-
-static inline float bits_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 /* Exponent+mantissa shifted into a float and rescaled by 2^112 gives normals and subnormals
  * exactly (no denormal flushing is ever enabled by this library); Inf/NaN get the f32 all-ones
  * exponent. */
@@ -25,21 +11,21 @@ float attn_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t em = h & 0x7fffu;
-    float mag = bits_f32(em << 13) * 0x1p112f;
-    uint32_t bits = f32_bits(mag);
+    float mag = attn_bits_f32(em << 13) * 0x1p112f;
+    uint32_t bits = attn_f32_bits(mag);
     if (em >= 0x7c00u)
         bits = 0x7f800000u | (em << 13);
-    return bits_f32(bits | sign);
+    return attn_bits_f32(bits | sign);
 }
 
 float attn_bf16_to_f32(uint16_t h)
 {
-    return bits_f32((uint32_t)h << 16);
+    return attn_bits_f32((uint32_t)h << 16);
 }
 
 uint16_t attn_f32_to_bf16(float f)
 {
-    uint32_t u = f32_bits(f);
+    uint32_t u = attn_f32_bits(f);
     if ((u & 0x7fffffffu) > 0x7f800000u)
         return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN, sign kept */
     u += 0x7fffu + ((u >> 16) & 1u);
@@ -96,7 +82,7 @@ uint16_t attn_f64_to_bf16(double d)
     if (isnan(d))
         return signbit(d) ? 0xffc0u : 0x7fc0u;
     double r = round_format(d, 7, -126, 127);
-    return (uint16_t)(f32_bits((float)r) >> 16); /* r is exactly representable */
+    return (uint16_t)(attn_f32_bits((float)r) >> 16); /* r is exactly representable */
 }
 
 double attn_load_f64(const void *base, attn_dtype t, int64_t idx)

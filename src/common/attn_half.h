@@ -8,6 +8,21 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Bit casts between float and its IEEE encoding (memcpy: no aliasing UB, free at -O1+). */
+static inline uint32_t attn_f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float attn_bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 float attn_f16_to_f32(uint16_t h);
 uint16_t attn_f32_to_f16(float f);
 uint16_t attn_f64_to_f16(double d); /* rounded once, directly from double */

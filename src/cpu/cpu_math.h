@@ -4,6 +4,8 @@
 #ifndef ATTN_CPU_MATH_H_
 #define ATTN_CPU_MATH_H_
 
+#include "attn_half.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -18,19 +20,6 @@
 #define ATTN_CPU_HOT
 #endif
 
-static inline float attn_cpu_bits_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
-static inline uint32_t attn_cpu_f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
 
 /* exp(x): x = n*ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln2), exp(r) by the Cephes
  * form 1 + r + r^2*P(r) (P of degree 5), then 2^n applied as two factors 2^(n/2) so that
@@ -53,16 +42,16 @@ static inline float attn_cpu_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t ni = (int32_t)(attn_cpu_f32_bits(t) - attn_cpu_f32_bits(shifter)); /* n, exactly */
+    int32_t ni = (int32_t)(attn_f32_bits(t) - attn_f32_bits(shifter)); /* n, exactly */
     int32_t n1 = ni >> 1, n2 = ni - n1;
-    float s1 = attn_cpu_bits_f32((uint32_t)(n1 + 127) << 23);
-    float s2 = attn_cpu_bits_f32((uint32_t)(n2 + 127) << 23);
+    float s1 = attn_bits_f32((uint32_t)(n1 + 127) << 23);
+    float s2 = attn_bits_f32((uint32_t)(n2 + 127) << 23);
     float y = p * s1 * s2;
     /* Out of range: 0 below -104 (incl. -inf), +inf above 89; selected with bit masks because
      * GCC turns ternaries into branches here, which blocks vectorisation. NaN passes through
      * the arithmetic untouched by either mask. */
     uint32_t lo = -(uint32_t)(x < -104.0f), hi = -(uint32_t)(x > 89.0f);
-    return attn_cpu_bits_f32((attn_cpu_f32_bits(y) & ~(lo | hi)) | (hi & 0x7f800000u));
+    return attn_bits_f32((attn_f32_bits(y) & ~(lo | hi)) | (hi & 0x7f800000u));
 }
 
 /* IEEE binary16 -> float, branch-free (the bit form of attn_f16_to_f32 in attn_half.c):
@@ -71,15 +60,15 @@ static inline float attn_cpu_expf(float x)
 static inline float attn_cpu_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, em = h & 0x7fffu;
-    uint32_t bits = attn_cpu_f32_bits(attn_cpu_bits_f32(em << 13) * 0x1p112f);
+    uint32_t bits = attn_f32_bits(attn_bits_f32(em << 13) * 0x1p112f);
     uint32_t special = -(uint32_t)(em >= 0x7c00u);
     bits = (bits & ~special) | ((0x7f800000u | (em << 13)) & special);
-    return attn_cpu_bits_f32(bits | sign);
+    return attn_bits_f32(bits | sign);
 }
 
 static inline float attn_cpu_bf16_to_f32(uint16_t h)
 {
-    return attn_cpu_bits_f32((uint32_t)h << 16);
+    return attn_bits_f32((uint32_t)h << 16);
 }
 
 #endif /* ATTN_CPU_MATH_H_ */

@@ -105,12 +105,12 @@ static int row_finite(attn_cpu_mat v, int64_t j, int64_t n)
     uint32_t top = 0;
     if (v.cs == 1)
         for (int64_t d = 0; d < n; d++) {
-            uint32_t e = attn_cpu_f32_bits(x[d]) & 0x7f800000u;
+            uint32_t e = attn_f32_bits(x[d]) & 0x7f800000u;
             top = e > top ? e : top;
         }
     else
         for (int64_t d = 0; d < n; d++) {
-            uint32_t e = attn_cpu_f32_bits(x[d * v.cs]) & 0x7f800000u;
+            uint32_t e = attn_f32_bits(x[d * v.cs]) & 0x7f800000u;
             top = e > top ? e : top;
         }
     return top != 0x7f800000u;

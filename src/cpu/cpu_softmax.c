@@ -19,7 +19,7 @@
 
 static inline int32_t order_key(float x)
 {
-    uint32_t b = attn_cpu_f32_bits(x);
+    uint32_t b = attn_f32_bits(x);
     uint32_t neg = -(b >> 31), nan = -(uint32_t)((b & 0x7fffffffu) > 0x7f800000u);
     uint32_t k = b ^ (neg & 0x7fffffffu);
     return (int32_t)((k & ~nan) | ((uint32_t)KEY_NEG_INF & nan));
@@ -28,7 +28,7 @@ static inline int32_t order_key(float x)
 static inline float key_value(int32_t k)
 {
     uint32_t u = (uint32_t)k, neg = -(u >> 31);
-    return attn_cpu_bits_f32(u ^ (neg & 0x7fffffffu));
+    return attn_bits_f32(u ^ (neg & 0x7fffffffu));
 }
 
 /* Max of x[0..n) ignoring NaN (NaN logits reach the output through exp and the sums); -inf
