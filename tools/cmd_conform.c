@@ -628,21 +628,6 @@ static void impl_name(attn_backend *be, const attn_sdpa_desc *desc, const conf_d
         r->impl[0] = '\0';
 }
 
-/* A backend that reports only its own name: the opencl backend's stats still name the kernel
- * specialisation the launch used. */
-static void impl_after_run(attn_backend *be, attn_result *r)
-{
-#ifdef ATTN_HAVE_OPENCL
-    attn_opencl_stats s;
-    if (strcmp(r->impl, "opencl") == 0 && attn_opencl_backend_stats(be, &s) == ATTN_OK &&
-        s.last_kernel[0])
-        snprintf(r->impl, sizeof r->impl, "opencl:%.240s", s.last_kernel);
-#else
-    (void)be;
-    (void)r;
-#endif
-}
-
 /* Run k (0-based) of the backend on d's views: outputs re-poisoned after the first run; the
  * first is timed and offered to tamper; device outputs are read back into the host images. */
 static attn_status run_once(attn_backend *be, const attn_sdpa_desc *desc, conf_data *d, int k,
@@ -702,7 +687,6 @@ static void run_repeated(attn_backend *be, const attn_sdpa_desc *desc, const att
         check_guards(d, r);
         if (k == 0) {
             judge_outputs(p, c, d, a, r);
-            impl_after_run(be, r);
             if (runs > 1 && snap_take(d, &snap)) {
                 verdict(r, ATTN_FAILED, "out of memory keeping the first run's outputs");
                 break;
