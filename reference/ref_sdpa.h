@@ -3,7 +3,7 @@
 #ifndef ATTN_REF_SDPA_H_
 #define ATTN_REF_SDPA_H_
 
-#include "attn_problem.h"
+#include "attn_sdpa_problem.h"
 
 /* Working precision of the naive definition. F64 is the ground truth; F32 rounds every
  * intermediate to float and is the "same working precision" naive code the conformance

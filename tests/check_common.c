@@ -159,7 +159,7 @@ START_TEST(schedule_patterns)
     ck_assert_int_eq(attn_schedule_preset("nosuch", &s), ATTN_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(attn_schedule_is_local(NULL, 0, &local), ATTN_ERR_NULL_POINTER);
     ck_assert_int_eq(attn_schedule_is_local(&s, -1, &local), ATTN_ERR_INVALID_ARGUMENT);
-    attn_schedule bad = {0, 0, 1, 0, 0};
+    attn_schedule bad = {0, 0, 1, 0, 0, {0}};
     ck_assert_int_eq(attn_schedule_is_local(&bad, 0, &local), ATTN_ERR_INVALID_ARGUMENT);
 }
 END_TEST
@@ -168,7 +168,7 @@ START_TEST(schedule_kv_bytes)
 {
     /* The RATTENTION paper's check (rattention.md section 4): a 40-layer model with 10 global
      * and 30 local layers, 1K window at 4K context, saves 56.25% of the KV cache. */
-    attn_schedule s = {3, 1, 1, 1023, 0};
+    attn_schedule s = {3, 1, 1, 1023, 0, {0}};
     int64_t total = 0, global = 0, b;
     for (int l = 0; l < 40; l++) {
         ck_assert_int_eq(attn_schedule_kv_bytes(&s, l, 4096, 8, 128, 128, ATTN_F16, &b), ATTN_OK);

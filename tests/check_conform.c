@@ -4,7 +4,8 @@
  * a wrong LSE, a run that differs from the first) are FAILED, device-buffer mode with guard
  * zones on cpu and opencl (skipped without a platform), the command's exit status, JSON and
  * JUnit files, and expectations files (XFAIL, FIX, REGRESSION). */
-#include "attn_cases.h"
+#include "attn_conform.h"
+#include "sdpa_case.h"
 #include "attn_cmds.h"
 #include "attn_half.h"
 #include "attn_report.h"
@@ -50,17 +51,22 @@ START_TEST(names_parse_forms)
 {
     attn_case c;
     char s[ATTN_CASE_NAME_MAX], err[200];
-    ck_assert_int_eq(attn_case_parse("lse d80 b2 sq3 skv5 hq4 hkv2 causal dt=bf16 mask_bool=- "
+    ck_assert_int_eq(attn_case_parse("sdpa lse d80 b2 sq3 skv5 hq4 hkv2 causal dt=bf16 mask_bool=- "
                                      "mask_add=hs fill=stress wl=7 cap=2.5", &c, err,
                                      sizeof err), 0);
     attn_case_format(&c, s, sizeof s);
     ck_assert_str_eq(s, "sdpa b2 sq3 skv5 hq4 hkv2 dk80 dv80 causal=br wl=7 cap=2.5 "
                         "mask_add=sh mask_bool=- dt=bf16:bf16:bf16 layout=bshd fill=stress lse");
-    const char *bad[] = {"sq0", "foo", "dt=f17", "dt=f16:f32", "mask_add=x", "mask_add=bb",
-                         "causal=xx", "wl=-2", "cap=-1", "layout=nchw", "skv12x", "", "lse=1"};
+    const char *bad[] = {"sdpa sq0", "foo", "dt=f17", "sdpa dt=f17", "sdpa dt=f16:f32",
+                         "sdpa mask_add=x", "sdpa mask_add=bb", "sdpa causal=xx", "sdpa wl=-2",
+                         "sdpa cap=-1", "sdpa layout=nchw", "sdpa skv12x", "", "sdpa lse=1",
+                         "b1 sq1 skv1 sdpa", "sdpa sdpa"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(attn_case_parse(bad[i], &c, err, sizeof err) == -1, "accepted '%s'",
                       bad[i]);
+    /* the first token names the op */
+    ck_assert_int_eq(attn_case_parse("b1 sq3 sdpa", &c, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "starts with its op"));
 }
 END_TEST
 
@@ -76,8 +82,7 @@ START_TEST(quick_list_covers_features)
         all |= attn_case_features(&cs[i]);
     for (int f = 0; f < ATTN_FEAT_COUNT; f++)
         if (f != ATTN_FEAT_LONG)
-            ck_assert_msg(all & (1u << f), "quick list lacks %s",
-                          attn_feature_name((attn_feature)f));
+            ck_assert_msg(all & (1u << f), "quick list lacks %s", attn_sdpa_feature_names[f]);
     free(cs);
 }
 END_TEST
@@ -175,8 +180,9 @@ typedef enum tamper_kind {
     T_LSE        /* one LSE value off by 1e-3 */
 } tamper_kind;
 
-static void tamper(const attn_tensor *out, const attn_tensor *lse, void *ctx)
+static void tamper(const attn_tensor *const *outs, int n, void *ctx)
 {
+    const attn_tensor *out = outs[0], *lse = n > 1 ? outs[1] : NULL;
     const tamper_kind k = *(const tamper_kind *)ctx;
     float *o = out->data;
     const int64_t row3 = 3 * out->stride[1]; /* query row 3: fully hidden by the mask fill */
@@ -224,7 +230,7 @@ START_TEST(corrupted_results_fail)
 {
     attn_result r = run_tampered(PLAIN, T_PERTURB);
     ck_assert_int_eq(r.status, ATTN_FAILED);
-    ck_assert_int_eq(r.out.gate, 2);
+    ck_assert_int_eq(r.tensor[0].fig.gate, 2);
     r = run_tampered(PLAIN, T_ULP);
     ck_assert_msg(r.status == ATTN_PASSED, "%s", r.reason);
     r = run_tampered(PLAIN, T_UNWRITTEN);
@@ -243,7 +249,7 @@ START_TEST(corrupted_results_fail)
     r = run_tampered("sdpa b1 sq17 skv64 hq1 hkv1 dk32 dv32 mask_bool=s dt=f32 layout=bshd",
                      T_MASKED);
     ck_assert_int_eq(r.status, ATTN_FAILED);
-    ck_assert_int_eq(r.out.gate, 1);
+    ck_assert_int_eq(r.tensor[0].fig.gate, 1);
     ck_assert_ptr_nonnull(strstr(r.reason, "masked"));
 }
 END_TEST
@@ -265,9 +271,10 @@ typedef struct guard_hit {
     int before;
 } guard_hit;
 
-static void tamper_device_guard(const attn_tensor *out, const attn_tensor *lse, void *ctx)
+static void tamper_device_guard(const attn_tensor *const *outs, int n, void *ctx)
 {
-    (void)lse;
+    const attn_tensor *out = outs[0];
+    (void)n;
     const guard_hit *g = ctx;
     ck_assert_ptr_nonnull(out->buffer); /* device views, not host ones */
     ck_assert_uint_eq(out->offset, 1024);

@@ -22,7 +22,6 @@
 #include "attn_backend_impl.h"
 #include "attn_half.h"
 #include "attn_rng.h"
-#include "attn_validate.h"
 #include "ref_sdpa.h"
 
 #define SEED 777u

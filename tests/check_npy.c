@@ -6,7 +6,6 @@
 #include "attn_cmds.h"
 #include "attn_half.h"
 #include "attn_npy.h"
-#include "attn_validate.h"
 #include "ref_sdpa.h"
 
 #include <check.h>

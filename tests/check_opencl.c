@@ -25,7 +25,6 @@ int main(void)
 #include "attn/attn_opencl.h"
 #include "attn_half.h"
 #include "attn_rng.h"
-#include "attn_validate.h"
 #include "opencl/ocl_internal.h"
 #include "ref_sdpa.h"
 
@@ -328,12 +327,12 @@ START_TEST(test_kernel_dir)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(opts, sizeof opts, "cache=off,kernels=%s", dir);
     write_text(dir, "common.cl", embedded("common.cl"));
-    write_text(dir, "flash_fwd.cl", embedded("flash_fwd.cl"));
-    write_text(dir, "decode.cl", embedded("decode.cl"));
+    write_text(dir, "sdpa_flash_fwd.cl", embedded("sdpa_flash_fwd.cl"));
+    write_text(dir, "sdpa_decode.cl", embedded("sdpa_decode.cl"));
     attn_backend *be = open_cl(opts);
     ck_assert_ptr_nonnull(strstr(attn_backend_describe(be), dir));
     run_small(be);
-    write_text(dir, "flash_fwd.cl", "kernel void attn_flash_fwd(global float *x) { oops; }\n");
+    write_text(dir, "sdpa_flash_fwd.cl", "kernel void attn_flash_fwd(global float *x) { oops; }\n");
     float q[2 * 3 * 8] = {0}, o[2 * 3 * 8];
     attn_tensor tq = attn_tensor_bshd(q, ATTN_F32, 1, 3, 2, 8);
     attn_tensor to = attn_tensor_bshd(o, ATTN_F32, 1, 3, 2, 8);

@@ -56,11 +56,12 @@ static void fmt_fig(char *buf, size_t n, const attn_result *r)
         snprintf(buf, n, "not compared");
         return;
     }
-    int k = snprintf(buf, n, "maxabs=%.2e nmse=%.2e margin=%.3f lowp=%.2f", r->out.max_abs,
-                     r->out.nmse, r->out.margin, r->out.lowp_ratio);
-    if (r->has_lse && k > 0 && (size_t)k < n)
-        snprintf(buf + k, n - (size_t)k, " lse_margin=%.3f lse_lowp=%.2f", r->lse.margin,
-                 r->lse.lowp_ratio);
+    const attn_policy_out *o = &r->tensor[0].fig;
+    int k = snprintf(buf, n, "maxabs=%.2e nmse=%.2e margin=%.3f lowp=%.2f", o->max_abs, o->nmse,
+                     o->margin, o->lowp_ratio);
+    for (int t = 1; t < r->ntensors && k > 0 && (size_t)k < n; t++) /* the other outputs */
+        k += snprintf(buf + k, n - (size_t)k, " %s_margin=%.3f %s_lowp=%.2f", r->tensor[t].name,
+                      r->tensor[t].fig.margin, r->tensor[t].name, r->tensor[t].fig.lowp_ratio);
 }
 
 static const char *outcome_name(attn_outcome o)
@@ -87,13 +88,15 @@ void attn_report_line(FILE *f, const attn_result *r, int verbose)
             fig, r->ms, r->impl[0] ? r->impl : "-", r->reason[0] ? " " : "", r->reason,
             r->reason[0] ? " |" : "", r->repro);
     if (verbose && r->compared) {
+        const attn_policy_out *o = &r->tensor[0].fig;
         fprintf(f,
-                "    out: nmse=%.3e sqrt=%.3e margin=%.4f lowp_err=%.3e floor=%.3e zeros=%.1f%%\n",
-                r->out.nmse, sqrt(r->out.nmse), r->out.margin, r->out.lowp_err,
-                r->out.calib_floor, 100.0 * r->out.zero_frac);
-        if (r->has_lse)
-            fprintf(f, "    lse: nmse=%.3e margin=%.4f maxabs=%.3e lowp_err=%.3e\n", r->lse.nmse,
-                    r->lse.margin, r->lse.max_abs, r->lse.lowp_err);
+                "    %s: nmse=%.3e sqrt=%.3e margin=%.4f lowp_err=%.3e floor=%.3e zeros=%.1f%%\n",
+                r->tensor[0].name, o->nmse, sqrt(o->nmse), o->margin, o->lowp_err,
+                o->calib_floor, 100.0 * o->zero_frac);
+        for (int t = 1; t < r->ntensors; t++)
+            fprintf(f, "    %s: nmse=%.3e margin=%.4f maxabs=%.3e lowp_err=%.3e\n",
+                    r->tensor[t].name, r->tensor[t].fig.nmse, r->tensor[t].fig.margin,
+                    r->tensor[t].fig.max_abs, r->tensor[t].fig.lowp_err);
         if (r->worst[0])
             fprintf(f, "    worst %s\n", r->worst);
     }
@@ -165,14 +168,22 @@ static void impls_free(impl_list *l)
     free(l->cases);
 }
 
+/* The feature rows of one op's cases (its feature names, in its order). */
+static void feature_rows(FILE *f, const attn_conform_driver *op, const attn_result *rs, size_t n)
+{
+    for (int k = 0; k < op->n_features; k++) {
+        counts c = {0};
+        for (size_t i = 0; i < n; i++)
+            if (rs[i].op == op && rs[i].features & (1u << k))
+                count(&c, &rs[i]);
+        if (c.total)
+            row(f, op->feature_names[k], &c);
+    }
+}
+
 size_t attn_report_summary(FILE *f, const attn_result *rs, size_t n, const char *expect)
 {
-    counts all = count_all(rs, n), feat[ATTN_FEAT_COUNT];
-    memset(feat, 0, sizeof feat);
-    for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < ATTN_FEAT_COUNT; k++)
-            if (rs[i].features & (1u << k))
-                count(&feat[k], &rs[i]);
+    counts all = count_all(rs, n);
     impl_list l;
     if (impls_collect(rs, n, &l) == 0) {
         fprintf(f, "\nimplementations used (%zu):\n", l.n);
@@ -183,9 +194,8 @@ size_t attn_report_summary(FILE *f, const attn_result *rs, size_t n, const char 
     fprintf(f, "\n%-12s %6s %7s %7s %11s %8s\n", "feature", "cases", "passed", "failed",
             "mistrusted", "skipped");
     row(f, "all", &all);
-    for (int k = 0; k < ATTN_FEAT_COUNT; k++)
-        if (feat[k].total)
-            row(f, attn_feature_name((attn_feature)k), &feat[k]);
+    for (int d = 0; d < attn_conform_n_drivers; d++)
+        feature_rows(f, attn_conform_drivers[d], rs, n);
     if (expect)
         fprintf(f, "expectations %s: %zu xfail, %zu fix, %zu regression\n", expect,
                 all.outcome[ATTN_OUTCOME_XFAIL], all.outcome[ATTN_OUTCOME_FIX],
@@ -264,21 +274,21 @@ static cJSON *case_json(const attn_result *r)
     cJSON_AddNumberToObject(c, "time_ms", r->ms);
     cJSON_AddNumberToObject(c, "guard_bytes", (double)r->guard_bytes);
     if (r->compared) {
-        cJSON_AddNumberToObject(c, "max_abs", r->out.max_abs);
-        cJSON_AddNumberToObject(c, "nmse", r->out.nmse);
-        cJSON_AddNumberToObject(c, "margin", r->out.margin);
-        cJSON_AddNumberToObject(c, "lowp_ratio", r->out.lowp_ratio);
+        const attn_policy_out *o = &r->tensor[0].fig;
+        cJSON_AddNumberToObject(c, "max_abs", o->max_abs);
+        cJSON_AddNumberToObject(c, "nmse", o->nmse);
+        cJSON_AddNumberToObject(c, "margin", o->margin);
+        cJSON_AddNumberToObject(c, "lowp_ratio", o->lowp_ratio);
         cJSON_AddNumberToObject(c, "unwritten", (double)r->unwritten);
         cJSON_AddNumberToObject(c, "stray_bytes", (double)r->stray_bytes);
         cJSON_AddStringToObject(c, "worst", r->worst);
-        cJSON_AddItemToObject(c, "out", tensor_json(&r->out));
-        if (r->has_lse)
-            cJSON_AddItemToObject(c, "lse", tensor_json(&r->lse));
+        for (int t = 0; t < r->ntensors; t++)
+            cJSON_AddItemToObject(c, r->tensor[t].name, tensor_json(&r->tensor[t].fig));
     }
     cJSON *feats = cJSON_CreateArray();
-    for (int k = 0; k < ATTN_FEAT_COUNT; k++)
+    for (int k = 0; r->op && k < r->op->n_features; k++)
         if (r->features & (1u << k))
-            cJSON_AddItemToArray(feats, cJSON_CreateString(attn_feature_name((attn_feature)k)));
+            cJSON_AddItemToArray(feats, cJSON_CreateString(r->op->feature_names[k]));
     cJSON_AddItemToObject(c, "features", feats);
     cJSON_AddStringToObject(c, "repro", r->repro);
     return c;
@@ -425,9 +435,9 @@ static int junit_skipped(const attn_result *r)
 static void junit_case(sbuf *b, const attn_report_info *info, const attn_result *r)
 {
     const char *group = "plain";
-    for (int k = 0; k < ATTN_FEAT_COUNT; k++)
+    for (int k = 0; r->op && k < r->op->n_features; k++)
         if (r->features & (1u << k)) {
-            group = attn_feature_name((attn_feature)k);
+            group = r->op->feature_names[k];
             break;
         }
     char fig[160], msg[640];

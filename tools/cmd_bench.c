@@ -13,9 +13,8 @@
 #include "attn/attn.h"
 #include "attn_args.h"
 #include "attn_half.h"
-#include "attn_problem.h"
+#include "attn_sdpa_problem.h"
 #include "attn_rng.h"
-#include "attn_validate.h"
 #include "cpu/cpu_bench.h"
 
 #include <cjson/cJSON.h>

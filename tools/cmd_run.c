@@ -6,7 +6,6 @@
 #include "attn_args.h"
 #include "attn_cmds.h"
 #include "attn_npy.h"
-#include "attn_validate.h"
 #include "ref_sdpa.h"
 
 #include <stdarg.h>

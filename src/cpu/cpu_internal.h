@@ -1,10 +1,11 @@
-/* cpu_internal.h - shared declarations of the CPU backend (src/cpu): backend state, BLIS set-up,
- * the f32 matrix views handed to BLIS, tile kernels, and the forward / decode drivers. */
+/* cpu_internal.h - op-neutral declarations of the CPU backend (src/cpu): backend state, BLIS
+ * set-up, the f32 matrix views handed to BLIS, operand access, CPU features. Each op adds its
+ * own header (cpu_sdpa.h, ...). */
 #ifndef ATTN_CPU_INTERNAL_H_
 #define ATTN_CPU_INTERNAL_H_
 
 #include "attn_backend_impl.h"
-#include "attn_problem.h"
+#include "attn_view.h"
 #include "cpu_bench.h"
 
 #include <stdint.h>
@@ -48,80 +49,7 @@ void attn_cpu_heads_to_f32(const attn_operand *o, int64_t b, int64_t r0, int64_t
 const void *attn_cpu_elem(const attn_operand *o, int64_t i0, int64_t i1, int64_t i2,
                           int64_t i3);
 
-/* ---- tile kernels (cpu_softmax.c) -------------------------------------------------------- */
-/* Logit transforms of one row of n scores for keys j0..j0+n-1: soft-cap, additive mask
- * (f32 row, or NULL), boolean mask (u8 row with element stride, or NULL), band [lo, hi). */
-void attn_cpu_logits_row(float *s, int64_t n, float softcap, const float *madd,
-                         const uint8_t *mbool, int64_t mbool_stride, int64_t j0, int64_t lo,
-                         int64_t hi);
-/* Online-softmax step of one row: s (n scores) becomes p = exp(s - m_new); *m and *l are
- * updated; returns the factor the row's output accumulator must be multiplied by. */
-float attn_cpu_softmax_row(float *s, int64_t n, float *m, float *l);
-/* Small products of the decode path (no BLIS call overhead): s[r][j] = scale * q[r] . k[j]
- * for nq query rows and nk key rows (contiguous rows of length d); o[r] += sum_j p[r][j] v[j]
- * over nk contiguous V rows of dv, terms with p == 0 skipped (hidden keys never read). */
-void attn_cpu_qk_block(const float *q, int64_t nq, const float *k, int64_t nk, int64_t d,
-                       float scale, float *s, int64_t lds);
-void attn_cpu_pv_block(const float *p, int64_t ldp, int64_t nq, const float *v, int64_t nk,
-                       int64_t dv, float *o);
-/* o[0..n) *= f */
-void attn_cpu_scale_row(float *o, int64_t n, float f);
-/* Final output of one row from (o, m, l): out = o / l (0 when l == 0); *lse_out = m + log l
- * (-inf when l == 0). */
-void attn_cpu_finish_row(float *o, int64_t n, float m, float l, float *lse_out);
-
-/* Store a finished row (f32, n values) into the output operand at (b, i, h). */
-void attn_cpu_store_row(const attn_operand *out, int64_t b, int64_t i, int64_t h,
-                        const float *src, int64_t n);
-
-/* ---- tile steps shared by the two drivers (cpu_sdpa.c) ------------------------------------ */
-/* Row step for query i, head h over keys [j0, j0 + nc): masks, band, soft-cap, online softmax
- * (srow becomes p; *m, *l updated) and the rescale of the output row orow (Dv floats).
- * madd_scratch holds nc floats. */
-void attn_cpu_row_step(const attn_sdpa_problem *p, float *srow, float *madd_scratch,
-                       float *orow, float *m, float *l, int64_t b, int64_t i, int64_t h,
-                       int64_t j0, int64_t nc);
-/* o (nr x Dv, contiguous) += P (nr x nc, row stride ldp) * V rows vt (nc x Dv); keys with
- * p = 0 never contribute, even with non-finite V. vbad: nc flags (V row holds Inf/NaN), or
- * NULL to scan vt here. vfix: nc x Dv floats of scratch. */
-void attn_cpu_pv(const attn_sdpa_problem *p, const float *pt, int64_t ldp, int64_t nr,
-                 attn_cpu_mat vt, int64_t nc, const uint8_t *vbad, float *o, float *vfix);
-
-/* ---- decode kernels reading K/V in place (cpu_decode_avx2.c) ------------------------------ */
-/* Rows of a K or V head read in place: row j starts at element j * ld of p (dtype f32, f16 or
- * bf16), its elements are contiguous. */
-typedef struct attn_cpu_rows {
-    const void *p;
-    attn_dtype dtype;
-    int64_t ld;
-} attn_cpu_rows;
-
-#if defined(__GNUC__) && defined(__x86_64__)
-#define ATTN_CPU_HAVE_AVX2_KERNELS 1
-/* s[r][j] = scale * q[r] . k[j] for nq f32 query rows (contiguous, length d) and nk keys.
- * v: the V rows (dv elements) of the same keys, requested from memory for the P V product
- * that follows. */
-void attn_cpu_dec_qk_avx2(const float *q, int64_t nq, const attn_cpu_rows *k, int64_t nk,
-                          int64_t d, float scale, float *s, int64_t lds,
-                          const attn_cpu_rows *v, int64_t dv);
-/* o[r] += sum_j p[r][j] v[j] for nq rows (o contiguous rows of dv) over nk V rows. Every
- * term is added, so hidden keys (p = 0) need finite V rows (the caller checks). */
-void attn_cpu_dec_pv_avx2(const float *p, int64_t ldp, int64_t nq, const attn_cpu_rows *v,
-                          int64_t nk, int64_t dv, float *o);
-#else
-#define ATTN_CPU_HAVE_AVX2_KERNELS 0
-#endif
-/* Whether this build and CPU can run the AVX2+FMA+F16C decode kernels. */
-int attn_cpu_decode_simd_available(void);
-
-/* ---- drivers (cpu_sdpa.c, cpu_decode.c) -------------------------------------------------- */
-attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t br,
-                                int64_t bc);
-/* simd: use the AVX2 kernels when available and K/V rows are contiguous. */
-attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int simd);
-/* Whether the decode path would use the AVX2 kernels for p. */
-int attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd);
-/* Sq at or below which the decode path is used. */
-#define ATTN_CPU_DECODE_MAX_SQ 4
+/* Whether this build and CPU can run AVX2+FMA+F16C kernels (chosen at run time). */
+int attn_cpu_simd_available(void);
 
 #endif /* ATTN_CPU_INTERNAL_H_ */

@@ -98,3 +98,14 @@ void attn_cpu_heads_to_f32(const attn_operand *o, int64_t b, int64_t r0, int64_t
                                             o->stride[3], d);
         }
 }
+
+int attn_cpu_simd_available(void)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}

@@ -2,13 +2,13 @@
  * head, query tile); OpenMP hands them out dynamically (causal and window bands make them
  * uneven; the heaviest, last tiles go first). Each item walks only the key tiles its band
  * reaches: S = scale * Q_i K_j^T and O += P V_j are single-threaded BLIS calls, the softmax
- * step between them runs on the rows of S in place (cpu_softmax.c). Key tiles that a band edge
+ * step between them runs on the rows of S in place (cpu_sdpa_softmax.c). Key tiles that a band edge
  * crosses (the causal diagonal, a window start) go in sub-blocks of rows, each over only the
  * keys its rows can see. f32 operands with usable
  * strides go to BLIS as they are; anything else (f16, bf16, odd strides) is converted to f32:
  * K and V per (batch, KV head) group into shared scratch before the items that read them, Q
  * per tile into the thread's scratch. */
-#include "cpu_internal.h"
+#include "cpu_sdpa.h"
 
 #include "attn_half.h"
 #include "cpu_math.h"

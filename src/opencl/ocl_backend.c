@@ -207,11 +207,10 @@ static attn_status cl_buffer_read(const attn_buffer *buf, size_t off, void *dst,
 
 const attn_backend_ops attn_opencl_ops = {
     .name = "opencl",
+    .id = ATTN_BACKEND_OPENCL,
+    .host_only = 0,
     .open = cl_open,
     .close = cl_close,
-    .sdpa_supported = attn_cl_sdpa_supported,
-    .sdpa_forward = attn_cl_sdpa_forward,
-    .sdpa_impl_name = attn_cl_sdpa_impl_name,
     .buffer_alloc = cl_buffer_alloc,
     .buffer_free = cl_buffer_free,
     .buffer_write = cl_buffer_write,

@@ -5,6 +5,7 @@
 
 #include "attn/attn_opencl.h"
 #include "attn_backend_impl.h"
+#include "attn_embedded.h"
 
 #include <CL/cl.h>
 #include <stdint.h>
@@ -42,10 +43,7 @@ attn_cl_tune attn_cl_tune_for(const attn_opencl_device_info *dev, const char **e
 
 /* ---- kernel sources and programs ---- */
 
-typedef struct attn_cl_source {
-    const char *name; /* "flash_fwd.cl" */
-    const char *text;
-} attn_cl_source;
+typedef attn_embedded_file attn_cl_source;
 
 extern const attn_cl_source attn_cl_embedded[];
 extern const int attn_cl_embedded_count;
@@ -71,12 +69,5 @@ typedef struct attn_cl_backend {
 attn_status attn_cl_get_kernel(attn_cl_backend *cb, const char *file, const char *kernel,
                                const char *options, cl_kernel *out);
 void attn_cl_programs_free(attn_cl_backend *cb);
-
-/* ---- SDPA ---- */
-
-attn_status attn_cl_sdpa_supported(attn_backend *be, const attn_sdpa_problem *p);
-attn_status attn_cl_sdpa_forward(attn_backend *be, const attn_sdpa_problem *p);
-/* "opencl:<specialisation>" that forward would launch for p (attn_sdpa_impl_name). */
-void attn_cl_sdpa_impl_name(attn_backend *be, const attn_sdpa_problem *p, char *buf, size_t n);
 
 #endif /* ATTN_OCL_INTERNAL_H_ */

@@ -1,7 +1,8 @@
 /* ocl_sdpa.c - SDPA on the OpenCL backend: the launch plan (specialisation, tiles, decode
  * split) that both the capability check and the forward call derive from the same rules,
  * operand binding (device buffers in place; host tensors uploaded, outputs gathered into a
- * compact buffer and scattered back), and the launches of cl/flash_fwd.cl and cl/decode.cl. */
+ * compact buffer and scattered back), and the launches of cl/sdpa_flash_fwd.cl and cl/sdpa_decode.cl. */
+#include "attn_sdpa_problem.h"
 #include "ocl_internal.h"
 
 #include <stdio.h>
@@ -9,7 +10,7 @@
 #include <string.h>
 
 #define ATTN_CL_MAX_D 512         /* private tiles are sized by Dk/Dv */
-#define ATTN_CL_MAX_SPLIT 64      /* MAX_SPLIT of cl/decode.cl */
+#define ATTN_CL_MAX_SPLIT 64      /* MAX_SPLIT of cl/sdpa_decode.cl */
 #define ATTN_CL_MAX_PRIVATE 262144 /* bytes of private tiles per work-item we accept */
 #define ATTN_CL_SPLIT_MIN_KEYS 256 /* a decode split covers at least this many keys */
 
@@ -159,13 +160,13 @@ static attn_status make_plan(const attn_cl_backend *cb, const attn_sdpa_problem 
     return ATTN_OK;
 }
 
-attn_status attn_cl_sdpa_supported(attn_backend *be, const attn_sdpa_problem *p)
+static attn_status cl_sdpa_supported(attn_backend *be, const void *p)
 {
     sdpa_plan pl;
     return make_plan(be->impl, p, &pl);
 }
 
-void attn_cl_sdpa_impl_name(attn_backend *be, const attn_sdpa_problem *p, char *buf, size_t n)
+static void cl_sdpa_impl_name(attn_backend *be, const void *p, char *buf, size_t n)
 {
     sdpa_plan pl;
     if (make_plan(be->impl, p, &pl) == ATTN_OK)
@@ -339,7 +340,7 @@ static attn_status launch_pack(attn_cl_backend *cb, const attn_sdpa_problem *p,
                                const sdpa_plan *pl, const sdpa_bind *bd)
 {
     cl_kernel k;
-    attn_status st = attn_cl_get_kernel(cb, "flash_fwd.cl", "attn_pack_kv", pl->options, &k);
+    attn_status st = attn_cl_get_kernel(cb, "sdpa_flash_fwd.cl", "attn_pack_kv", pl->options, &k);
     if (st != ATTN_OK)
         return st;
     argset a = {k, 0, CL_SUCCESS};
@@ -361,7 +362,7 @@ static attn_status launch_flash(attn_cl_backend *cb, const attn_sdpa_problem *p,
                                 const sdpa_plan *pl, const sdpa_bind *bd)
 {
     cl_kernel k;
-    attn_status st = attn_cl_get_kernel(cb, "flash_fwd.cl", "attn_flash_fwd", pl->options, &k);
+    attn_status st = attn_cl_get_kernel(cb, "sdpa_flash_fwd.cl", "attn_flash_fwd", pl->options, &k);
     if (st != ATTN_OK)
         return st;
     const cl_operand *o = pl->split ? &bd->part_o : &bd->out;
@@ -399,7 +400,7 @@ static attn_status launch_merge(attn_cl_backend *cb, const attn_sdpa_problem *p,
                                 const sdpa_plan *pl, const sdpa_bind *bd)
 {
     cl_kernel k;
-    attn_status st = attn_cl_get_kernel(cb, "decode.cl", "attn_lse_merge", pl->merge_options,
+    attn_status st = attn_cl_get_kernel(cb, "sdpa_decode.cl", "attn_lse_merge", pl->merge_options,
                                         &k);
     if (st != ATTN_OK)
         return st;
@@ -475,8 +476,9 @@ static attn_status finish(attn_cl_backend *cb, const attn_sdpa_problem *p, sdpa_
     return ATTN_OK;
 }
 
-attn_status attn_cl_sdpa_forward(attn_backend *be, const attn_sdpa_problem *p)
+static attn_status cl_sdpa_run(attn_backend *be, const void *problem)
 {
+    const attn_sdpa_problem *p = problem;
     attn_cl_backend *cb = be->impl;
     sdpa_plan pl;
     attn_status st = make_plan(cb, p, &pl);
@@ -503,3 +505,9 @@ attn_status attn_cl_sdpa_forward(attn_backend *be, const attn_sdpa_problem *p)
         release(all[i]);
     return st;
 }
+
+const attn_op_impl attn_opencl_sdpa_impl = {
+    .supported = cl_sdpa_supported,
+    .run = cl_sdpa_run,
+    .impl_name = cl_sdpa_impl_name,
+};

@@ -1,10 +1,10 @@
-/* cpu_decode_avx2.c - register-blocked AVX2+FMA+F16C kernels of the decode path: the scores
+/* cpu_sdpa_decode_avx2.c - register-blocked AVX2+FMA+F16C kernels of the decode path: the scores
  * of up to 4 query rows against a tile of K rows, and O += P V over a tile of V rows, both
  * reading K and V in place in their storage dtype (f32, f16 through F16C, bf16 by a shift).
  * Compiled with a target attribute (not for the whole file's baseline) and chosen at run time
- * by attn_cpu_decode_simd_available(), so the library still runs on any x86-64 CPU; on other
+ * by attn_cpu_simd_available(), so the library still runs on any x86-64 CPU; on other
  * architectures or compilers the kernels are absent and the portable path is used. */
-#include "cpu_internal.h"
+#include "cpu_sdpa.h"
 #include "cpu_math.h"
 
 #if ATTN_CPU_HAVE_AVX2_KERNELS
@@ -14,13 +14,6 @@
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline)) TARGET
 #define RB 4 /* query rows per register block */
-
-int attn_cpu_decode_simd_available(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
-}
 
 /* 8 consecutive elements of a row in dtype t (a compile-time constant after inlining). */
 INLINE __m256 load8(const void *row, int64_t e, attn_dtype t)
@@ -247,13 +240,6 @@ void attn_cpu_dec_pv_avx2(const float *p, int64_t ldp, int64_t nq, const attn_cp
     case ATTN_F16: pv_dtype(p, ldp, nq, v, nk, dv, o, ATTN_F16); break;
     default: pv_dtype(p, ldp, nq, v, nk, dv, o, ATTN_BF16); break;
     }
-}
-
-#else
-
-int attn_cpu_decode_simd_available(void)
-{
-    return 0;
 }
 
 #endif /* ATTN_CPU_HAVE_AVX2_KERNELS */

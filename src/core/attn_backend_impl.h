@@ -1,23 +1,21 @@
-/* attn_backend_impl.h - the interface a backend implements (ref, cpu, opencl) and the
- * library-internal error reporting every layer uses. */
+/* attn_backend_impl.h - the interface a backend implements (ref, cpu, opencl): open/close,
+ * buffers and the host-only flag (its per-op implementations live in each op's table, see
+ * attn_op.h), and the library-internal error reporting every layer uses. */
 #ifndef ATTN_BACKEND_IMPL_H_
 #define ATTN_BACKEND_IMPL_H_
 
-#include "attn/attn.h"
-#include "attn_problem.h"
+#include "attn/attn_core.h"
+#include "attn_op.h"
 
 typedef struct attn_backend_ops {
     const char *name;
+    attn_backend_id id;  /* its column in every op's implementation table */
+    /* 1: reads and writes operands on the host only; the core answers ATTN_ERR_UNSUPPORTED
+     * for device-only buffers before the op's implementation runs. */
+    int host_only;
     /* Set be->impl / be->describe; options already split by the caller are passed raw. */
     attn_status (*open)(attn_backend *be, const char *options);
     void (*close)(attn_backend *be);
-    /* Capability check on a validated problem: ATTN_OK or ATTN_ERR_UNSUPPORTED with a message.
-     * forward calls the same function first, so the two never disagree. NULL = all supported. */
-    attn_status (*sdpa_supported)(attn_backend *be, const attn_sdpa_problem *p);
-    attn_status (*sdpa_forward)(attn_backend *be, const attn_sdpa_problem *p);
-    /* Name of the implementation (kernel specialisation) forward would run for p, e.g.
-     * "cpu:flash_blis_br64_bc256"; written to buf (NUL-terminated). NULL = backend name. */
-    void (*sdpa_impl_name)(attn_backend *be, const attn_sdpa_problem *p, char *buf, size_t n);
     /* Buffers: NULL = host memory managed by the common layer. */
     attn_status (*buffer_alloc)(attn_backend *be, attn_buffer *buf);
     void (*buffer_free)(attn_buffer *buf);
@@ -45,7 +43,9 @@ attn_status attn_fail(attn_status s, const char *fmt, ...)
 attn_status attn_ok(void);
 
 extern const attn_backend_ops attn_ref_ops;
+#ifdef ATTN_HAVE_CPU
 extern const attn_backend_ops attn_cpu_ops;
+#endif
 #ifdef ATTN_HAVE_OPENCL
 extern const attn_backend_ops attn_opencl_ops;
 #endif

@@ -1,6 +1,7 @@
 /* attn_schedule.c - local-global layer schedules (which layers use a sliding window) and the
  * KV-cache bytes each layer implies. Presets follow the published models; see
  * docs/semantics.md and /shared/reference/rattention.md section 5. */
+#include "attn/attn_schedule.h"
 #include "attn_backend_impl.h"
 
 #include <string.h>
@@ -47,6 +48,9 @@ static attn_status check_schedule(const attn_schedule *s, int layer)
                          s->n_local, s->n_global);
     if (s->n_local > 0 && s->window_left < 0)
         return attn_fail(ATTN_ERR_WINDOW, "schedule: local layers need window_left >= 0");
+    for (size_t i = 0; i < sizeof s->reserved / sizeof s->reserved[0]; i++)
+        if (s->reserved[i] != 0)
+            return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "schedule: reserved[%zu] is not zero", i);
     if (s->rla_state_dk_mult < 0)
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "schedule: rla_state_dk_mult < 0");
     if (layer < 0)

@@ -1,8 +1,8 @@
-/* cpu_softmax.c - the per-row work of a score tile between the two BLIS products: logit
+/* cpu_sdpa_softmax.c - the per-row work of a score tile between the two BLIS products: logit
  * transforms and masking, the online-softmax step (running max m, running sum l, rescale
  * factor), the final normalisation, and storing a row in the output dtype. Loops are written
  * branch-free with explicit lane accumulators so GCC vectorises them without fast-math. */
-#include "cpu_internal.h"
+#include "cpu_sdpa.h"
 #include "cpu_math.h"
 
 #include "attn_half.h"

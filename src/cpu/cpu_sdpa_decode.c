@@ -1,19 +1,19 @@
-/* cpu_decode.c - the decode path (Sq <= ATTN_CPU_DECODE_MAX_SQ): few queries over a long KV.
+/* cpu_sdpa_decode.c - the decode path (Sq <= ATTN_CPU_DECODE_MAX_SQ): few queries over a long KV.
  * There is too little query work to split, so the KV range is split instead: a work item is
  * (batch, key chunk) and covers every KV head, each with all G = (Hq/Hkv) * Sq query rows of
  * its GQA group, so each K/V row is read from memory once per call and the two threads
  * stream disjoint contiguous ranges. Per tile of KB keys and KV head: scores of the G rows
  * (G x KB), one online-softmax step per row, then O += P V.
- * - SIMD path (AVX2+FMA+F16C CPUs, rows with unit element stride; cpu_decode_avx2.c):
+ * - SIMD path (AVX2+FMA+F16C CPUs, rows with unit element stride; cpu_sdpa_decode_avx2.c):
  *   register-blocked kernels read K and V in place in their storage dtype. A tile where some
  *   row has p = 0 gets its V rows checked for Inf/NaN (0 * Inf would leak); if any, that tile's
  *   P V runs on the portable kernel, which skips p = 0 terms.
  * - Portable path (simd=off, other CPUs, odd strides): K and V of all heads are converted to
  *   f32 key-major per tile (sequential memory in BSHD layouts) and the products are the
- *   vectorisable loops of cpu_softmax.c.
+ *   vectorisable loops of cpu_sdpa_softmax.c.
  * Each (head, chunk) leaves a partial (m, l, o) per row, merged by log-sum-exp:
  *   M = max_c m_c,  L = sum_c l_c e^(m_c - M),  O = sum_c o_c e^(m_c - M),  out = O / L. */
-#include "cpu_internal.h"
+#include "cpu_sdpa.h"
 
 #include <math.h>
 #include <omp.h>
@@ -239,7 +239,7 @@ int attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd)
     /* Element strides of size-1 dimensions are meaningless; rows of one element are
      * contiguous whatever they say. */
     return simd && (p->k.stride[3] == 1 || p->Dk == 1) && (p->v.stride[3] == 1 || p->Dv == 1) &&
-           attn_cpu_decode_simd_available();
+           attn_cpu_simd_available();
 }
 
 attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int simd)

@@ -1,20 +1,28 @@
-/* attn_backend.c - backend registry, backend-owned buffers, and the public SDPA entry points
- * (validate once, then the backend's capability check, then its implementation). */
+/* attn_backend.c - the backend registry (built-in backends by name) and backend-owned
+ * buffers. Op calls go through attn_op.c. */
 #include "attn_backend_impl.h"
-#include "attn_validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const attn_backend_ops *const registry[] = {
-    &attn_ref_ops, &attn_cpu_ops,
+/* Slots of backends this build leaves out stay NULL. */
+static const attn_backend_ops *const registry[ATTN_BACKEND_COUNT] = {
+    [ATTN_BACKEND_REF] = &attn_ref_ops,
+#ifdef ATTN_HAVE_CPU
+    [ATTN_BACKEND_CPU] = &attn_cpu_ops,
+#endif
 #ifdef ATTN_HAVE_OPENCL
-    &attn_opencl_ops,
+    [ATTN_BACKEND_OPENCL] = &attn_opencl_ops,
 #endif
 };
+
+/* The names of the built backends, registry order (a constant: safe from any thread). */
 static const char *const registry_names[] = {
-    "ref", "cpu",
+    "ref",
+#ifdef ATTN_HAVE_CPU
+    "cpu",
+#endif
 #ifdef ATTN_HAVE_OPENCL
     "opencl",
 #endif
@@ -31,17 +39,16 @@ attn_status attn_backend_open(const char *name, const char *options, attn_backen
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_backend_open: %s is NULL",
                          name ? "out" : "name");
     const attn_backend_ops *ops = NULL;
-    for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
-        if (strcmp(registry[i]->name, name) == 0)
+    for (size_t i = 0; i < ATTN_BACKEND_COUNT; i++)
+        if (registry[i] && strcmp(registry[i]->name, name) == 0)
             ops = registry[i];
-    if (!ops)
-        return attn_fail(ATTN_ERR_BACKEND, "unknown backend '%s' (available: ref, cpu%s)", name,
-#ifdef ATTN_HAVE_OPENCL
-                         ", opencl"
-#else
-                         ""
-#endif
-        );
+    if (!ops) {
+        char avail[128] = "";
+        for (const char *const *n = registry_names; *n; n++)
+            snprintf(avail + strlen(avail), sizeof avail - strlen(avail), "%s%s",
+                     n == registry_names ? "" : ", ", *n);
+        return attn_fail(ATTN_ERR_BACKEND, "unknown backend '%s' (available: %s)", name, avail);
+    }
     attn_backend *be = calloc(1, sizeof *be);
     if (!be)
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "attn_backend_open: out of memory");
@@ -154,73 +161,5 @@ attn_status attn_buffer_read(const attn_buffer *buf, size_t off, void *dst, size
         return buf->be->ops->buffer_read(buf, off, dst, n);
     if (n)
         memcpy(dst, (const char *)buf->host + off, n);
-    return attn_ok();
-}
-
-/* ---- SDPA entry points ---- */
-
-static attn_status check_owner(const attn_backend *be, const attn_tensor *t, const char *name)
-{
-    if (t && t->buffer && t->buffer->be != be)
-        return attn_fail(ATTN_ERR_BUFFER, "%s: buffer belongs to backend '%s', not '%s'", name,
-                         t->buffer->be->ops->name, be->ops->name);
-    return ATTN_OK;
-}
-
-static attn_status prepare(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
-                           const attn_tensor *k, const attn_tensor *v, const attn_tensor *out,
-                           const attn_tensor *lse, attn_sdpa_problem *p)
-{
-    if (!be)
-        return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa: backend is NULL");
-    attn_status st = attn_sdpa_validate(d, q, k, v, out, lse, p);
-    if (st != ATTN_OK)
-        return st;
-    const attn_tensor *all[] = {q, k, v, out, lse, d->mask_add, d->mask_bool};
-    const char *names[] = {"q", "k", "v", "out", "lse", "mask_add", "mask_bool"};
-    for (int i = 0; i < 7; i++)
-        if ((st = check_owner(be, all[i], names[i])) != ATTN_OK)
-            return st;
-    if (be->ops->sdpa_supported && (st = be->ops->sdpa_supported(be, p)) != ATTN_OK)
-        return st;
-    return ATTN_OK;
-}
-
-attn_status attn_sdpa_supported(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
-                                const attn_tensor *k, const attn_tensor *v,
-                                const attn_tensor *out, const attn_tensor *lse)
-{
-    attn_sdpa_problem p;
-    attn_status st = prepare(be, d, q, k, v, out, lse, &p);
-    return st == ATTN_OK ? attn_ok() : st;
-}
-
-attn_status attn_sdpa_forward(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
-                              const attn_tensor *k, const attn_tensor *v, const attn_tensor *out,
-                              const attn_tensor *lse)
-{
-    attn_sdpa_problem p;
-    attn_status st = prepare(be, d, q, k, v, out, lse, &p);
-    if (st != ATTN_OK)
-        return st;
-    st = be->ops->sdpa_forward(be, &p);
-    return st == ATTN_OK ? attn_ok() : st;
-}
-
-attn_status attn_sdpa_impl_name(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
-                                const attn_tensor *k, const attn_tensor *v,
-                                const attn_tensor *out, const attn_tensor *lse, char *buf,
-                                size_t n)
-{
-    if (!buf || n == 0)
-        return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa_impl_name: buf is NULL or empty");
-    attn_sdpa_problem p;
-    attn_status st = prepare(be, d, q, k, v, out, lse, &p);
-    if (st != ATTN_OK)
-        return st;
-    if (be->ops->sdpa_impl_name)
-        be->ops->sdpa_impl_name(be, &p, buf, n);
-    else
-        snprintf(buf, n, "%s", be->ops->name);
     return attn_ok();
 }

@@ -1,4 +1,4 @@
-/* ref_flash.c - the FlashAttention-2 forward pass (Dao 2023, Algorithm 1; Dao et al. 2022 for
+/* ref_sdpa_flash.c - the FlashAttention-2 forward pass (Dao 2023, Algorithm 1; Dao et al. 2022 for
  * the online softmax) as a plain-C teaching implementation in f64. It computes the same
  * outputs as the naive definition in ref_sdpa.c without ever holding a full row of logits:
  * queries are processed in tiles Q_i of Br rows, keys and values in tiles K_j, V_j of Bc rows,

@@ -1,0 +1,69 @@
+/* attn_sdpa.h - softmax attention (SDPA): the descriptor, the forward call, its capability
+ * check and the name of the implementation a backend runs. Part of attn.h. */
+#ifndef ATTN_SDPA_H_
+#define ATTN_SDPA_H_
+
+#include "attn/attn_core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- softmax attention ------------------------------------------------------------------- */
+typedef enum attn_align {
+    ATTN_ALIGN_TOP_LEFT = 0,    /* query i sits at key position i (PyTorch is_causal) */
+    ATTN_ALIGN_BOTTOM_RIGHT = 1 /* query i sits at key position i + Skv - Sq (FA2, decoding) */
+} attn_align;
+
+/* Query i (aligned position p = i, or i + Skv - Sq for bottom-right) sees key j iff
+ *   (window_left < 0 or j >= p - window_left) and (right bound)
+ * where the right bound is j <= p when causal, j <= p + window_right when window_right >= 0, and
+ * none otherwise; the boolean mask must be nonzero there. Logit:
+ *   s = scale * q.k; if softcap > 0: s = softcap * tanh(s / softcap); s += mask_add.
+ * Rows with no visible key (or all logits -inf) give output 0 and LSE -inf. */
+typedef struct attn_sdpa_desc {
+    float scale;        /* 0 selects 1/sqrt(Dk); must be finite */
+    int causal;         /* 0 or 1 */
+    attn_align align;   /* alignment of causal and window bounds when Sq != Skv */
+    int64_t window_left;  /* visible past keys besides the current one; -1 unlimited */
+    int64_t window_right; /* visible future keys; -1 unlimited; must be -1 or 0 when causal */
+    float softcap;      /* 0 = none; else > 0 */
+    /* Optional masks, shape [B or 1, Sq or 1, Hq or 1, Skv] (the view's dims read as
+     * [batch, query, head, key]); size-1 dims broadcast. */
+    const attn_tensor *mask_add;  /* f32/f16/bf16, added to the logit (-inf hides the key) */
+    const attn_tensor *mask_bool; /* u8, 0 hides the key */
+    /* Room for later fields (see "Growable descriptors" in docs/api.md): must be zero. A field
+     * added here later means "as before" when zero, so code that starts from
+     * attn_sdpa_desc_default() keeps compiling and keeps its meaning. */
+    uint64_t reserved[6];
+} attn_sdpa_desc;
+
+/* Always start from this (or zero every field): scale 1/sqrt(Dk), not causal, bottom-right, unlimited window, no cap, no masks. */
+ATTN_API attn_sdpa_desc attn_sdpa_desc_default(void);
+
+/* q [B, Sq, Hq, Dk], k [B, Skv, Hkv, Dk], v [B, Skv, Hkv, Dv], out [B, Sq, Hq, Dv];
+ * lse optional (NULL): f32 [B, Sq, Hq, 1], natural log; contiguous [B, H, Sq] is the tensor
+ * with strides {Hq*Sq, 1, Sq, 1}. Hq must be a multiple of Hkv (query head h uses KV head
+ * h / (Hq/Hkv)). On any error nothing is written to out or lse. */
+ATTN_API attn_status attn_sdpa_forward(attn_backend *be, const attn_sdpa_desc *desc,
+                                       const attn_tensor *q, const attn_tensor *k,
+                                       const attn_tensor *v, const attn_tensor *out,
+                                       const attn_tensor *lse);
+/* Same checks as attn_sdpa_forward, runs nothing: ATTN_OK iff forward would run. */
+ATTN_API attn_status attn_sdpa_supported(attn_backend *be, const attn_sdpa_desc *desc,
+                                         const attn_tensor *q, const attn_tensor *k,
+                                         const attn_tensor *v, const attn_tensor *out,
+                                         const attn_tensor *lse);
+
+/* Name of the implementation (kernel specialisation) attn_sdpa_forward would run for this call,
+ * e.g. "cpu:flash_blis_br64_bc256" or "opencl:flash_fwd[-DDK=64 ...]", written to buf (n bytes,
+ * NUL-terminated, truncated if needed). Runs the same checks as attn_sdpa_supported. */
+ATTN_API attn_status attn_sdpa_impl_name(attn_backend *be, const attn_sdpa_desc *desc,
+                                         const attn_tensor *q, const attn_tensor *k,
+                                         const attn_tensor *v, const attn_tensor *out,
+                                         const attn_tensor *lse, char *buf, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ATTN_SDPA_H_ */

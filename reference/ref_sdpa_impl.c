@@ -1,0 +1,57 @@
+/* ref_sdpa_impl.c - SDPA on the "ref" backend: the naive f64 definition of ref_sdpa.c, its
+ * results rounded once into the caller's output dtype (and the LSE into f32). */
+#include "attn_backend_impl.h"
+#include "attn_half.h"
+#include "ref_sdpa.h"
+
+#include <stdlib.h>
+#include <stdio.h>
+
+/* Round the f64 results once into out (its dtype and strides) and lse (f32). */
+static void ref_store(const attn_sdpa_problem *p, const double *out, const double *lse)
+{
+    for (int64_t b = 0; b < p->B; b++)
+        for (int64_t i = 0; i < p->Sq; i++)
+            for (int64_t h = 0; h < p->Hq; h++) {
+                const double *o = out + ((b * p->Sq + i) * p->Hq + h) * p->Dv;
+                for (int64_t d = 0; d < p->Dv; d++)
+                    attn_store_f64(p->out.ptr, p->out.dtype, attn_at(&p->out, b, i, h, d), o[d]);
+                if (lse)
+                    attn_store_f64(p->lse.ptr, ATTN_F32, attn_at(&p->lse, b, i, h, 0),
+                                   lse[(b * p->Hq + h) * p->Sq + i]);
+            }
+}
+
+static attn_status ref_sdpa_run(attn_backend *be, const void *problem)
+{
+    const attn_sdpa_problem *p = problem;
+    (void)be;
+    const size_t n_out = (size_t)(p->B * p->Sq * p->Hq * p->Dv);
+    const size_t n_lse = (size_t)(p->B * p->Hq * p->Sq);
+    double *out = malloc(sizeof(double) * n_out);
+    double *lse = p->lse.t != NULL ? malloc(sizeof(double) * n_lse) : NULL;
+    attn_status st;
+    if (out == NULL || (p->lse.t != NULL && lse == NULL))
+        st = attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref: cannot allocate %zu bytes for results",
+                       sizeof(double) * (n_out + n_lse));
+    else
+        st = attn_ref_sdpa(p, ATTN_REF_F64, out, lse, NULL);
+    if (st == ATTN_OK)
+        ref_store(p, out, lse);
+    free(out);
+    free(lse);
+    return st;
+}
+
+static void ref_sdpa_impl_name(attn_backend *be, const void *p, char *buf, size_t n)
+{
+    (void)be;
+    (void)p;
+    snprintf(buf, n, "ref:naive_f64");
+}
+
+const attn_op_impl attn_ref_sdpa_impl = {
+    .supported = NULL,
+    .run = ref_sdpa_run,
+    .impl_name = ref_sdpa_impl_name,
+};

@@ -1,0 +1,146 @@
+/* attn_view.c - op-neutral checks of tensor views (attn_view.h): bounds, dtypes, strides,
+ * overlaps and expected dims, shared by the validation of every op. */
+#include "attn_view.h"
+
+#include "attn_backend_impl.h"
+
+#include <string.h>
+
+attn_dim_names attn_dims_bshd = {"batch", "seq", "heads", "dim"};
+
+/* Byte span of a view relative to its base; fails on overflow. */
+static attn_status view_span(const attn_tensor *t, const char *name, attn_span *s)
+{
+    int64_t max_off = 0, count = 1;
+    for (int i = 0; i < 4; i++) {
+        int64_t term;
+        if (__builtin_mul_overflow(t->shape[i] - 1, t->stride[i], &term) ||
+            __builtin_add_overflow(max_off, term, &max_off) ||
+            __builtin_mul_overflow(count, t->shape[i], &count))
+            return attn_fail(ATTN_ERR_OVERFLOW, "%s: shape x strides overflow 64-bit offsets",
+                             name);
+    }
+    size_t esz = attn_dtype_size(t->dtype), bytes;
+    if (__builtin_mul_overflow((size_t)max_off + 1, esz, &bytes) ||
+        __builtin_add_overflow(bytes, t->offset, &bytes) || (uint64_t)max_off + 1 > SIZE_MAX / 2)
+        return attn_fail(ATTN_ERR_OVERFLOW, "%s: byte extent overflows size_t", name);
+    s->elems_max = max_off;
+    s->bytes = bytes; /* offset + extent */
+    return ATTN_OK;
+}
+
+static int dtype_in(attn_dtype t, unsigned allowed_mask)
+{
+    return (unsigned)t <= ATTN_U8 && (allowed_mask >> (unsigned)t) & 1u;
+}
+
+attn_status attn_view_check(const attn_tensor *t, const char *name, unsigned dtypes,
+                            attn_dim_names dims, attn_span *s)
+{
+    if (!t->data && !t->buffer)
+        return attn_fail(ATTN_ERR_NULL_POINTER, "%s: data and buffer are both NULL", name);
+    if (t->data && t->buffer)
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "%s: set either data or buffer, not both",
+                         name);
+    if (!dtype_in(t->dtype, dtypes))
+        return attn_fail(ATTN_ERR_DTYPE, "%s: dtype %s (%d) is not allowed here", name,
+                         attn_dtype_name(t->dtype), (int)t->dtype);
+    for (int i = 0; i < 4; i++) {
+        if (t->shape[i] <= 0)
+            return attn_fail(ATTN_ERR_SHAPE, "%s: shape[%d] (%s) = %lld must be positive", name, i,
+                             dims[i], (long long)t->shape[i]);
+        if (t->stride[i] < 0)
+            return attn_fail(ATTN_ERR_STRIDE, "%s: stride[%d] (%s) = %lld is negative", name, i,
+                             dims[i], (long long)t->stride[i]);
+    }
+    ATTN_TRY(view_span(t, name, s));
+    if (t->buffer && s->bytes > t->buffer->size)
+        return attn_fail(ATTN_ERR_BUFFER, "%s: view needs %zu bytes, buffer holds %zu", name,
+                         s->bytes, t->buffer->size);
+    size_t esz = attn_dtype_size(t->dtype);
+    uintptr_t base = t->data ? (uintptr_t)t->data + t->offset : t->offset;
+    if (base % esz)
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "%s: address/offset not aligned to %zu bytes",
+                         name, esz);
+    return ATTN_OK;
+}
+
+/* Sufficient condition for distinct elements: sorted by stride, each stride exceeds the span
+ * of the dimensions before it. */
+attn_status attn_view_check_distinct(const attn_tensor *t, const char *name)
+{
+    int idx[4], n = 0;
+    for (int i = 0; i < 4; i++)
+        if (t->shape[i] > 1)
+            idx[n++] = i;
+    for (int a = 1; a < n; a++)
+        for (int b = a; b > 0 && t->stride[idx[b]] < t->stride[idx[b - 1]]; b--) {
+            int tmp = idx[b];
+            idx[b] = idx[b - 1];
+            idx[b - 1] = tmp;
+        }
+    int64_t reach = 0; /* largest offset reachable by the dims so far */
+    for (int a = 0; a < n; a++) {
+        int64_t st = t->stride[idx[a]];
+        if (st <= reach)
+            return attn_fail(ATTN_ERR_STRIDE,
+                             "%s: strides make output elements overlap (stride[%d] = %lld)", name,
+                             idx[a], (long long)st);
+        reach += (t->shape[idx[a]] - 1) * st;
+    }
+    return ATTN_OK;
+}
+
+attn_status attn_view_expect_dim(const attn_tensor *t, const char *name, attn_dim_names dims,
+                                 int i, int64_t want, const char *what)
+{
+    if (t->shape[i] != want)
+        return attn_fail(ATTN_ERR_SHAPE, "%s: shape[%d] (%s) = %lld, expected %lld (%s)", name, i,
+                         dims[i], (long long)t->shape[i], (long long)want, what);
+    return ATTN_OK;
+}
+
+attn_status attn_view_expect_dim_or_1(const attn_tensor *t, const char *name,
+                                      attn_dim_names dims, int i, int64_t want,
+                                      const char *what)
+{
+    (void)dims;
+    if (t->shape[i] == 1)
+        return ATTN_OK;
+    if (t->shape[i] != want)
+        return attn_fail(ATTN_ERR_SHAPE, "%s: shape[%d] = %lld, expected %lld (%s) or 1", name, i,
+                         (long long)t->shape[i], (long long)want, what);
+    return ATTN_OK;
+}
+
+int attn_view_overlaps(const attn_tensor *a, const attn_span *sa, const attn_tensor *b,
+                       const attn_span *sb)
+{
+    uintptr_t a0, b0;
+    if (a->data && b->data) {
+        a0 = (uintptr_t)a->data;
+        b0 = (uintptr_t)b->data;
+    } else if (a->buffer && a->buffer == b->buffer) {
+        a0 = b0 = 0;
+    } else {
+        return 0;
+    }
+    uintptr_t a_lo = a0 + a->offset, a_hi = a0 + sa->bytes;
+    uintptr_t b_lo = b0 + b->offset, b_hi = b0 + sb->bytes;
+    return a_lo < b_hi && b_lo < a_hi;
+}
+
+void attn_operand_fill(attn_operand *o, const attn_tensor *t)
+{
+    memset(o, 0, sizeof *o);
+    if (!t)
+        return;
+    o->t = t;
+    o->dtype = t->dtype;
+    if (t->data)
+        o->ptr = (char *)t->data + t->offset;
+    else if (t->buffer->host)
+        o->ptr = (char *)t->buffer->host + t->offset;
+    for (int i = 0; i < 4; i++)
+        o->stride[i] = t->shape[i] == 1 ? 0 : t->stride[i];
+}

@@ -1,0 +1,78 @@
+/* attn_sdpa.c - the public SDPA calls (attn_sdpa.h): the default descriptor, forward, the
+ * capability check and the implementation name. Each validates once into an attn_sdpa_problem
+ * and hands it to the core's dispatch with its named operands; the table below says which
+ * backend implements SDPA with what. */
+#include "attn_backend_impl.h"
+#include "attn_sdpa_problem.h"
+
+#include <stdio.h>
+
+const attn_op_impl *const attn_sdpa_impls[ATTN_BACKEND_COUNT] = {
+    [ATTN_BACKEND_REF] = &attn_ref_sdpa_impl,
+#ifdef ATTN_HAVE_CPU
+    [ATTN_BACKEND_CPU] = &attn_cpu_sdpa_impl,
+#endif
+#ifdef ATTN_HAVE_OPENCL
+    [ATTN_BACKEND_OPENCL] = &attn_opencl_sdpa_impl,
+#endif
+};
+
+attn_sdpa_desc attn_sdpa_desc_default(void)
+{
+    attn_sdpa_desc d = {
+        .scale = 0.0f, /* 1/sqrt(Dk) */
+        .causal = 0,
+        .align = ATTN_ALIGN_BOTTOM_RIGHT,
+        .window_left = -1,
+        .window_right = -1,
+        .softcap = 0.0f,
+        .mask_add = NULL,
+        .mask_bool = NULL,
+        .reserved = {0},
+    };
+    return d;
+}
+
+/* Validate, then dispatch with every operand named as in messages. */
+static attn_status sdpa_call(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
+                             const attn_tensor *k, const attn_tensor *v, const attn_tensor *out,
+                             const attn_tensor *lse, attn_dispatch what, char *buf, size_t n)
+{
+    attn_sdpa_problem p;
+    if (!be)
+        return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa: backend is NULL");
+    ATTN_TRY(attn_sdpa_validate(d, q, k, v, out, lse, &p));
+    attn_op_call c = {.op = ATTN_OP_SDPA, .problem = &p};
+    attn_op_call_add(&c, "q", &p.q);
+    attn_op_call_add(&c, "k", &p.k);
+    attn_op_call_add(&c, "v", &p.v);
+    attn_op_call_add(&c, "out", &p.out);
+    attn_op_call_add(&c, "lse", &p.lse);
+    attn_op_call_add(&c, "mask_add", &p.mask_add);
+    attn_op_call_add(&c, "mask_bool", &p.mask_bool);
+    return attn_op_dispatch(be, &c, what, buf, n);
+}
+
+attn_status attn_sdpa_forward(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
+                              const attn_tensor *k, const attn_tensor *v, const attn_tensor *out,
+                              const attn_tensor *lse)
+{
+    return sdpa_call(be, d, q, k, v, out, lse, ATTN_DISPATCH_RUN, NULL, 0);
+}
+
+attn_status attn_sdpa_supported(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
+                                const attn_tensor *k, const attn_tensor *v,
+                                const attn_tensor *out, const attn_tensor *lse)
+{
+    return sdpa_call(be, d, q, k, v, out, lse, ATTN_DISPATCH_SUPPORTED, NULL, 0);
+}
+
+attn_status attn_sdpa_impl_name(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
+                                const attn_tensor *k, const attn_tensor *v,
+                                const attn_tensor *out, const attn_tensor *lse, char *buf,
+                                size_t n)
+{
+    if (!buf || n == 0)
+        return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa_impl_name: buf is NULL or empty");
+    return sdpa_call(be, d, q, k, v, out, lse, ATTN_DISPATCH_IMPL_NAME, buf, n);
+}

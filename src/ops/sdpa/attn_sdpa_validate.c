@@ -1,0 +1,162 @@
+/* attn_sdpa_validate.c - validation of an SDPA call and its normalisation into an
+ * attn_sdpa_problem (view checks from the core's attn_view.c). The only place SDPA user input
+ * is checked: every backend trusts its result. */
+#include "attn_backend_impl.h"
+#include "attn_sdpa_problem.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The core's view checks with SDPA's axis names. */
+static attn_status dim_is(const attn_tensor *t, const char *name, int i, int64_t want,
+                          const char *what)
+{
+    return attn_view_expect_dim(t, name, attn_dims_bshd, i, want, what);
+}
+
+static attn_status dim_is_or_1(const attn_tensor *t, const char *name, int i, int64_t want,
+                               const char *what)
+{
+    return attn_view_expect_dim_or_1(t, name, attn_dims_bshd, i, want, what);
+}
+
+static attn_status view_ok(const attn_tensor *t, const char *name, unsigned dtypes,
+                           attn_span *s)
+{
+    return attn_view_check(t, name, dtypes, attn_dims_bshd, s);
+}
+
+static attn_status check_desc(const attn_sdpa_desc *d)
+{
+    for (size_t i = 0; i < sizeof d->reserved / sizeof d->reserved[0]; i++)
+        if (d->reserved[i] != 0)
+            return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
+                             "desc.reserved[%zu] is not zero: start from "
+                             "attn_sdpa_desc_default()", i);
+    if (d->causal != 0 && d->causal != 1)
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.causal = %d must be 0 or 1", d->causal);
+    if (d->align != ATTN_ALIGN_TOP_LEFT && d->align != ATTN_ALIGN_BOTTOM_RIGHT)
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.align = %d is not an attn_align",
+                         (int)d->align);
+    if (!isfinite(d->scale))
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.scale = %g must be finite",
+                         (double)d->scale);
+    if (!(d->softcap >= 0.0f) || isinf(d->softcap))
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
+                         "desc.softcap = %g must be 0 (none) or a finite positive cap",
+                         (double)d->softcap);
+    if (d->window_left < -1 || d->window_right < -1)
+        return attn_fail(ATTN_ERR_WINDOW,
+                         "window_left = %lld, window_right = %lld: use >= 0, or -1 for unlimited",
+                         (long long)d->window_left, (long long)d->window_right);
+    if (d->causal && d->window_right > 0)
+        return attn_fail(ATTN_ERR_WINDOW,
+                         "window_right = %lld contradicts causal (use -1 or 0 with causal)",
+                         (long long)d->window_right);
+    return ATTN_OK;
+}
+
+static attn_status check_shapes(const attn_tensor *q, const attn_tensor *k, const attn_tensor *v,
+                                const attn_tensor *out, const attn_tensor *lse)
+{
+    int64_t B = q->shape[0], Sq = q->shape[1], Hq = q->shape[2], Dk = q->shape[3];
+    int64_t Skv = k->shape[1], Hkv = k->shape[2], Dv = v->shape[3];
+    ATTN_TRY(dim_is(k, "k", 0, B, "batch of q"));
+    ATTN_TRY(dim_is(k, "k", 3, Dk, "Dk of q"));
+    ATTN_TRY(dim_is(v, "v", 0, B, "batch of q"));
+    ATTN_TRY(dim_is(v, "v", 1, Skv, "Skv of k"));
+    ATTN_TRY(dim_is(v, "v", 2, Hkv, "Hkv of k"));
+    ATTN_TRY(dim_is(out, "out", 0, B, "batch of q"));
+    ATTN_TRY(dim_is(out, "out", 1, Sq, "Sq of q"));
+    ATTN_TRY(dim_is(out, "out", 2, Hq, "Hq of q"));
+    ATTN_TRY(dim_is(out, "out", 3, Dv, "Dv of v"));
+    if (Hq % Hkv != 0)
+        return attn_fail(ATTN_ERR_HEADS, "Hq = %lld is not a multiple of Hkv = %lld",
+                         (long long)Hq, (long long)Hkv);
+    if (lse) {
+        ATTN_TRY(dim_is(lse, "lse", 0, B, "batch of q"));
+        ATTN_TRY(dim_is(lse, "lse", 1, Sq, "Sq of q"));
+        ATTN_TRY(dim_is(lse, "lse", 2, Hq, "Hq of q"));
+        ATTN_TRY(dim_is(lse, "lse", 3, 1, "one value per row"));
+    }
+    return ATTN_OK;
+}
+
+static attn_status check_mask(const attn_tensor *m, const char *name, const attn_tensor *q,
+                              int64_t Skv)
+{
+    ATTN_TRY(dim_is_or_1(m, name, 0, q->shape[0], "batch"));
+    ATTN_TRY(dim_is_or_1(m, name, 1, q->shape[1], "Sq"));
+    ATTN_TRY(dim_is_or_1(m, name, 2, q->shape[2], "Hq"));
+    return dim_is(m, name, 3, Skv, "Skv");
+}
+
+attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
+                               const attn_tensor *k, const attn_tensor *v,
+                               const attn_tensor *out, const attn_tensor *lse,
+                               attn_sdpa_problem *p)
+{
+    const attn_tensor *in[] = {q, k, v};
+    const char *const in_names[] = {"q", "k", "v"};
+    if (!d || !q || !k || !v || !out || !p)
+        return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa: %s is NULL",
+                         !d ? "desc" : !q ? "q" : !k ? "k" : !v ? "v" : !out ? "out" : "problem");
+    ATTN_TRY(check_desc(d));
+    attn_span s_in[5], s_out, s_lse;
+    for (int i = 0; i < 3; i++)
+        ATTN_TRY(view_ok(in[i], in_names[i], ATTN_DTYPES_FLOAT, &s_in[i]));
+    ATTN_TRY(view_ok(out, "out", ATTN_DTYPES_FLOAT, &s_out));
+    if (lse)
+        ATTN_TRY(view_ok(lse, "lse", ATTN_DTYPES_F32, &s_lse));
+    if (d->mask_add)
+        ATTN_TRY(view_ok(d->mask_add, "mask_add", ATTN_DTYPES_FLOAT, &s_in[3]));
+    if (d->mask_bool)
+        ATTN_TRY(view_ok(d->mask_bool, "mask_bool", ATTN_DTYPES_U8, &s_in[4]));
+    ATTN_TRY(check_shapes(q, k, v, out, lse));
+    if (d->mask_add)
+        ATTN_TRY(check_mask(d->mask_add, "mask_add", q, k->shape[1]));
+    if (d->mask_bool)
+        ATTN_TRY(check_mask(d->mask_bool, "mask_bool", q, k->shape[1]));
+    ATTN_TRY(attn_view_check_distinct(out, "out"));
+    if (lse)
+        ATTN_TRY(attn_view_check_distinct(lse, "lse"));
+
+    /* Outputs may not share memory with inputs or with each other. */
+    const attn_tensor *ins[] = {q, k, v, d->mask_add, d->mask_bool};
+    const char *const ins_names[] = {"q", "k", "v", "mask_add", "mask_bool"};
+    for (int i = 0; i < 5; i++) {
+        if (!ins[i])
+            continue;
+        if (attn_view_overlaps(out, &s_out, ins[i], &s_in[i]))
+            return attn_fail(ATTN_ERR_ALIAS, "out overlaps input %s", ins_names[i]);
+        if (lse && attn_view_overlaps(lse, &s_lse, ins[i], &s_in[i]))
+            return attn_fail(ATTN_ERR_ALIAS, "lse overlaps input %s", ins_names[i]);
+    }
+    if (lse && attn_view_overlaps(out, &s_out, lse, &s_lse))
+        return attn_fail(ATTN_ERR_ALIAS, "out and lse overlap");
+
+    memset(p, 0, sizeof *p);
+    p->B = q->shape[0];
+    p->Sq = q->shape[1];
+    p->Hq = q->shape[2];
+    p->Dk = q->shape[3];
+    p->Skv = k->shape[1];
+    p->Hkv = k->shape[2];
+    p->Dv = v->shape[3];
+    p->group = p->Hq / p->Hkv;
+    p->scale = d->scale != 0.0f ? (double)d->scale : 1.0 / sqrt((double)p->Dk);
+    p->softcap = d->softcap;
+    p->causal = d->causal;
+    p->q_offset = d->align == ATTN_ALIGN_BOTTOM_RIGHT ? p->Skv - p->Sq : 0;
+    p->window_left = d->window_left;
+    p->window_right = d->causal ? 0 : d->window_right;
+    attn_operand_fill(&p->q, q);
+    attn_operand_fill(&p->k, k);
+    attn_operand_fill(&p->v, v);
+    attn_operand_fill(&p->out, out);
+    attn_operand_fill(&p->lse, lse);
+    attn_operand_fill(&p->mask_add, d->mask_add);
+    attn_operand_fill(&p->mask_bool, d->mask_bool);
+    return ATTN_OK;
+}

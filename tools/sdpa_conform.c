@@ -1,0 +1,285 @@
+/* sdpa_conform.c - the conformance driver of softmax attention (attn_conform.h): the tensors
+ * of a case (q, k, v, masks, out, lse in BSHD, BHSD or KV-cache views), their fills, the call
+ * through the public API, and the gold of out and lse from the f64 reference with their
+ * condition numbers (docs/conformance.md derives them). Cases: sdpa_case.c; built-in list:
+ * tests/cases/sdpa.cases. */
+#include "attn_conform.h"
+
+#include "attn_half.h"
+#include "attn_sdpa_problem.h"
+#include "ref_sdpa.h"
+#include "sdpa_case.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_LEAD 3     /* kv-cache layout: the view starts at cache position 3 ... */
+#define CACHE_TRAIL 4    /* ... and the cache holds 4 more positions after it */
+#define OUT_PAD 5        /* kv-cache layout: output rows padded by 5 elements */
+
+_Static_assert(sizeof(attn_sdpa_case) <= ATTN_CASE_DATA_MAX, "attn_case holds attn_sdpa_case");
+
+/* ---- tensors -------------------------------------------------------------------------------- */
+
+/* K or V inside a [B, H, cap, D] cache, cap = S + lead + trail positions. */
+static int buf_cache(attn_conf_buf *b, attn_dtype dt, int64_t B, int64_t S, int64_t H, int64_t D,
+                     size_t guard)
+{
+    const int64_t cap = S + CACHE_LEAD + CACHE_TRAIL;
+    const int64_t shape[4] = {B, S, H, D};
+    const int64_t st[4] = {H * cap * D, D, cap * D, 1};
+    return attn_conf_buf_make(b, dt, shape, st, CACHE_LEAD * D, B * H * cap * D, guard);
+}
+
+/* Output rows padded: the backend must not touch the padding. */
+static int buf_padded(attn_conf_buf *b, attn_dtype dt, int64_t B, int64_t S, int64_t H, int64_t D)
+{
+    const int64_t P = D + OUT_PAD;
+    const int64_t shape[4] = {B, S, H, D};
+    const int64_t st[4] = {S * H * P, H * P, P, 1};
+    return attn_conf_buf_make(b, dt, shape, st, 0, B * S * H * P, ATTN_CONF_GUARD_BYTES);
+}
+
+/* A mask [B|1, Sq|1, Hq|1, Skv], contiguous. */
+static int buf_mask(attn_conf_buf *b, attn_dtype dt, const attn_sdpa_case *c, int dims, size_t guard)
+{
+    return attn_conf_buf_dense(b, dt, dims & ATTN_MDIM_B ? c->b : 1, dims & ATTN_MDIM_S ? c->sq : 1,
+                     dims & ATTN_MDIM_H ? c->hq : 1, c->skv, 0, guard);
+}
+
+/* Allocate every tensor (inputs, then out and lse); inputs get guard zones of `gin` bytes,
+ * outputs always have them. */
+static int sdpa_make(const void *cv, size_t gin, attn_conf_data *d)
+{
+    const attn_sdpa_case *c = cv;
+    const int hm = c->layout == ATTN_LAYOUT_BHSD;
+    attn_conf_buf *q = attn_conf_add(d, "q", 0), *k = attn_conf_add(d, "k", 0);
+    attn_conf_buf *v = attn_conf_add(d, "v", 0), *ma = attn_conf_add(d, "mask_add", 0);
+    attn_conf_buf *mb = attn_conf_add(d, "mask_bool", 0), *o = attn_conf_add(d, "out", 1);
+    attn_conf_buf *l = attn_conf_add(d, "lse", 1);
+    int rc = attn_conf_buf_dense(q, c->dt_q, c->b, c->sq, c->hq, c->dk, hm, gin);
+    if (c->layout == ATTN_LAYOUT_CACHE) {
+        rc |= buf_cache(k, c->dt_kv, c->b, c->skv, c->hkv, c->dk, gin);
+        rc |= buf_cache(v, c->dt_kv, c->b, c->skv, c->hkv, c->dv, gin);
+        rc |= buf_padded(o, c->dt_out, c->b, c->sq, c->hq, c->dv);
+    } else {
+        rc |= attn_conf_buf_dense(k, c->dt_kv, c->b, c->skv, c->hkv, c->dk, hm, gin);
+        rc |= attn_conf_buf_dense(v, c->dt_kv, c->b, c->skv, c->hkv, c->dv, hm, gin);
+        rc |= attn_conf_buf_dense(o, c->dt_out, c->b, c->sq, c->hq, c->dv, hm,
+                                  ATTN_CONF_GUARD_BYTES);
+    }
+    if (c->lse) /* [B, Sq, Hq, 1] stored as contiguous [B, Hq, Sq] */
+        rc |= attn_conf_buf_dense(l, ATTN_F32, c->b, c->sq, c->hq, 1, 1, ATTN_CONF_GUARD_BYTES);
+    if (c->mask_add != ATTN_MASK_NONE)
+        rc |= buf_mask(ma, c->dt_q, c, c->mask_add, gin);
+    if (c->mask_bool != ATTN_MASK_NONE)
+        rc |= buf_mask(mb, ATTN_U8, c, c->mask_bool, gin);
+    return rc;
+}
+
+static void sdpa_fill(const void *cv, uint64_t seed, attn_conf_data *d)
+{
+    const attn_sdpa_case *c = cv;
+    attn_fill_tensor(attn_conf_host_view(d, "q"), c->fill, seed, ATTN_FILL_Q);
+    attn_fill_tensor(attn_conf_host_view(d, "k"), c->fill, seed, ATTN_FILL_K);
+    attn_fill_tensor(attn_conf_host_view(d, "v"), c->fill, seed, ATTN_FILL_V);
+    if (attn_conf_host_view(d, "mask_add"))
+        attn_fill_mask_add(attn_conf_host_view(d, "mask_add"), seed);
+    if (attn_conf_host_view(d, "mask_bool"))
+        attn_fill_mask_bool(attn_conf_host_view(d, "mask_bool"), seed);
+}
+
+/* Elements of the largest tensors, in double so absurd sizes cannot overflow. */
+static double sdpa_elems(const void *cv)
+{
+    const attn_sdpa_case *c = cv;
+    const double d = (double)(c->dk > c->dv ? c->dk : c->dv) + OUT_PAD;
+    return (double)c->b * ((double)c->sq * (double)c->hq * (d + (double)c->skv) +
+                           ((double)c->skv + CACHE_LEAD + CACHE_TRAIL) * (double)c->hkv * d);
+}
+
+/* ---- the call ------------------------------------------------------------------------------- */
+
+/* The descriptor with the masks of views(d, name) attached. */
+static attn_sdpa_desc desc_of(const attn_sdpa_case *c, const attn_conf_data *d,
+                              const attn_tensor *(*view)(const attn_conf_data *, const char *))
+{
+    attn_sdpa_desc desc = attn_sdpa_case_desc(c);
+    desc.mask_add = view(d, "mask_add");
+    desc.mask_bool = view(d, "mask_bool");
+    return desc;
+}
+
+static attn_status sdpa_call(attn_backend *be, const void *cv, const attn_conf_data *d,
+                             attn_conf_call what, char *impl, size_t n)
+{
+    const attn_sdpa_desc desc = desc_of(cv, d, attn_conf_run_view);
+    const attn_tensor *q = attn_conf_run_view(d, "q"), *k = attn_conf_run_view(d, "k");
+    const attn_tensor *v = attn_conf_run_view(d, "v"), *o = attn_conf_run_view(d, "out");
+    const attn_tensor *l = attn_conf_run_view(d, "lse");
+    if (what == ATTN_CONF_IMPL)
+        return attn_sdpa_impl_name(be, &desc, q, k, v, o, l, impl, n);
+    return attn_sdpa_forward(be, &desc, q, k, v, o, l);
+}
+
+/* ---- gold ----------------------------------------------------------------------------------- */
+
+/* ||x[b, s, h, :]||_2 over the first n elements of an operand's last dim. */
+static double vec_norm(const attn_operand *o, int64_t b, int64_t s, int64_t h, int64_t n)
+{
+    double s2 = 0.0;
+    for (int64_t d = 0; d < n; d++) {
+        double x = attn_load_f64(o->ptr, o->dtype, attn_at(o, b, s, h, d));
+        s2 += x * x;
+    }
+    return sqrt(s2);
+}
+
+/* Largest finite |mask_add| (0 without a mask). */
+static double mask_abs_max(const attn_operand *m, int64_t skv)
+{
+    double mx = 0.0;
+    if (!m->t)
+        return 0.0;
+    for (int64_t b = 0; b < m->t->shape[0]; b++)
+        for (int64_t s = 0; s < m->t->shape[1]; s++)
+            for (int64_t h = 0; h < m->t->shape[2]; h++)
+                for (int64_t j = 0; j < skv; j++) {
+                    double x = fabs(attn_load_f64(m->ptr, m->dtype, attn_at(m, b, s, h, j)));
+                    if (isfinite(x) && x > mx)
+                        mx = x;
+                }
+    return mx;
+}
+
+/* Bound on the logit magnitude of each row, A = |scale| |q_i|_2 max_j |k_j|_2 + max|mask_add|
+ * (Cauchy-Schwarz): a float kernel's logit error is ~u sqrt(Dk) A, and it moves each output by
+ * up to ~2 |ds| absmag, so the output's condition is absmag (1 + A); see docs/conformance.md. */
+static void logit_bounds(const attn_sdpa_problem *p, double *row)
+{
+    const double mmax = mask_abs_max(&p->mask_add, p->Skv);
+    for (int64_t b = 0; b < p->B; b++)
+        for (int64_t g = 0; g < p->Hkv; g++) {
+            double kmax = 0.0;
+            for (int64_t j = 0; j < p->Skv; j++)
+                kmax = fmax(kmax, vec_norm(&p->k, b, j, g, p->Dk));
+            for (int64_t i = 0; i < p->Sq; i++)
+                for (int64_t h = g * p->group; h < (g + 1) * p->group; h++)
+                    row[(b * p->Sq + i) * p->Hq + h] =
+                        fabs(p->scale) * vec_norm(&p->q, b, i, h, p->Dk) * kmax + mmax;
+        }
+}
+
+/* Longest accumulation: Dk for the dot products plus the widest band of attended keys. */
+static double acc_length(const attn_sdpa_problem *p)
+{
+    int64_t w = 0, lo, hi;
+    for (int64_t i = 0; i < p->Sq; i++) {
+        attn_band(p, i, &lo, &hi);
+        if (hi - lo > w)
+            w = hi - lo;
+    }
+    return (double)(p->Dk + w);
+}
+
+/* Gold, lowp (rounded to the output dtype, as a naive kernel would store it), conditions and
+ * the fully-masked-row map of out [B][Sq][Hq][Dv]; of lse [B][Hq][Sq] (order b, h, s). */
+static attn_status compute_gold(const attn_sdpa_problem *p, attn_dtype out_dt, attn_conf_gold *go,
+                                attn_conf_gold *gl, double *row)
+{
+    attn_status st = attn_ref_sdpa(p, ATTN_REF_F64, go->gold, gl->gold, go->cond);
+    if (st == ATTN_OK)
+        st = attn_ref_sdpa(p, ATTN_REF_F32, go->lowp, gl->lowp, NULL);
+    if (st != ATTN_OK)
+        return st;
+    logit_bounds(p, row);
+    for (int64_t b = 0; b < p->B; b++)
+        for (int64_t i = 0; i < p->Sq; i++)
+            for (int64_t h = 0; h < p->Hq; h++) {
+                const int64_t r = (b * p->Sq + i) * p->Hq + h, l = (b * p->Hq + h) * p->Sq + i;
+                const int masked = gl->gold[l] == -INFINITY;
+                gl->cond[l] = 1.0 + fabs(gl->gold[l]) + row[r];
+                for (int64_t d = r * p->Dv; d < (r + 1) * p->Dv; d++) {
+                    unsigned char tmp[4];
+                    attn_store_f64(tmp, out_dt, 0, go->lowp[d]);
+                    go->lowp[d] = attn_load_f64(tmp, out_dt, 0);
+                    go->cond[d] *= 1.0 + row[r];
+                    go->must_zero[d] = (uint8_t)masked;
+                }
+            }
+    return ATTN_OK;
+}
+
+static int sdpa_gold(const void *cv, const attn_conf_data *d, attn_conf_gold *g, int *ng)
+{
+    const attn_sdpa_case *c = cv;
+    const attn_sdpa_desc host = desc_of(c, d, attn_conf_host_view);
+    attn_sdpa_problem p;
+    if (attn_sdpa_validate(&host, attn_conf_host_view(d, "q"), attn_conf_host_view(d, "k"),
+                           attn_conf_host_view(d, "v"), attn_conf_host_view(d, "out"),
+                           attn_conf_host_view(d, "lse"), &p) != ATTN_OK)
+        return 1;
+    const int64_t nr = p.B * p.Sq * p.Hq;
+    attn_conf_gold *go = &g[0], *gl = &g[1];
+    *go = (attn_conf_gold){.name = "out", .rank = 4, .order = {0, 1, 2, 3}};
+    *gl = (attn_conf_gold){.name = "lse", .rank = 3, .order = {0, 2, 1, 3}};
+    /* lse's gold is computed even when the case checks no lse: it marks the masked rows */
+    double *row = malloc(sizeof(double) * (size_t)nr);
+    int rc = !row || attn_conf_gold_alloc(go, nr * p.Dv, 1) || attn_conf_gold_alloc(gl, nr, 0);
+    if (!rc && compute_gold(&p, c->dt_out, go, gl, row) != ATTN_OK)
+        rc = 1;
+    free(row);
+    if (rc)
+        return 2;
+    attn_policy_setup(&go->policy, c->dt_out, 0);
+    go->policy.n_acc = acc_length(&p);
+    gl->policy = go->policy;
+    attn_policy_setup(&gl->policy, ATTN_F32, 1);
+    *ng = c->lse ? 2 : 1;
+    return 0;
+}
+
+/* ---- the driver ----------------------------------------------------------------------------- */
+
+static void case_default(void *c)
+{
+    attn_sdpa_case_default(c);
+}
+
+static int case_token(char *tok, void *c, char *err, size_t errsize)
+{
+    return attn_sdpa_case_token(tok, c, err, errsize);
+}
+
+static int case_format(const void *c, char *buf, size_t size)
+{
+    return attn_sdpa_case_format(c, buf, size);
+}
+
+static unsigned features(const void *c)
+{
+    return attn_sdpa_case_features(c);
+}
+
+static double cost(const void *c)
+{
+    return attn_sdpa_case_cost(c);
+}
+
+const attn_conform_driver attn_sdpa_driver = {
+    .stem = "sdpa",
+    .case_default = case_default,
+    .case_token = case_token,
+    .case_check = NULL,
+    .case_format = case_format,
+    .features = features,
+    .feature_names = attn_sdpa_feature_names,
+    .n_features = ATTN_FEAT_COUNT,
+    .elems = sdpa_elems,
+    .cost = cost,
+    .make = sdpa_make,
+    .fill = sdpa_fill,
+    .call = sdpa_call,
+    .gold = sdpa_gold,
+};
