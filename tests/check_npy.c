@@ -3,6 +3,7 @@
  * files in a temporary directory, checked against attn_sdpa_forward called directly. */
 #include "attn/attn.h"
 #include "attn_args.h"
+#include "sdpa_tool.h"
 #include "attn_cmds.h"
 #include "attn_half.h"
 #include "attn_npy.h"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run-all.sh - the whole test suite: every Check suite on a release build (including the full
 # conformance suite on the cpu backend), then again under AddressSanitizer + UBSan (conformance
-# reduced to its --quick subset there, see docs/conformance.md). Installs what is missing.
+# reduced to its --quick subset there, see docs/conformance.md), then the reference-only build.
+# Installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +14,7 @@ bash tools/bootstrap.sh build-asan -Dbuildtype=debugoptimized -Db_sanitize=addre
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 ATTN_TEST_QUICK=1 meson test -C build-asan --print-errorlogs --num-processes 1
-echo "all test suites passed (release and ASan+UBSan builds)"
+# The reference-only build (no BLIS, no OpenCL): what a reader without either can build.
+bash tools/bootstrap.sh build-ref -Dcpu=disabled -Dopencl=disabled
+meson test -C build-ref --print-errorlogs --num-processes 1
+echo "all test suites passed (release, ASan+UBSan and reference-only builds)"

@@ -1,6 +1,5 @@
 /* attn_args.h - command-line option helpers shared by the `attn` subcommands: option matching
- * ("--name value" and "--name=value"), strict number parsing with range checks, and the SDPA
- * descriptor options (--scale, --causal, --align, --window-left, --window-right, --softcap).
+ * ("--name value" and "--name=value") and strict number parsing with range checks.
  * Errors are printed to stderr as "attn: --name: message". */
 #ifndef ATTN_ARGS_H_
 #define ATTN_ARGS_H_
@@ -22,11 +21,5 @@ int attn_parse_f64(const char *opt, const char *s, double lo, double hi, double 
 int attn_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
 /* s must be one of the NULL-terminated names; *out = its index. */
 int attn_parse_choice(const char *opt, const char *s, const char *const *names, int *out);
-
-/* If argv[*i] is an SDPA descriptor option, parse it into *d (advancing *i past its value):
- * returns 1 when consumed, 0 when argv[*i] is not one of them, -1 on error (printed). */
-int attn_args_sdpa(int argc, char **argv, int *i, attn_sdpa_desc *d);
-/* Help text of the SDPA descriptor options (one option per line, indented). */
-extern const char attn_args_sdpa_help[];
 
 #endif /* ATTN_ARGS_H_ */

@@ -5,6 +5,7 @@
 #include "attn_cases.h"
 
 #include "attn_conform.h"
+#include "attn_tool_ops.h"
 #include "attn_embedded.h"
 
 #include <ctype.h>
@@ -77,18 +78,18 @@ int attn_tok_choice(const char *s, const char *const *names)
 
 static const attn_conform_driver *driver_of(const char *stem)
 {
-    for (int i = 0; i < attn_conform_n_drivers; i++)
-        if (strcmp(attn_conform_drivers[i]->stem, stem) == 0)
-            return attn_conform_drivers[i];
+    for (int i = 0; i < attn_tool_n_ops; i++)
+        if (strcmp(attn_tool_ops[i]->stem, stem) == 0)
+            return attn_tool_ops[i]->conform;
     return NULL;
 }
 
 static void known_ops(char *buf, size_t n)
 {
     buf[0] = '\0';
-    for (int i = 0; i < attn_conform_n_drivers; i++)
+    for (int i = 0; i < attn_tool_n_ops; i++)
         snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", i ? ", " : "",
-                 attn_conform_drivers[i]->stem);
+                 attn_tool_ops[i]->stem);
 }
 
 int attn_case_parse(const char *name, attn_case *c, char *err, size_t errsize)

@@ -127,10 +127,6 @@ typedef struct attn_conform_driver {
     int (*gold)(const void *c, const attn_conf_data *d, attn_conf_gold *g, int *ng);
 } attn_conform_driver;
 
-/* The drivers of all ops, in op-list order (attn_conform_ops.c). */
-extern const attn_conform_driver *const attn_conform_drivers[];
-extern const int attn_conform_n_drivers;
-
 /* Canonical name / parse (the first token names the op: "sdpa b1 sq17 ..."). parse returns 0,
  * or -1 with a message in err; it checks syntax and ranges, the op's validation judges the
  * problem. */

@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         strcmp(argv[1], "help") == 0)
         return usage(stdout);
     if (strcmp(argv[1], "--version") == 0) {
-        printf("attn 0.1.0\n");
+        printf("attn %s (library %s)\n", ATTN_VERSION_STRING, attn_version());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

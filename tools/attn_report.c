@@ -3,6 +3,8 @@
  * docs/conformance.md). */
 #include "attn_report.h"
 
+#include "attn_tool_ops.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -194,8 +196,8 @@ size_t attn_report_summary(FILE *f, const attn_result *rs, size_t n, const char 
     fprintf(f, "\n%-12s %6s %7s %7s %11s %8s\n", "feature", "cases", "passed", "failed",
             "mistrusted", "skipped");
     row(f, "all", &all);
-    for (int d = 0; d < attn_conform_n_drivers; d++)
-        feature_rows(f, attn_conform_drivers[d], rs, n);
+    for (int d = 0; d < attn_tool_n_ops; d++)
+        feature_rows(f, attn_tool_ops[d]->conform, rs, n);
     if (expect)
         fprintf(f, "expectations %s: %zu xfail, %zu fix, %zu regression\n", expect,
                 all.outcome[ATTN_OUTCOME_XFAIL], all.outcome[ATTN_OUTCOME_FIX],

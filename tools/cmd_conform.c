@@ -31,7 +31,8 @@ static const char usage_text[] =
     "                    [--cases FILE] [--filter STR] [--case NAME]... [--seed N] [--quick]\n"
     "                    [--json FILE] [--junit FILE] [--expect FILE] [--write-expect FILE]\n"
     "                    [--list] [-v]\n"
-    "  --backend B   backend to test (default cpu; see `attn backends`)\n"
+    "  --backend B   backend to test (default cpu, ref in a reference-only build; see\n"
+    "                `attn backends`)\n"
     "  --device P:D  opencl: platform P, device D as `attn devices` lists them\n"
     "                (backend option device=P:D; env ATTN_OPENCL_DEVICE)\n"
     "  --memory M    device: tensors in backend buffers with 1 KiB guard zones (default for\n"
@@ -103,7 +104,11 @@ static int parse_one(int argc, char **argv, int *i, conf_opts *o)
 static int parse_opts(int argc, char **argv, conf_opts *o)
 {
     memset(o, 0, sizeof *o);
+#ifdef ATTN_HAVE_CPU
     o->backend = "cpu";
+#else
+    o->backend = "ref"; /* a reference-only build */
+#endif
     o->seed = 42;
     o->memory = -1;
     o->repeat = 1;

@@ -9,6 +9,8 @@
 #include "attn_sdpa_problem.h"
 #include "ref_sdpa.h"
 #include "sdpa_case.h"
+#include "sdpa_tool.h"
+#include "attn_tool_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -267,7 +269,7 @@ static double cost(const void *c)
     return attn_sdpa_case_cost(c);
 }
 
-const attn_conform_driver attn_sdpa_driver = {
+static const attn_conform_driver attn_sdpa_driver = {
     .stem = "sdpa",
     .case_default = case_default,
     .case_token = case_token,
@@ -282,4 +284,18 @@ const attn_conform_driver attn_sdpa_driver = {
     .fill = sdpa_fill,
     .call = sdpa_call,
     .gold = sdpa_gold,
+};
+
+/* ---- the op in the `attn` command ------------------------------------------------------------ */
+
+const attn_tool_op attn_sdpa_tool = {
+    .stem = "sdpa",
+    .summary = "softmax attention (scaled dot-product, flash attention semantics)",
+    .conform = &attn_sdpa_driver,
+    .run = attn_sdpa_cmd_run,
+    .run_help = attn_sdpa_run_help,
+    .run_opts_help = attn_args_sdpa_help,
+#ifdef ATTN_HAVE_CPU
+    .bench = attn_sdpa_cmd_bench,
+#endif
 };

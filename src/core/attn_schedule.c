@@ -13,15 +13,20 @@ typedef struct preset {
 
 static const preset presets[] = {
     /* Gemma 2: (local, global) repeated, layer 0 local, sliding_window 4096 -> left 4095. */
-    {"gemma2", {1, 1, 1, 4095, 0}},
+    {"gemma2", {.n_local = 1, .n_global = 1, .local_first = 1, .window_left = 4095,
+              .rla_state_dk_mult = 0}},
     /* Gemma 3: 5 local then 1 global (layer i global iff i % 6 == 5), window 1024. */
-    {"gemma3", {5, 1, 1, 1023, 0}},
+    {"gemma3", {.n_local = 5, .n_global = 1, .local_first = 1, .window_left = 1023,
+              .rla_state_dk_mult = 0}},
     /* RATTENTION: [local, local, local, global], axlearn w = 512 keys besides the current one,
      * each local layer keeps an f32 linear-attention state of 2Dk x Dv per KV head. */
-    {"rattention", {3, 1, 1, 512, 2}},
+    {"rattention", {.n_local = 3, .n_global = 1, .local_first = 1, .window_left = 512,
+                  .rla_state_dk_mult = 2}},
     /* Mistral 7B v0.1: every layer sliding window W = 4096 (flash-attn left = W - 1). */
-    {"mistral", {1, 0, 1, 4095, 0}},
-    {"global", {0, 1, 1, -1, 0}},
+    {"mistral", {.n_local = 1, .n_global = 0, .local_first = 1, .window_left = 4095,
+               .rla_state_dk_mult = 0}},
+    {"global", {.n_local = 0, .n_global = 1, .local_first = 1, .window_left = -1,
+              .rla_state_dk_mult = 0}},
 };
 
 attn_status attn_schedule_preset(const char *name, attn_schedule *out)

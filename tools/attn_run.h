@@ -1,0 +1,57 @@
+/* attn_run.h - what every op's `attn run` shares: the common options (backend, layout,
+ * dtypes, output), .npy files as 4-D tensor views (no copies beyond dtype conversion), output
+ * files. Each op's runner (tools/<op>_run.c) parses its own files and descriptor options. */
+#ifndef ATTN_RUN_H_
+#define ATTN_RUN_H_
+
+#include "attn/attn.h"
+#include "attn_npy.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { ATTN_RUN_BSHD = 0, ATTN_RUN_BHSD = 1 };
+enum { ATTN_RUN_OUT_F32 = 0, ATTN_RUN_OUT_F16, ATTN_RUN_OUT_BF16, ATTN_RUN_OUT_F64 };
+
+typedef struct attn_run_opts {
+    const char *backend;
+    int layout;
+    int bf16;
+    int out_dtype;
+    const char *out;
+} attn_run_opts;
+
+/* Help lines of the common options. */
+extern const char attn_run_common_help[];
+/* 1 consumed, 0 not a common option, -1 error (printed). */
+int attn_run_common_arg(int argc, char **argv, int *i, attn_run_opts *o);
+/* Print "attn run: <message>" to stderr; returns -1. */
+int attn_run_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A loaded file and the 4-D view over its data. */
+typedef struct attn_run_array {
+    const char *opt, *path;
+    attn_npy a;
+    attn_tensor t;
+} attn_run_array;
+
+/* View dims: [batch, seq, heads, dim] from file dims in BSHD or BHSD order (also masks:
+ * [B|1, H|1, Sq|1, Skv] files read with the BHSD permutation). */
+extern const int attn_run_perm_bshd[4];
+extern const int attn_run_perm_bhsd[4];
+/* Floating data of rank min..max (f64 narrowed to f32 with a warning) / a bool or u8 mask. */
+int attn_run_load_float(attn_run_array *r, int min_rank, int max_rank, const int perm[4],
+                        int bf16);
+int attn_run_load_bool(attn_run_array *r);
+
+/* Output dtypes by ATTN_RUN_OUT_*: in the file, and computed by the library. */
+extern const attn_npy_dtype attn_run_out_file_dtype[];
+extern const attn_dtype attn_run_out_lib_dtype[];
+int attn_run_save(const char *path, attn_npy_dtype t, int ndim, const int64_t *shape,
+                  const void *data);
+/* Product of n sizes as a byte count of elements of `size` bytes; 0 on overflow. */
+size_t attn_run_bytes(const int64_t *dims, int n, size_t size);
+/* [B, S, H, D] doubles (reference layout) into dst in file layout. */
+void attn_run_f64_to_layout(const double *src, const int64_t dims[4], int layout, double *dst);
+
+#endif /* ATTN_RUN_H_ */

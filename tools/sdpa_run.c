@@ -1,0 +1,201 @@
+/* sdpa_run.c - `attn run --variant sdpa`: softmax attention on .npy files (q, k, v, masks)
+ * with the descriptor options of sdpa_args.c, on any backend; the f64 ground truth with
+ * --backend ref --out-dtype f64. */
+#include "attn_args.h"
+#include "attn_run.h"
+#include "ref_sdpa.h"
+#include "sdpa_tool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- sdpa ----------------------------------------------------------------------------------- */
+
+enum { SDPA_Q, SDPA_K, SDPA_V, SDPA_MASK, SDPA_BMASK, SDPA_N };
+
+typedef struct sdpa_run {
+    attn_run_opts o;
+    attn_sdpa_desc d;
+    attn_run_array in[SDPA_N];
+    const char *lse_path;
+    int64_t dims[4]; /* output [B, Sq, Hq, Dv] */
+    void *out, *lse;
+    double *out64, *lse64, *tmp64;
+    attn_backend *be;
+} sdpa_run;
+
+const char attn_sdpa_run_help[] =
+    "usage: attn run --variant sdpa --q Q.npy --k K.npy --v V.npy --out O.npy [options]\n"
+    "softmax attention: out = softmax(scale * q k^T [+ mask]) v\n"
+    "  --q, --k, --v FILE query [B,Sq,Hq,Dk], key [B,Skv,Hkv,Dk], value [B,Skv,Hkv,Dv]\n"
+    "  --mask FILE        additive mask [Sq,Skv] or [B|1,Hq|1,Sq|1,Skv] (PyTorch attn_mask)\n"
+    "  --bool-mask FILE   boolean mask, same shapes, true/nonzero = visible\n"
+    "  --lse FILE         also write the log-sum-exp [B,Hq,Sq] (f32; f64 with --out-dtype f64)\n";
+
+static int sdpa_parse(int argc, char **argv, sdpa_run *r)
+{
+    static const char *const file_opts[SDPA_N] = {"--q", "--k", "--v", "--mask", "--bool-mask"};
+    for (int k = 0; k < SDPA_N; k++)
+        r->in[k].opt = file_opts[k];
+    for (int i = 1; i < argc; i++) {
+        int c = attn_run_common_arg(argc, argv, &i, &r->o);
+        if (c == 0)
+            c = attn_args_sdpa(argc, argv, &i, &r->d);
+        if (c == 0)
+            c = attn_arg_value(argc, argv, &i, "--lse", &r->lse_path);
+        for (int k = 0; k < SDPA_N && c == 0; k++)
+            c = attn_arg_value(argc, argv, &i, file_opts[k], &r->in[k].path);
+        if (c < 0)
+            return -1;
+        if (c == 0)
+            return attn_run_error("unknown option '%s' (see attn run --variant sdpa --help)", argv[i]);
+    }
+    for (int k = 0; k <= SDPA_V; k++)
+        if (!r->in[k].path)
+            return attn_run_error("%s FILE is required", file_opts[k]);
+    if (!r->o.out)
+        return attn_run_error("--out FILE is required");
+    if (r->o.out_dtype == ATTN_RUN_OUT_F64 && strcmp(r->o.backend, "ref") != 0)
+        return attn_run_error("--out-dtype f64 is the ground truth of --backend ref, not %s",
+                         r->o.backend);
+    return 0;
+}
+
+static int sdpa_load(sdpa_run *r)
+{
+    const int *perm = r->o.layout == ATTN_RUN_BHSD ? attn_run_perm_bhsd : attn_run_perm_bshd;
+    for (int k = 0; k <= SDPA_V; k++)
+        if (attn_run_load_float(&r->in[k], 3, 4, perm, r->o.bf16))
+            return -1;
+    if (r->in[SDPA_MASK].path) {
+        if (attn_run_load_float(&r->in[SDPA_MASK], 1, 4, attn_run_perm_bhsd, r->o.bf16))
+            return -1;
+        r->d.mask_add = &r->in[SDPA_MASK].t;
+    }
+    if (r->in[SDPA_BMASK].path) {
+        if (attn_run_load_bool(&r->in[SDPA_BMASK]))
+            return -1;
+        r->d.mask_bool = &r->in[SDPA_BMASK].t;
+    }
+    return 0;
+}
+
+/* Output and LSE buffers and their views: out in q's layout, LSE as [B, Hq, Sq]. With
+ * --out-dtype f64 these f32 views only take part in validation; the reference fills f64 ones. */
+static int sdpa_alloc(sdpa_run *r, attn_tensor *out, attn_tensor *lse)
+{
+    const attn_tensor *q = &r->in[SDPA_Q].t;
+    int64_t *d = r->dims;
+    for (int k = 0; k < 3; k++)
+        d[k] = q->shape[k];
+    d[3] = r->in[SDPA_V].t.shape[3];
+    attn_dtype t = attn_run_out_lib_dtype[r->o.out_dtype];
+    size_t ob = attn_run_bytes(d, 4, attn_dtype_size(t)), lb = attn_run_bytes(d, 3, 4);
+    if (!ob || !lb)
+        return attn_run_error("output size overflows");
+    r->out = calloc(1, ob);
+    r->lse = r->lse_path ? calloc(1, lb) : NULL;
+    if (!r->out || (r->lse_path && !r->lse))
+        return attn_run_error("out of memory");
+    *out = r->o.layout == ATTN_RUN_BHSD ? attn_tensor_bhsd(r->out, t, d[0], d[1], d[2], d[3])
+                                      : attn_tensor_bshd(r->out, t, d[0], d[1], d[2], d[3]);
+    *lse = (attn_tensor){.data = r->lse, .dtype = ATTN_F32, .shape = {d[0], d[1], d[2], 1},
+                         .stride = {d[1] * d[2], 1, d[1], 1}};
+    return 0;
+}
+
+/* 2: the inputs do not make a valid problem; 1: the backend failed to run a valid one. */
+static int lib_error(attn_status s)
+{
+    fprintf(stderr, "attn run: %s: %s\n", attn_status_name(s), attn_last_error());
+    if (s == ATTN_ERR_SHAPE)
+        fprintf(stderr, "attn run: (library views are [batch, seq, heads, dim], masks [batch, "
+                        "query, head, key]; see --help for how file dims map to them)\n");
+    return s == ATTN_ERR_UNSUPPORTED || s == ATTN_ERR_OUT_OF_MEMORY || s == ATTN_ERR_DEVICE ||
+                   s == ATTN_ERR_INTERNAL
+               ? 1
+               : 2;
+}
+
+/* The f64 ground truth straight from the reference, without rounding to a storage dtype. */
+static int sdpa_compute_f64(sdpa_run *r, const attn_tensor *out, const attn_tensor *lse)
+{
+    attn_sdpa_problem p;
+    attn_status s = attn_sdpa_validate(&r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
+                                       &r->in[SDPA_V].t, out, r->lse ? lse : NULL, &p);
+    if (s != ATTN_OK)
+        return lib_error(s);
+    size_t n = attn_run_bytes(r->dims, 4, sizeof(double)), nl = attn_run_bytes(r->dims, 3, 8);
+    r->out64 = malloc(n);
+    r->tmp64 = malloc(n);
+    r->lse64 = r->lse ? malloc(nl) : NULL;
+    if (!r->out64 || !r->tmp64 || (r->lse && !r->lse64)) {
+        fprintf(stderr, "attn run: out of memory\n");
+        return 1;
+    }
+    s = attn_ref_sdpa(&p, ATTN_REF_F64, r->tmp64, r->lse64, NULL);
+    if (s != ATTN_OK)
+        return lib_error(s);
+    attn_run_f64_to_layout(r->tmp64, r->dims, r->o.layout, r->out64);
+    return 0;
+}
+
+static int sdpa_compute(sdpa_run *r, const attn_tensor *out, const attn_tensor *lse)
+{
+    attn_status s = attn_backend_open(r->o.backend, NULL, &r->be);
+    if (s == ATTN_OK)
+        s = attn_sdpa_forward(r->be, &r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
+                              &r->in[SDPA_V].t, out, r->lse ? lse : NULL);
+    return s == ATTN_OK ? 0 : lib_error(s);
+}
+
+/* Out in q's layout and rank; LSE [B, Hq, Sq] (B dropped when q was 3-D). */
+static int sdpa_save(const sdpa_run *r)
+{
+    const int64_t *d = r->dims;
+    int rank3 = r->in[SDPA_Q].a.ndim == 3;
+    int64_t oshape[4] = {d[0], d[1], d[2], d[3]}, lshape[3] = {d[0], d[2], d[1]};
+    if (r->o.layout == ATTN_RUN_BHSD) {
+        oshape[1] = d[2];
+        oshape[2] = d[1];
+    }
+    int f64 = r->o.out_dtype == ATTN_RUN_OUT_F64;
+    if (attn_run_save(r->o.out, attn_run_out_file_dtype[r->o.out_dtype], 4 - rank3, oshape + rank3,
+             f64 ? (void *)r->out64 : r->out))
+        return -1;
+    if (r->lse_path && attn_run_save(r->lse_path, f64 ? ATTN_NPY_F64 : ATTN_NPY_F32, 3 - rank3,
+                            lshape + rank3, f64 ? (void *)r->lse64 : r->lse))
+        return -1;
+    return 0;
+}
+
+static void sdpa_free(sdpa_run *r)
+{
+    for (int k = 0; k < SDPA_N; k++)
+        attn_npy_free(&r->in[k].a);
+    free(r->out);
+    free(r->lse);
+    free(r->out64);
+    free(r->lse64);
+    free(r->tmp64);
+    attn_backend_close(r->be);
+}
+
+int attn_sdpa_cmd_run(int argc, char **argv)
+{
+    sdpa_run r;
+    memset(&r, 0, sizeof r);
+    r.o.backend = "ref";
+    r.d = attn_sdpa_desc_default();
+    attn_tensor out, lse;
+    int rc = 2;
+    if (sdpa_parse(argc, argv, &r) == 0 && sdpa_load(&r) == 0 && sdpa_alloc(&r, &out, &lse) == 0) {
+        rc = r.o.out_dtype == ATTN_RUN_OUT_F64 ? sdpa_compute_f64(&r, &out, &lse)
+                                      : sdpa_compute(&r, &out, &lse);
+        if (rc == 0 && sdpa_save(&r))
+            rc = 2;
+    }
+    sdpa_free(&r);
+    return rc;
+}
