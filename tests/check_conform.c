@@ -5,7 +5,7 @@
  * zones on cpu and opencl (skipped without a platform), the command's exit status, JSON and
  * JUnit files, and expectations files (XFAIL, FIX, REGRESSION). */
 #include "attn_conform.h"
-#include "sdpa_case.h"
+#include "attn_tool_ops.h"
 #include "attn_cmds.h"
 #include "attn_half.h"
 #include "attn_report.h"
@@ -76,13 +76,19 @@ START_TEST(quick_list_covers_features)
     attn_case *cs = attn_cases_builtin(1, &n);
     ck_assert_ptr_nonnull(cs);
     ck_assert_uint_ge(n, 30);
-    ck_assert_uint_le(n, 60);
-    unsigned all = 0;
-    for (size_t i = 0; i < n; i++)
-        all |= attn_case_features(&cs[i]);
-    for (int f = 0; f < ATTN_FEAT_COUNT; f++)
-        if (f != ATTN_FEAT_LONG)
-            ck_assert_msg(all & (1u << f), "quick list lacks %s", attn_sdpa_feature_names[f]);
+    ck_assert_uint_le(n, 60 * (size_t)attn_tool_n_ops);
+    /* every feature of every op but "long" (the quick list stays small) */
+    for (int o = 0; o < attn_tool_n_ops; o++) {
+        const attn_conform_driver *op = attn_tool_ops[o]->conform;
+        unsigned all = 0;
+        for (size_t i = 0; i < n; i++)
+            if (cs[i].op == op)
+                all |= attn_case_features(&cs[i]);
+        for (int f = 0; f < op->n_features; f++)
+            if (strcmp(op->feature_names[f], "long") != 0)
+                ck_assert_msg(all & (1u << f), "quick list of %s lacks %s", op->stem,
+                              op->feature_names[f]);
+    }
     free(cs);
 }
 END_TEST
@@ -122,7 +128,7 @@ static void run_quick_on(const char *backend, const attn_conform_opts *o, size_t
 
 START_TEST(quick_passes_on_ref)
 {
-    const attn_conform_opts o = {42, 0, 1, NULL};
+    const attn_conform_opts o = {.seed = 42, .device_mem = 0, .repeat = 1};
     run_quick_on("ref", &o, 1);
 }
 END_TEST
@@ -137,7 +143,7 @@ END_TEST
 /* Host memory, two runs each: cpu results are bit-identical run to run. */
 START_TEST(quick_passes_on_cpu_repeat2)
 {
-    const attn_conform_opts o = {42, 0, 2, NULL};
+    const attn_conform_opts o = {.seed = 42, .device_mem = 0, .repeat = 2};
     run_quick_on(FAST, &o, 1);
 }
 END_TEST
@@ -145,7 +151,7 @@ END_TEST
 /* Device mode on cpu: tensors in attn_buffer allocations (host-backed) with guard zones. */
 START_TEST(quick_device_mode_on_cpu)
 {
-    const attn_conform_opts o = {42, 1, 1, NULL};
+    const attn_conform_opts o = {.seed = 42, .device_mem = 1, .repeat = 1};
     run_quick_on(FAST, &o, test_quick() ? 4 : 1);
 }
 END_TEST
@@ -170,7 +176,7 @@ START_TEST(quick_opencl_device_repeat2)
 {
     if (!have_opencl(__func__))
         return;
-    const attn_conform_opts o = {42, 1, 2, NULL};
+    const attn_conform_opts o = {.seed = 42, .device_mem = 1, .repeat = 2};
     run_quick_on("opencl", &o, test_quick() ? 3 : 1);
 }
 END_TEST
@@ -227,7 +233,7 @@ static attn_result run_tampered_opts(const char *backend, const char *name,
 
 static attn_result run_tampered(const char *name, tamper_kind k)
 {
-    const attn_conform_opts o = {7, 0, 1, NULL};
+    const attn_conform_opts o = {.seed = 7, .device_mem = 0, .repeat = 1};
     return run_tampered_opts("ref", name, tamper, &k, &o);
 }
 
@@ -265,7 +271,7 @@ END_TEST
 START_TEST(nondeterminism_detected)
 {
     tamper_kind k = T_ULP;
-    const attn_conform_opts o = {7, 0, 2, NULL};
+    const attn_conform_opts o = {.seed = 7, .device_mem = 0, .repeat = 2};
     attn_result r = run_tampered_opts(FAST, PLAIN, tamper, &k, &o);
     ck_assert_int_eq(r.status, ATTN_FAILED);
     ck_assert_msg(strstr(r.reason, "nondeterministic: run 2 differs at [0,0,0,0] of out"), "%s",
@@ -292,7 +298,7 @@ static void tamper_device_guard(const attn_tensor *const *outs, int n, void *ctx
 
 static void guard_corruption_on(const char *backend)
 {
-    const attn_conform_opts o = {7, 1, 1, NULL};
+    const attn_conform_opts o = {.seed = 7, .device_mem = 1, .repeat = 1};
     for (int before = 0; before < 2; before++) {
         guard_hit g = {before};
         attn_result r = run_tampered_opts(backend, PLAIN, tamper_device_guard, &g, &o);

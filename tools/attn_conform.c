@@ -41,10 +41,8 @@ static void buf_poison(attn_conf_buf *b)
         b->mem[i] = pat[i % es];
 }
 
-/* Allocate `total` elements (+ guards) holding a view of shape/stride that starts `lead`
- * elements in, everything poisoned. Returns 0 or -1 (out of memory). */
-int attn_conf_buf_make(attn_conf_buf *b, attn_dtype dt, const int64_t shape[4], const int64_t stride[4],
-                    int64_t lead, int64_t total, size_t guard)
+int attn_conf_buf_make(attn_conf_buf *b, attn_dtype dt, const int64_t shape[4],
+                       const int64_t stride[4], int64_t lead, int64_t total, size_t guard)
 {
     const size_t es = attn_dtype_size(dt);
     b->bytes = 2 * guard + (size_t)total * es;
@@ -600,6 +598,8 @@ attn_verdict attn_conform_case(attn_backend *be, const attn_case *c, const attn_
         return r->status;
     }
     c->op->fill(attn_case_cdata(c), o->seed, &d);
+    if (o->inputs)
+        o->inputs(&d, o->inputs_ctx);
     attn_status st = o->device_mem ? data_upload(be, &d) : ATTN_OK;
     if (st != ATTN_OK) {
         verdict(r, ATTN_FAILED, "device buffers: %s: %s", attn_status_name(st),

@@ -196,6 +196,11 @@ typedef struct attn_conform_opts {
     int device_mem;         /* tensors in attn_buffer allocations with 1 KiB guard zones */
     int repeat;             /* backend runs on the same inputs, all bit-identical (>= 1) */
     const char *repro_opts; /* options added to the repro command ("--device 0:0"), or NULL */
+    /* Called after the fill and before anything reads the inputs (NULL in normal runs): lets
+     * a test plant special values (NaN, Inf, a hidden key) that the reference and the backend
+     * then both see. */
+    void (*inputs)(attn_conf_data *d, void *ctx);
+    void *inputs_ctx;
 } attn_conform_opts;
 
 /* Called after the backend's (first) call and before checking, with the views the backend

@@ -299,7 +299,8 @@ static int run_cases(const conf_opts *o, attn_backend *be, attn_expect *x, const
     char devid[400], ropts[160];
     gather_info(be, o, n, &info, devid, sizeof devid);
     repro_options(o, ropts, sizeof ropts);
-    const attn_conform_opts co = {o->seed, info.device_mem, (int)o->repeat, ropts};
+    const attn_conform_opts co = {.seed = o->seed, .device_mem = info.device_mem,
+                                  .repeat = (int)o->repeat, .repro_opts = ropts};
     attn_report_header(stdout, &info);
     if (x && x->device[0] && strcmp(x->device, devid) != 0)
         printf("warning: expectations file %s is for device '%s', this run is on '%s'\n",

@@ -1,4 +1,4 @@
-/* check_ref.c - invariants of the ground truth: the naive definition (reference/ref_sdpa.c
+/* check_sdpa_ref.c - invariants of the ground truth: the naive definition (reference/ref_sdpa.c
  * through the public API and directly), its F32 calibration mode, and the FlashAttention
  * teaching implementation (reference/ref_flash.c), which must agree with it on every shape.
  * Expected values come from hand-derived formulas or from a second, independent way of

@@ -1,4 +1,4 @@
-/* check_badinput.c - the bad-input table: every malformed SDPA call returns its specific status
+/* check_sdpa_badinput.c - the bad-input table: every malformed SDPA call returns its specific status
  * and a message, and leaves out/lse untouched, on every backend. */
 #include "attn/attn.h"
 

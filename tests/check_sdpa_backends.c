@@ -1,0 +1,102 @@
+/* check_sdpa_backends.c - every backend of this build (ref, cpu, opencl) on the same SDPA case
+ * families through the one shared fixture (sdpa_fixture.h): a sampled grid over every axis,
+ * windows, masks and dtypes, tile edges, decode shapes with odd head dims; host memory, and
+ * device memory (attn_buffer with guard zones) on the backends that have it. Under sanitizers
+ * (ATTN_TEST_QUICK=1) every fourth case runs. A backend this build or machine lacks is skipped
+ * with its reason. */
+#include "sdpa_fixture.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Backend, memory mode: each family runs on each of these. */
+static const struct {
+    const char *backend;
+    int device_mem;
+} runs[] = {{"ref", 0}, {"cpu", 0}, {"cpu", 1}, {"opencl", 1}, {"opencl", 0}};
+enum { N_RUNS = sizeof runs / sizeof runs[0] };
+
+static int available(int r)
+{
+    attn_backend *be = NULL;
+    if (attn_backend_open(runs[r].backend, NULL, &be) != ATTN_OK) {
+        fprintf(stderr, "skipping backend %s: %s\n", runs[r].backend, attn_last_error());
+        return 0;
+    }
+    attn_backend_close(be);
+    return 1;
+}
+
+static int stride(void)
+{
+    return getenv("ATTN_TEST_QUICK") ? 4 : 1;
+}
+
+/* Run cases k = 0, step, 2 step, ... of a family on run r. The ref backend (its storage path:
+ * the values are the reference's own), device memory on the cpu and the second opencl mode
+ * take every third case: their paths are the same kernels. */
+static void family(int r, int count, attn_sdpa_case (*make)(int))
+{
+    if (!available(r))
+        return;
+    const sdpa_fx x = {.backend = runs[r].backend, .device_mem = runs[r].device_mem};
+    const int thin = (r == 0 || r == 2 || r == 4) ? 3 : 1;
+    for (int k = 0; k < count; k += stride() * thin) {
+        const attn_sdpa_case c = make(k);
+        sdpa_fx_expect_pass(&x, &c);
+    }
+}
+
+START_TEST(grid)
+{
+    family(_i, sdpa_fx_grid_count(), sdpa_fx_grid);
+}
+END_TEST
+
+START_TEST(windows)
+{
+    family(_i, sdpa_fx_windows_count(), sdpa_fx_windows);
+}
+END_TEST
+
+START_TEST(masks_dtypes)
+{
+    family(_i, sdpa_fx_masks_count(), sdpa_fx_masks);
+}
+END_TEST
+
+START_TEST(tile_edges)
+{
+    family(_i, sdpa_fx_edges_count(), sdpa_fx_edges);
+}
+END_TEST
+
+START_TEST(decode)
+{
+    family(_i, sdpa_fx_decode_count(), sdpa_fx_decode);
+}
+END_TEST
+
+static Suite *backends_suite(void)
+{
+    Suite *s = suite_create("sdpa_backends");
+    TCase *tc = tcase_create("families");
+    tcase_set_timeout(tc, 1200);
+    tcase_add_loop_test(tc, grid, 0, N_RUNS);
+    tcase_add_loop_test(tc, windows, 0, N_RUNS);
+    tcase_add_loop_test(tc, masks_dtypes, 0, N_RUNS);
+    tcase_add_loop_test(tc, tile_edges, 0, N_RUNS);
+    tcase_add_loop_test(tc, decode, 0, N_RUNS);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(backends_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,198 @@
+/* check_sdpa_cpu.c - what only the cpu backend's SDPA has, through the shared fixture
+ * (sdpa_fixture.h; the case families every backend runs are in check_sdpa_backends.c): the
+ * decode kernels with SIMD on and off, which implementation runs, results independent of the
+ * thread count, non-finite values in visible and hidden keys, options and the describe line. */
+#include "sdpa_fixture.h"
+
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The decode family on the AVX2 kernels (where the CPU has them) and the portable ones. */
+START_TEST(test_decode_kernels)
+{
+    const sdpa_fx x = {.backend = "cpu", .options = _i ? "simd=off" : "simd=on"};
+    for (int n = 0; n < sdpa_fx_decode_count(); n++) {
+        const attn_sdpa_case c = sdpa_fx_decode(n);
+        sdpa_fx_expect_pass(&x, &c);
+    }
+}
+END_TEST
+
+/* Which decode kernels run: simd=off always names the portable ones; the default names the
+ * AVX2 ones exactly when the describe line says this CPU has them; prefill names the tiles. */
+START_TEST(test_decode_impl_name)
+{
+    attn_sdpa_case c = sdpa_fx_case(1, 500, 64);
+    for (int off = 0; off < 2; off++) {
+        const sdpa_fx x = {.backend = "cpu", .options = off ? "simd=off" : "simd=on"};
+        attn_backend *be = NULL;
+        ck_assert_int_eq(attn_backend_open("cpu", x.options, &be), ATTN_OK);
+        const int avx2 = strstr(attn_backend_describe(be), "decode kernels avx2") != NULL;
+        attn_backend_close(be);
+        const attn_result r = sdpa_fx_run(&x, &c);
+        ck_assert_msg(strcmp(r.impl, avx2 ? "cpu:decode_splitkv_avx2" : "cpu:decode_splitkv_c")
+                          == 0 && (!off || !avx2), "%s", r.impl);
+    }
+    c.sq = 100;
+    const sdpa_fx x = {.backend = "cpu"};
+    const attn_result r = sdpa_fx_run(&x, &c);
+    ck_assert_msg(strncmp(r.impl, "cpu:flash_blis_br", 17) == 0, "%s", r.impl);
+}
+END_TEST
+
+/* ---- non-finite inputs (the reference decides: a visible key takes part, a hidden one not) -- */
+
+/* Decode: key 150 (NaN at d 5) is visible to query 1 only, key 151 (Inf at d 6) to none. */
+static void plant_decode(attn_conf_data *d, void *ctx)
+{
+    const int64_t skv = *(const int64_t *)ctx;
+    (void)skv;
+    sdpa_fx_set(d, "mask_bool", 0, 0, 0, 150, 0);
+    sdpa_fx_set(d, "mask_bool", 0, 0, 0, 151, 0);
+    sdpa_fx_set(d, "mask_bool", 0, 1, 0, 150, 1);
+    sdpa_fx_set(d, "mask_bool", 0, 1, 0, 151, 0);
+    sdpa_fx_set(d, "v", 0, 150, 0, 5, NAN);
+    sdpa_fx_set(d, "v", 0, 151, 0, 6, INFINITY);
+}
+
+START_TEST(test_decode_hidden_nonfinite_v)
+{
+    attn_sdpa_case c = sdpa_fx_case(2, 300, 32);
+    c.mask_bool = ATTN_MDIM_B | ATTN_MDIM_S;
+    const sdpa_fx x = {.backend = "cpu", .options = _i ? "simd=off" : "simd=on",
+                       .inputs = plant_decode, .inputs_ctx = &c.skv};
+    sdpa_fx_expect_pass(&x, &c);
+}
+END_TEST
+
+/* Causal prefill (top-left): NaN in key 1 makes every row from 1 on NaN (and its LSE). */
+static void plant_nan_key(attn_conf_data *d, void *ctx)
+{
+    (void)ctx;
+    sdpa_fx_set(d, "k", 0, 1, 0, 3, NAN);
+}
+
+/* Non-finite V behind keys a row cannot see, inside a partly visible tile (0 * inf is NaN). */
+static void plant_hidden_v(attn_conf_data *d, void *ctx)
+{
+    (void)ctx;
+    sdpa_fx_set(d, "v", 0, 150, 0, 5, NAN);
+    sdpa_fx_set(d, "v", 0, 151, 0, 6, INFINITY);
+}
+
+START_TEST(test_nonfinite_prefill)
+{
+    for (int64_t sq = 2; sq <= 200; sq += 198) {
+        attn_sdpa_case c = sdpa_fx_case(sq, 300, 32);
+        c.causal = 1;
+        c.align = ATTN_ALIGN_TOP_LEFT;
+        const sdpa_fx nan_key = {.backend = "cpu", .inputs = plant_nan_key};
+        sdpa_fx_expect_pass(&nan_key, &c);
+        const sdpa_fx hidden = {.backend = "cpu", .inputs = plant_hidden_v};
+        sdpa_fx_expect_pass(&hidden, &c);
+    }
+}
+END_TEST
+
+/* ---- thread counts -------------------------------------------------------------------------- */
+
+typedef struct copy {
+    unsigned char out[1 << 20], lse[1 << 14];
+    size_t n_out, n_lse;
+} copy;
+
+/* Keep the bytes of out (contiguous BSHD) and lse (contiguous [B, Hq, Sq]). */
+static void keep(const attn_tensor *const *outs, int n, void *ctx)
+{
+    copy *c = ctx;
+    const attn_tensor *o = outs[0];
+    c->n_out = (size_t)(o->shape[0] * o->stride[0]) * attn_dtype_size(o->dtype);
+    ck_assert_uint_le(c->n_out, sizeof c->out);
+    memcpy(c->out, o->data, c->n_out);
+    c->n_lse = 0;
+    if (n > 1 && outs[1]) {
+        c->n_lse = (size_t)(outs[1]->shape[0] * outs[1]->stride[0]) * sizeof(float);
+        ck_assert_uint_le(c->n_lse, sizeof c->lse);
+        memcpy(c->lse, outs[1]->data, c->n_lse);
+    }
+}
+
+/* Each work item is computed by one thread with a fixed order of operations, so the tiled path
+ * gives bitwise-identical results for thread counts with the same tile sizes (this shape has 8
+ * work items of 256 rows, enough to keep Br at 256 for 1 and 2 threads). */
+static void expect_same_threads(const attn_sdpa_case *c)
+{
+    static copy one, two;
+    const sdpa_fx x1 = {.backend = "cpu", .options = "threads=1", .outputs = keep,
+                        .outputs_ctx = &one};
+    const sdpa_fx x2 = {.backend = "cpu", .options = "threads=2", .outputs = keep,
+                        .outputs_ctx = &two};
+    sdpa_fx_expect_pass(&x1, c);
+    sdpa_fx_expect_pass(&x2, c);
+    ck_assert_uint_eq(one.n_out, two.n_out);
+    ck_assert_msg(memcmp(one.out, two.out, one.n_out) == 0, "threads=1 and 2 differ");
+    ck_assert(one.n_lse == two.n_lse && memcmp(one.lse, two.lse, one.n_lse) == 0);
+}
+
+/* The decode path splits the KV range by thread count: there each count must pass on its own. */
+START_TEST(test_threads)
+{
+    attn_sdpa_case c = sdpa_fx_case(300, 300, 64);
+    c.causal = 1;
+    c.hq = 4;
+    expect_same_threads(&c);
+    c.dt_kv = ATTN_F16;
+    expect_same_threads(&c);
+    attn_sdpa_case d = sdpa_fx_case(2, 3000, 64);
+    d.hq = 8;
+    d.hkv = 2;
+    static const char *const counts[] = {"threads=1", "threads=2", "threads=3"};
+    for (int t = 0; t < 3; t++) {
+        const sdpa_fx x = {.backend = "cpu", .options = counts[t]};
+        sdpa_fx_expect_pass(&x, &d);
+    }
+}
+END_TEST
+
+START_TEST(test_options_describe)
+{
+    attn_backend *be = NULL;
+    ck_assert_int_eq(attn_backend_open("cpu", "threads=0", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "threads=x", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "colour=red", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "simd=maybe", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "threads", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "threads=3", &be), ATTN_OK);
+    const char *d = attn_backend_describe(be);
+    ck_assert_msg(strstr(d, "BLIS") && strstr(d, "kernels") && strstr(d, "3 threads"),
+                  "describe: %s", d);
+    attn_backend_close(be);
+}
+END_TEST
+
+static Suite *cpu_suite(void)
+{
+    Suite *s = suite_create("sdpa_cpu");
+    TCase *tc = tcase_create("cpu");
+    tcase_set_timeout(tc, 600);
+    tcase_add_loop_test(tc, test_decode_kernels, 0, 2);
+    tcase_add_test(tc, test_decode_impl_name);
+    tcase_add_loop_test(tc, test_decode_hidden_nonfinite_v, 0, 2);
+    tcase_add_test(tc, test_nonfinite_prefill);
+    tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_options_describe);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cpu_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
