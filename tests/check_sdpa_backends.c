@@ -48,33 +48,19 @@ static void family(int r, int count, attn_sdpa_case (*make)(int))
     }
 }
 
-START_TEST(grid)
-{
-    family(_i, sdpa_fx_grid_count(), sdpa_fx_grid);
-}
-END_TEST
+/* The families, each run on each backend / memory mode. */
+static const struct {
+    int (*count)(void);
+    attn_sdpa_case (*make)(int);
+} families[] = {{sdpa_fx_grid_count, sdpa_fx_grid},     {sdpa_fx_windows_count, sdpa_fx_windows},
+                {sdpa_fx_masks_count, sdpa_fx_masks},   {sdpa_fx_edges_count, sdpa_fx_edges},
+                {sdpa_fx_decode_count, sdpa_fx_decode}};
+enum { N_FAMILIES = sizeof families / sizeof families[0] };
 
-START_TEST(windows)
+/* _i = family * N_RUNS + run */
+START_TEST(family_on_backend)
 {
-    family(_i, sdpa_fx_windows_count(), sdpa_fx_windows);
-}
-END_TEST
-
-START_TEST(masks_dtypes)
-{
-    family(_i, sdpa_fx_masks_count(), sdpa_fx_masks);
-}
-END_TEST
-
-START_TEST(tile_edges)
-{
-    family(_i, sdpa_fx_edges_count(), sdpa_fx_edges);
-}
-END_TEST
-
-START_TEST(decode)
-{
-    family(_i, sdpa_fx_decode_count(), sdpa_fx_decode);
+    family(_i % N_RUNS, families[_i / N_RUNS].count(), families[_i / N_RUNS].make);
 }
 END_TEST
 
@@ -83,11 +69,7 @@ static Suite *backends_suite(void)
     Suite *s = suite_create("sdpa_backends");
     TCase *tc = tcase_create("families");
     tcase_set_timeout(tc, 1200);
-    tcase_add_loop_test(tc, grid, 0, N_RUNS);
-    tcase_add_loop_test(tc, windows, 0, N_RUNS);
-    tcase_add_loop_test(tc, masks_dtypes, 0, N_RUNS);
-    tcase_add_loop_test(tc, tile_edges, 0, N_RUNS);
-    tcase_add_loop_test(tc, decode, 0, N_RUNS);
+    tcase_add_loop_test(tc, family_on_backend, 0, N_FAMILIES * N_RUNS);
     suite_add_tcase(s, tc);
     return s;
 }
