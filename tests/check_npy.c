@@ -906,6 +906,38 @@ START_TEST(compare_exit_codes)
 }
 END_TEST
 
+/* Large logits (|s| ~ 400): an f32 kernel's correct result fails the norm-wise bound unless the
+ * logit magnitude A enters the condition (max|ref| (1 + A)), from --q/--k or --logit-bound. */
+START_TEST(compare_large_logits)
+{
+#ifdef ATTN_HAVE_CPU
+    problem p;
+    problem_init(&p, 2, 32, 94, 1, 1, 256, 256);
+    /* uniform values with full mantissas (coarse ones would add up exactly), q scaled by 3 */
+    for (int64_t i = 0; i < p.B * p.Sq * p.Hq * p.Dk; i++)
+        p.q[i] = 3.0f * (urand() + (urand() + 1.0f) / 64.0f);
+    for (int64_t i = 0; i < p.B * p.Skv * p.Hkv * p.Dk; i++)
+        p.k[i] = urand() + (urand() + 1.0f) / 64.0f;
+    save_qkv(&p, 0, 0);
+    char *q = tpath("q.npy"), *k = tpath("k.npy"), *v = tpath("v.npy");
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--q", q, "--k", k, "--v", v, "--scale", "1.3688",
+                         "--out", tpath("gold.npy"), "--out-dtype", "f64"), 0);
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--q", q, "--k", k, "--v", v, "--scale", "1.3688",
+                         "--backend", "cpu", "--out", tpath("cpu.npy")), 0);
+    ck_assert_int_eq(COMPARE(tpath("cpu.npy"), tpath("gold.npy")), 1); /* A = 0 */
+    ck_assert_int_eq(COMPARE(tpath("cpu.npy"), tpath("gold.npy"), "--q", q, "--k", k,
+                             "--scale", "1.3688"), 0);
+    ck_assert_int_eq(COMPARE(tpath("cpu.npy"), tpath("gold.npy"), "--logit-bound", "400"), 0);
+    ck_assert_int_eq(COMPARE(tpath("cpu.npy"), tpath("gold.npy"), "--q", q), 2);
+    ck_assert_int_eq(COMPARE(tpath("cpu.npy"), tpath("gold.npy"), "--q", q, "--k", k,
+                             "--logit-bound", "3"), 2);
+    problem_free(&p);
+#else
+    fprintf(stderr, "compare_large_logits: skipped (no cpu backend in this build)\n");
+#endif
+}
+END_TEST
+
 static Suite *npy_suite(void)
 {
     Suite *s = suite_create("npy");
@@ -934,6 +966,7 @@ static Suite *npy_suite(void)
     tcase_add_test(r, run_fortran_order_input);
     tcase_add_test(r, run_errors);
     tcase_add_test(r, compare_exit_codes);
+    tcase_add_test(r, compare_large_logits);
     suite_add_tcase(s, r);
     return s;
 }

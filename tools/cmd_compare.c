@@ -1,7 +1,9 @@
 /* cmd_compare.c - `attn compare GOT.npy REF.npy`: the conformance policy (attn_policy.h) applied
  * to two .npy files, e.g. a kernel's output against `attn run --backend ref` output, with the
  * policy's defaults (attn_policy_setup_u). Without the reference's per-element condition scale
- * or a same-precision naive result, the policy falls back on its element and NMSE gates. Exit 0 PASSED, 1 anything else, 2 usage or file errors. */
+ * or a same-precision naive result, the policy falls back on its element and NMSE gates with a
+ * norm-wise condition max|ref| (1 + A), A a bound on the logit magnitudes (from --q/--k or
+ * --logit-bound; docs/tool.md). Exit 0 PASSED, 1 anything else, 2 usage or file errors. */
 #include "attn_args.h"
 #include "attn_cmds.h"
 #include "attn_npy.h"
@@ -14,6 +16,9 @@
 
 typedef struct compare_opts {
     const char *path[2]; /* got, ref */
+    const char *q, *k, *mask; /* attention inputs, for the logit bound A */
+    double scale;        /* 0: 1/sqrt(Dk) */
+    double logit_bound;  /* A given directly (-1: not given) */
     int64_t n_acc;       /* 0: the last dimension */
     int cls;             /* 0 f32, 1 f16 computation class */
     int64_t worst;
@@ -29,6 +34,13 @@ static const char compare_help[] =
     "  --class C      computation class f32 (default) or f16 (half-precision accumulation)\n"
     "  --worst K      list the K elements with the largest error (default 5)\n"
     "  --bf16         read '<u2' (uint16) arrays as bfloat16\n"
+    "  --q Q.npy --k K.npy [--scale X] [--mask M.npy]\n"
+    "                 attention inputs: bound the logit magnitudes by\n"
+    "                 A = |scale| max|q_i| max|k_j| + max|mask| (rows along the last dim;\n"
+    "                 scale default 1/sqrt(Dk)); each element's condition becomes\n"
+    "                 max|REF| (1 + A), as attn conform derives it (large logits amplify\n"
+    "                 float rounding of the logits)\n"
+    "  --logit-bound A  the same with A given (default 0: small logits)\n"
     "exit status: 0 PASSED, 1 FAILED or MISTRUSTED, 2 usage or file error\n";
 
 static int compare_parse(int argc, char **argv, compare_opts *o)
@@ -48,6 +60,17 @@ static int compare_parse(int argc, char **argv, compare_opts *o)
         } else if ((r = attn_arg_value(argc, argv, &i, "--class", &val)) != 0) {
             if (r < 0 || attn_parse_choice("--class", val, classes, &o->cls))
                 return -1;
+        } else if ((r = attn_arg_value(argc, argv, &i, "--q", &o->q)) != 0 ||
+                   (r = attn_arg_value(argc, argv, &i, "--k", &o->k)) != 0 ||
+                   (r = attn_arg_value(argc, argv, &i, "--mask", &o->mask)) != 0) {
+            if (r < 0)
+                return -1;
+        } else if ((r = attn_arg_value(argc, argv, &i, "--scale", &val)) != 0) {
+            if (r < 0 || attn_parse_f64("--scale", val, -1e30, 1e30, &o->scale))
+                return -1;
+        } else if ((r = attn_arg_value(argc, argv, &i, "--logit-bound", &val)) != 0) {
+            if (r < 0 || attn_parse_f64("--logit-bound", val, 0, 1e300, &o->logit_bound))
+                return -1;
         } else if ((r = attn_arg_value(argc, argv, &i, "--worst", &val)) != 0) {
             if (r < 0 || attn_parse_i64("--worst", val, 0, 1000, &o->worst))
                 return -1;
@@ -63,6 +86,11 @@ static int compare_parse(int argc, char **argv, compare_opts *o)
     }
     if (npos != 2) {
         fprintf(stderr, "attn compare: need two files, GOT and REF\n%s", compare_help);
+        return -1;
+    }
+    if (!o->q != !o->k || (o->mask && !o->q) || (o->q && o->logit_bound >= 0)) {
+        fprintf(stderr, "attn compare: --q and --k go together (with optional --scale and "
+                        "--mask), or --logit-bound alone\n");
         return -1;
     }
     return 0;
@@ -109,6 +137,66 @@ static int same_shape(const attn_npy *a, const attn_npy *b)
         if (a->shape[d] != b->shape[d])
             return 0;
     return 1;
+}
+
+/* Largest 2-norm of the rows (last dimension) of a file, or largest finite |x| (rows of one
+ * element); *dim gets the row length. */
+static int max_row_norm(const char *path, int bf16, int finite_abs, double *out, int64_t *dim)
+{
+    attn_npy a;
+    double *v = NULL;
+    memset(&a, 0, sizeof a);
+    if (load_f64(path, bf16, &a, &v)) {
+        attn_npy_free(&a);
+        return -1;
+    }
+    const int64_t d = finite_abs || a.ndim == 0 ? 1 : a.shape[a.ndim - 1];
+    double mx = 0.0;
+    for (int64_t r = 0; d > 0 && r < a.count / d; r++) {
+        double s2 = 0.0;
+        for (int64_t e = 0; e < d; e++)
+            s2 += v[r * d + e] * v[r * d + e];
+        if (!finite_abs || isfinite(s2))
+            mx = fmax(mx, sqrt(s2));
+    }
+    *out = mx;
+    *dim = d;
+    attn_npy_free(&a);
+    free(v);
+    return 0;
+}
+
+/* A = |scale| max_i |q_i| max_j |k_j| + max|mask| (Cauchy-Schwarz), or --logit-bound. */
+static int logit_bound(const compare_opts *o, double *a)
+{
+    double qn, kn, mn = 0.0;
+    int64_t dq, dk, dm;
+    *a = o->logit_bound > 0 ? o->logit_bound : 0.0;
+    if (!o->q)
+        return 0;
+    if (max_row_norm(o->q, o->bf16, 0, &qn, &dq) || max_row_norm(o->k, o->bf16, 0, &kn, &dk) ||
+        (o->mask && max_row_norm(o->mask, o->bf16, 1, &mn, &dm)))
+        return -1;
+    if (dq != dk) {
+        fprintf(stderr, "attn compare: --q rows have %lld elements, --k rows %lld\n",
+                (long long)dq, (long long)dk);
+        return -1;
+    }
+    const double scale = o->scale != 0.0 ? o->scale : 1.0 / sqrt((double)dq);
+    *a = fabs(scale) * qn * kn + mn;
+    return 0;
+}
+
+/* The norm-wise condition of every element: max|ref| (1 + A). */
+static double *norm_condition(const double *ref, int64_t n, double a)
+{
+    double *c = malloc((size_t)(n ? n : 1) * sizeof *c), mx = 0.0;
+    for (int64_t i = 0; c && i < n; i++)
+        if (isfinite(ref[i]))
+            mx = fmax(mx, fabs(ref[i]));
+    for (int64_t i = 0; c && i < n; i++)
+        c[i] = mx * (1.0 + a);
+    return c;
 }
 
 /* Error used to rank elements: NaN or infinity disagreement ranks first. */
@@ -204,7 +292,15 @@ static int compare_files(const compare_opts *o, attn_npy f[2], double *v[2])
     /* The policy's own defaults (docs/conformance.md, gate 3): NMSE <= 1e-9 + (2 u_out)^2 for
      * the f32 class, u_out from GOT's dtype. Only the explicit half-accumulation class
      * (--class f16, u_c = 2^-11) is outside that derivation and takes ggml's 5e-4. */
-    attn_policy_in in = {.n = f[0].count, .gold = v[1], .got = v[0]};
+    double a;
+    if (logit_bound(o, &a))
+        return 2;
+    double *cond = norm_condition(v[1], f[0].count, a);
+    if (!cond) {
+        fprintf(stderr, "attn compare: out of memory\n");
+        return 2;
+    }
+    attn_policy_in in = {.n = f[0].count, .gold = v[1], .got = v[0], .absmag = cond};
     attn_policy_setup_u(&in, unit_roundoff(&f[0]), 0);
     in.n_acc = (double)(o->n_acc ? o->n_acc : f[0].ndim ? f[0].shape[f[0].ndim - 1] : 1);
     if (o->cls) {
@@ -214,7 +310,12 @@ static int compare_files(const compare_opts *o, attn_npy f[2], double *v[2])
     attn_policy_out out;
     memset(&out, 0, sizeof out);
     attn_policy_check(&in, &out);
+    printf("logit bound A: %.6g (condition max|ref| (1 + A))\n", a);
     report(o, &f[0], &in, &out);
+    if (out.verdict != ATTN_PASSED && out.gate == 2 && !o->q && o->logit_bound < 0)
+        printf("hint: large logits amplify float rounding; give the attention inputs "
+               "(--q, --k, --scale) or --logit-bound so the bound accounts for them\n");
+    free(cond);
     return out.verdict == ATTN_PASSED ? 0 : 1;
 }
 
@@ -225,7 +326,7 @@ int attn_cmd_compare(int argc, char **argv)
             fputs(compare_help, stdout);
             return 0;
         }
-    compare_opts o = {.worst = 5};
+    compare_opts o = {.worst = 5, .logit_bound = -1};
     if (compare_parse(argc, argv, &o))
         return 2;
     attn_npy f[2];

@@ -63,7 +63,7 @@ double attn_sdpa_case_cost(const attn_sdpa_case *c)
 
 const char *const attn_sdpa_feature_names[ATTN_FEAT_COUNT] = {
     "causal-tl", "causal-br", "window", "mask-add", "mask-bool", "mask-bcast", "softcap", "gqa",
-    "dk!=dv", "f16", "bf16", "lse", "bhsd", "kv-cache", "stress", "batch2", "decode", "long"};
+    "dk!=dv", "f16", "bf16", "lse", "bhsd", "kv-cache", "stress", "batch2", "decode", "long", "nonfinite"};
 
 static int has_dtype(const attn_sdpa_case *c, attn_dtype t)
 {
@@ -93,6 +93,7 @@ unsigned attn_sdpa_case_features(const attn_sdpa_case *c)
         {c->b > 1, ATTN_FEAT_BATCH},
         {c->sq <= 3 && c->skv >= 64, ATTN_FEAT_DECODE},
         {c->sq >= 2048 || c->skv >= 2048, ATTN_FEAT_LONG},
+        {c->special != ATTN_SPECIAL_NONE, ATTN_FEAT_NONFINITE},
     };
     unsigned m = 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -103,6 +104,8 @@ unsigned attn_sdpa_case_features(const attn_sdpa_case *c)
 
 /* ---- canonical name ------------------------------------------------------------------------- */
 
+static const char *const special_names[] = {"none", "v_nonfinite", "v_underflow", "qk_nan",
+                                            NULL};
 static const char *const layout_names[] = {"bshd", "bhsd", "cache", NULL};
 static const char *const dtype_names[] = {"f32", "f16", "bf16", NULL};
 
@@ -142,6 +145,8 @@ int attn_sdpa_case_format(const attn_sdpa_case *c, char *buf, size_t size)
     attn_sb_add(&s, " layout=%s", layout_names[c->layout]);
     if (c->fill == ATTN_FILL_STRESS)
         attn_sb_add(&s, " fill=stress");
+    if (c->special != ATTN_SPECIAL_NONE)
+        attn_sb_add(&s, " special=%s", special_names[c->special]);
     if (c->lse)
         attn_sb_add(&s, " lse");
     return (int)s.len;
@@ -236,6 +241,12 @@ static int parse_keyval(const char *key, const char *val, attn_sdpa_case *c)
         if ((v = attn_tok_choice(val, layout_names)) < 0)
             return -1;
         c->layout = (attn_layout)v;
+        return 1;
+    }
+    if (strcmp(key, "special") == 0) {
+        if ((v = attn_tok_choice(val, special_names)) <= 0)
+            return -1;
+        c->special = v;
         return 1;
     }
     if (strcmp(key, "fill") == 0) {

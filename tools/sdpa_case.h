@@ -30,8 +30,17 @@ typedef struct attn_sdpa_case {
     attn_dtype dt_q, dt_kv, dt_out; /* the additive mask has dt_q */
     attn_layout layout;
     attn_fill_mode fill;
+    int special;            /* ATTN_SPECIAL_*: non-finite values planted after the fill */
     int lse;                /* also compute and check the log-sum-exp */
 } attn_sdpa_case;
+
+/* Non-finite inputs planted after the fill (docs/conformance.md, "Special inputs"). */
+enum {
+    ATTN_SPECIAL_NONE = 0,
+    ATTN_SPECIAL_V_NONFINITE, /* NaN / Inf in V rows of every 13th key (seen or hidden) */
+    ATTN_SPECIAL_V_UNDERFLOW, /* NaN in V rows of keys with an additive -1e4: visible, p = 0 */
+    ATTN_SPECIAL_QK_NAN       /* NaN in one q element and one k element */
+};
 
 /* Defaults: b1 sq1 skv1 hq1 hkv1 dk dv 64, not causal, bottom-right, no window, no cap, no
  * masks, f32 everywhere, bshd, uniform fill, no lse. */
@@ -50,7 +59,8 @@ typedef enum attn_feature {
     ATTN_FEAT_CAUSAL_TL, ATTN_FEAT_CAUSAL_BR, ATTN_FEAT_WINDOW, ATTN_FEAT_MASK_ADD,
     ATTN_FEAT_MASK_BOOL, ATTN_FEAT_BROADCAST, ATTN_FEAT_SOFTCAP, ATTN_FEAT_GQA, ATTN_FEAT_DK_DV,
     ATTN_FEAT_F16, ATTN_FEAT_BF16, ATTN_FEAT_LSE, ATTN_FEAT_BHSD, ATTN_FEAT_CACHE,
-    ATTN_FEAT_STRESS, ATTN_FEAT_BATCH, ATTN_FEAT_DECODE, ATTN_FEAT_LONG, ATTN_FEAT_COUNT
+    ATTN_FEAT_STRESS, ATTN_FEAT_BATCH, ATTN_FEAT_DECODE, ATTN_FEAT_LONG, ATTN_FEAT_NONFINITE,
+    ATTN_FEAT_COUNT
 } attn_feature;
 
 extern const char *const attn_sdpa_feature_names[ATTN_FEAT_COUNT];

@@ -10,6 +10,7 @@
 #include "ref_sdpa.h"
 #include "sdpa_case.h"
 #include "sdpa_tool.h"
+#include "attn_cases.h"
 #include "attn_tool_ops.h"
 
 #include <math.h>
@@ -82,6 +83,70 @@ static int sdpa_make(const void *cv, size_t gin, attn_conf_data *d)
     return rc;
 }
 
+/* Special inputs go into every 13th key. */
+#define PLANT_PERIOD 13
+
+/* Special inputs (attn_sdpa_case.special), planted after the fill on the host views: both the
+ * reference and the backend read them. */
+static void plant_v_nonfinite(const attn_sdpa_case *c, attn_conf_data *d)
+{
+    const attn_tensor *v = attn_conf_host_view(d, "v");
+    for (int64_t b = 0; b < c->b; b++)
+        for (int64_t g = 0; g < c->hkv; g++)
+            for (int64_t j = 0; j < c->skv; j++) {
+                const int64_t r = j % PLANT_PERIOD, at = b * v->stride[0] + j * v->stride[1] +
+                                                         g * v->stride[2];
+                if (r == 5)
+                    attn_store_f64(v->data, v->dtype, at + j % c->dv * v->stride[3], NAN);
+                if (r == 6)
+                    attn_store_f64(v->data, v->dtype, at + (j + 1) % c->dv * v->stride[3],
+                                   INFINITY);
+            }
+}
+
+/* Keys j % 13 == 5 get an additive -1e4 where the mask is finite (visible, but p underflows to
+ * 0 even in f64) and NaN in their V rows: 0 * NaN must reach the rows that see them. */
+static void plant_v_underflow(const attn_sdpa_case *c, attn_conf_data *d)
+{
+    const attn_tensor *m = attn_conf_host_view(d, "mask_add");
+    for (int64_t i0 = 0; i0 < m->shape[0]; i0++)
+        for (int64_t i1 = 0; i1 < m->shape[1]; i1++)
+            for (int64_t i2 = 0; i2 < m->shape[2]; i2++)
+                for (int64_t j = 5; j < c->skv; j += PLANT_PERIOD) {
+                    const int64_t at = i0 * m->stride[0] + i1 * m->stride[1] +
+                                       i2 * m->stride[2] + j * m->stride[3];
+                    if (isfinite(attn_load_f64(m->data, m->dtype, at)))
+                        attn_store_f64(m->data, m->dtype, at, -1e4);
+                }
+    const attn_tensor *v = attn_conf_host_view(d, "v");
+    for (int64_t b = 0; b < c->b; b++)
+        for (int64_t g = 0; g < c->hkv; g++)
+            for (int64_t j = 5; j < c->skv; j += PLANT_PERIOD)
+                attn_store_f64(v->data, v->dtype,
+                               b * v->stride[0] + j * v->stride[1] + g * v->stride[2] +
+                                   j % c->dv * v->stride[3],
+                               NAN);
+}
+
+/* NaN in q[0, 0, 0, 0] (that row) and in k[B-1, Skv/2, 0, 1] (every row that sees the key). */
+static void plant_qk_nan(const attn_sdpa_case *c, attn_conf_data *d)
+{
+    const attn_tensor *q = attn_conf_host_view(d, "q"), *k = attn_conf_host_view(d, "k");
+    attn_store_f64(q->data, q->dtype, 0, NAN);
+    attn_store_f64(k->data, k->dtype,
+                   (c->b - 1) * k->stride[0] + c->skv / 2 * k->stride[1] +
+                       (c->dk > 1) * k->stride[3],
+                   NAN);
+}
+
+static int sdpa_check(const void *cv, char *err, size_t errsize)
+{
+    const attn_sdpa_case *c = cv;
+    if (c->special == ATTN_SPECIAL_V_UNDERFLOW && c->mask_add == ATTN_MASK_NONE)
+        return attn_perr(err, errsize, "special=v_underflow needs mask_add");
+    return 0;
+}
+
 static void sdpa_fill(const void *cv, uint64_t seed, attn_conf_data *d)
 {
     const attn_sdpa_case *c = cv;
@@ -92,6 +157,12 @@ static void sdpa_fill(const void *cv, uint64_t seed, attn_conf_data *d)
         attn_fill_mask_add(attn_conf_host_view(d, "mask_add"), seed);
     if (attn_conf_host_view(d, "mask_bool"))
         attn_fill_mask_bool(attn_conf_host_view(d, "mask_bool"), seed);
+    if (c->special == ATTN_SPECIAL_V_NONFINITE)
+        plant_v_nonfinite(c, d);
+    else if (c->special == ATTN_SPECIAL_V_UNDERFLOW)
+        plant_v_underflow(c, d);
+    else if (c->special == ATTN_SPECIAL_QK_NAN)
+        plant_qk_nan(c, d);
 }
 
 /* Elements of the largest tensors, in double so absurd sizes cannot overflow. */
@@ -275,7 +346,7 @@ static const attn_conform_driver attn_sdpa_driver = {
     .stem = "sdpa",
     .case_default = case_default,
     .case_token = case_token,
-    .case_check = NULL,
+    .case_check = sdpa_check,
     .case_format = case_format,
     .features = features,
     .feature_names = attn_sdpa_feature_names,

@@ -116,10 +116,11 @@ static int row_finite(attn_cpu_mat v, int64_t j, int64_t n)
     return top != 0x7f800000u;
 }
 
-/* O += P V for keys [j0, j0 + nc). A key a row cannot see has p = 0, and 0 * Inf or 0 * NaN
+/* O += P V for keys [j0, j0 + nc). A key a row cannot see has p = -0, and 0 * Inf or 0 * NaN
  * in the product would leak non-finite V values into that row; so when the V tile holds any,
  * the product runs on a copy with those rows zeroed (vfix: nc x Dv floats), and their p * v
- * terms are added separately for the rows with p != 0. */
+ * terms are added separately for the rows that see the key (p = +0 included: a visible key's
+ * NaN propagates, as in the reference). */
 void attn_cpu_pv(const attn_sdpa_problem *p, const float *pt, int64_t ldp, int64_t nr,
                  attn_cpu_mat vt, int64_t nc, const uint8_t *vbad, float *o, float *vfix)
 {
@@ -138,7 +139,7 @@ void attn_cpu_pv(const attn_sdpa_problem *p, const float *pt, int64_t ldp, int64
     for (int64_t j = 0; j < nc; j++)
         if (!row_finite(vt, j, p->Dv))
             for (int64_t r = 0; r < nr; r++)
-                if (pt[r * ldp + j] != 0.0f)
+                if (!attn_cpu_p_hidden(pt[r * ldp + j]))
                     for (int64_t d = 0; d < p->Dv; d++)
                         o[r * p->Dv + d] += pt[r * ldp + j] * vt.p[j * vt.rs + d * vt.cs];
 }

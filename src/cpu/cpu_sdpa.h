@@ -5,6 +5,7 @@
 
 #include "attn_sdpa_problem.h"
 #include "cpu_internal.h"
+#include "attn_half.h"
 
 #include <stdint.h>
 
@@ -14,16 +15,23 @@
 void attn_cpu_logits_row(float *s, int64_t n, float softcap, const float *madd,
                          const uint8_t *mbool, int64_t mbool_stride, int64_t j0, int64_t lo,
                          int64_t hi);
-/* Online-softmax step of one row: s (n scores) becomes p = exp(s - m_new); *m and *l are
- * updated; returns the factor the row's output accumulator must be multiplied by. */
+/* Online-softmax step of one row: s (n scores) becomes p = exp(s - m_new), -0 for hidden keys
+ * (logit -inf) and +0 for visible ones that underflow; *m and *l are updated; returns the
+ * factor the row's output accumulator must be multiplied by. */
 float attn_cpu_softmax_row(float *s, int64_t n, float *m, float *l);
 /* Small products of the decode path (no BLIS call overhead): s[r][j] = scale * q[r] . k[j]
  * for nq query rows and nk key rows (contiguous rows of length d); o[r] += sum_j p[r][j] v[j]
- * over nk contiguous V rows of dv, terms with p == 0 skipped (hidden keys never read). */
+ * over nk contiguous V rows of dv, hidden keys (p = -0) skipped (their V rows never read). */
 void attn_cpu_qk_block(const float *q, int64_t nq, const float *k, int64_t nk, int64_t d,
                        float scale, float *s, int64_t lds);
 void attn_cpu_pv_block(const float *p, int64_t ldp, int64_t nq, const float *v, int64_t nk,
                        int64_t dv, float *o);
+/* Whether a probability marks a hidden key (-0, see attn_cpu_softmax_row): its V row is never
+ * read, while a visible key with p = +0 still multiplies its V row (0 * NaN = NaN). */
+static inline int attn_cpu_p_hidden(float p)
+{
+    return attn_f32_bits(p) == 0x80000000u;
+}
 /* o[0..n) *= f */
 void attn_cpu_scale_row(float *o, int64_t n, float f);
 /* Final output of one row from (o, m, l): out = o / l (0 when l == 0); *lse_out = m + log l

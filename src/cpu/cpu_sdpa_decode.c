@@ -114,8 +114,10 @@ static int any_zero(const float *s, int64_t G, int64_t nc)
     return zero;
 }
 
-/* Whether some key of the tile has p = 0 in some row and a V row holding Inf/NaN (0 * Inf
- * would leak into that row); converts the head's V tile into w->v when it has to look. */
+/* Whether some key of the tile has p = 0 (hidden: -0, or visible and underflowed: +0) in some
+ * row and a V row holding Inf/NaN: then the portable product, which skips exactly the hidden
+ * keys, runs instead (the AVX2 one adds every term); converts the head's V tile into w->v when
+ * it has to look. */
 static int hidden_bad_v(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, int64_t j0,
                         int64_t nc)
 {

@@ -103,8 +103,13 @@ float attn_cpu_softmax_row(float *s, int64_t n, float *m, float *l)
     float m_new = mx > *m ? mx : *m;
     /* With nothing visible yet, subtract 0 so exp(-inf) gives 0 instead of exp(NaN). */
     float mu = m_new == -INFINITY ? 0.0f : m_new;
-    for (int64_t j = 0; j < n; j++)
-        s[j] = attn_cpu_expf(s[j] - mu);
+    /* A hidden key (logit -inf) gets p = -0, a visible one whose p underflows gets +0: the
+     * product with V skips the first and keeps the second (0 * NaN is NaN, as in the
+     * reference: a visible key takes part). Both add nothing to the sum. */
+    for (int64_t j = 0; j < n; j++) {
+        uint32_t hidden = (uint32_t)(attn_f32_bits(s[j]) == 0xff800000u) << 31;
+        s[j] = attn_bits_f32(attn_f32_bits(attn_cpu_expf(s[j] - mu)) | hidden);
+    }
     float sum = row_sum(s, n);
     float alpha = attn_cpu_expf(*m - mu);
     *l = *l * alpha + sum;
@@ -153,7 +158,7 @@ void attn_cpu_pv_block(const float *p, int64_t ldp, int64_t nq, const float *v, 
     for (int64_t r = 0; r < nq; r++)
         for (int64_t j = 0; j < nk; j++) {
             float pj = p[r * ldp + j];
-            if (pj == 0.0f)
+            if (attn_cpu_p_hidden(pj))
                 continue; /* hidden key: its V row is never read (may hold Inf/NaN) */
             for (int64_t e = 0; e < dv; e++)
                 o[r * dv + e] += pj * v[j * dv + e];
