@@ -471,6 +471,13 @@ START_TEST(sdpa_options)
     char *bad[] = {"x", "--align", "middle", "--causal=1", "--softcap", "-1"};
     for (i = 1; i < 6; i++)
         ck_assert_int_eq(attn_args_sdpa(6, bad, &i, &d), -1);
+    /* a scale that is 0 in f32 would silently mean 1/sqrt(Dk): an error at the CLI */
+    const char *zero[] = {"0", "-0", "1e-50", "1e-40"}; /* 1e-40 is a subnormal f32 */
+    for (int z = 0; z < 4; z++) {
+        char *args[] = {"x", "--scale", (char *)zero[z]};
+        i = 1;
+        ck_assert_msg(attn_args_sdpa(3, args, &i, &d) == (z == 3 ? 1 : -1), "%s", zero[z]);
+    }
 }
 END_TEST
 

@@ -1,5 +1,6 @@
 /* check_sdpa_badinput.c - the bad-input table: every malformed SDPA call returns its specific status
- * and a message, and leaves out/lse untouched, on every backend. */
+ * and a message, and leaves out/lse untouched, on every backend; zero-size problems (batch or Sq
+ * 0) are empty and succeed. */
 #include "attn/attn.h"
 
 #include <check.h>
@@ -84,6 +85,9 @@ static void m_u8_q(setup *s) { s->q.dtype = ATTN_U8; }
 static void m_bad_enum_out(setup *s) { s->out.dtype = (attn_dtype)77; }
 static void m_f16_lse(setup *s) { s->lse.dtype = ATTN_F16; }
 static void m_zero_seq(setup *s) { s->q.shape[1] = 0; }
+static void m_zero_skv(setup *s) { s->k.shape[1] = s->v.shape[1] = 0; }
+static void m_zero_dk(setup *s) { s->q.shape[3] = s->k.shape[3] = 0; }
+static void m_zero_heads(setup *s) { s->q.shape[2] = s->out.shape[2] = s->lse.shape[2] = 0; }
 static void m_negative_dim(setup *s) { s->k.shape[3] = -4; }
 static void m_dk_mismatch(setup *s) { s->k.shape[3] = DK - 2; }
 static void m_v_seq_mismatch(setup *s) { s->v.shape[1] = SKV - 1; }
@@ -154,7 +158,10 @@ static const bad_case table[] = {
     {"q dtype u8", m_u8_q, ATTN_ERR_DTYPE},
     {"out dtype not an enum", m_bad_enum_out, ATTN_ERR_DTYPE},
     {"lse dtype f16", m_f16_lse, ATTN_ERR_DTYPE},
-    {"Sq = 0", m_zero_seq, ATTN_ERR_SHAPE},
+    {"Sq = 0 in q but not in out", m_zero_seq, ATTN_ERR_SHAPE},
+    {"Skv = 0 (no keys)", m_zero_skv, ATTN_ERR_SHAPE},
+    {"Dk = 0", m_zero_dk, ATTN_ERR_SHAPE},
+    {"Hq = 0", m_zero_heads, ATTN_ERR_SHAPE},
     {"negative Dk", m_negative_dim, ATTN_ERR_SHAPE},
     {"Dk of k != Dk of q", m_dk_mismatch, ATTN_ERR_SHAPE},
     {"Skv of v != Skv of k", m_v_seq_mismatch, ATTN_ERR_SHAPE},
@@ -252,6 +259,57 @@ START_TEST(valid_call_runs)
 }
 END_TEST
 
+/* A zero batch or a zero Sq is an empty problem (PyTorch returns empty tensors): ATTN_OK,
+ * nothing read or written, the implementation named "<backend>:empty". Strides of the empty
+ * dims do not matter. */
+START_TEST(zero_size_is_empty)
+{
+    if (!available(backends[_i]))
+        return;
+    for (int dim = 0; dim < 2; dim++) {
+        setup *s = malloc(sizeof *s);
+        make_valid(s, backends[_i]);
+        attn_tensor *ts[] = {&s->q, &s->out, &s->lse, &s->madd, &s->mbool};
+        for (int t = 0; t < 5; t++)
+            if (dim == 1 || t < 3)
+                ts[t]->shape[dim] = 0;
+        if (dim == 0)
+            s->k.shape[0] = s->v.shape[0] = 0;
+        s->d.mask_add = &s->madd;
+        s->d.mask_bool = &s->mbool;
+        ck_assert_msg(call(s) == ATTN_OK, "%s dim %d: %s", backends[_i], dim, attn_last_error());
+        char name[64];
+        ck_assert_int_eq(attn_sdpa_impl_name(s->be, &s->d, s->pq, s->pk, s->pv, s->pout, s->plse,
+                                             name, sizeof name),
+                         ATTN_OK);
+        ck_assert_str_eq(strchr(name, ':'), ":empty");
+        for (size_t b = 0; b < sizeof s->outd; b++)
+            ck_assert(((unsigned char *)s->outd)[b] == SENTINEL);
+        teardown_setup(s);
+        free(s);
+    }
+}
+END_TEST
+
+/* Mask messages name the mask's own axes; a mask may broadcast along keys ([.., .., .., 1]). */
+START_TEST(mask_axes_and_key_broadcast)
+{
+    setup *s = malloc(sizeof *s);
+    make_valid(s, "ref");
+    s->d.mask_add = &s->madd;
+    s->madd.shape[3] = SKV + 1;
+    ck_assert_int_eq(call(s), ATTN_ERR_SHAPE);
+    ck_assert_msg(strstr(attn_last_error(), "mask_add: shape[3] (key)"), "%s", attn_last_error());
+    s->madd.shape[3] = 1; /* one column for every key */
+    ck_assert_int_eq(call(s), ATTN_OK);
+    s->madd.shape[1] = 2;
+    ck_assert_int_eq(call(s), ATTN_ERR_SHAPE);
+    ck_assert_msg(strstr(attn_last_error(), "shape[1] (query)"), "%s", attn_last_error());
+    teardown_setup(s);
+    free(s);
+}
+END_TEST
+
 START_TEST(backend_errors)
 {
     attn_backend *be = (attn_backend *)0x1;
@@ -282,6 +340,8 @@ int main(void)
     TCase *tc = tcase_create("table");
     tcase_add_loop_test(tc, bad_input_row, 0, N_CASES * N_BACKENDS);
     tcase_add_loop_test(tc, valid_call_runs, 0, N_BACKENDS);
+    tcase_add_loop_test(tc, zero_size_is_empty, 0, N_BACKENDS);
+    tcase_add_test(tc, mask_axes_and_key_broadcast);
     tcase_add_test(tc, backend_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -12,7 +12,8 @@
 
 const char attn_run_common_help[] =
     "  --out FILE         output .npy (same layout as q)\n"
-    "  --backend B        ref (f64 ground truth, default) or cpu\n"
+    "  --backend B        ref (f64 ground truth, default), cpu or opencl (`attn backends`)\n"
+    "  --options STR      backend options \"key=value,...\" (opencl: device=P:D, ...)\n"
     "  --layout L         bshd ([B,S,H,D], default) or bhsd ([B,H,S,D], PyTorch); 3-D files\n"
     "                     omit B\n"
     "  --bf16             read '<u2' (uint16) arrays as bfloat16 bit patterns\n"
@@ -33,6 +34,8 @@ int attn_run_common_arg(int argc, char **argv, int *i, attn_run_opts *o)
     if ((r = attn_arg_value(argc, argv, i, "--variant", &val)) != 0)
         return r; /* already dispatched on */
     if ((r = attn_arg_value(argc, argv, i, "--backend", &o->backend)) != 0)
+        return r;
+    if ((r = attn_arg_value(argc, argv, i, "--options", &o->options)) != 0)
         return r;
     if ((r = attn_arg_value(argc, argv, i, "--out", &o->out)) != 0)
         return r;

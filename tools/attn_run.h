@@ -15,6 +15,7 @@ enum { ATTN_RUN_OUT_F32 = 0, ATTN_RUN_OUT_F16, ATTN_RUN_OUT_BF16, ATTN_RUN_OUT_F
 
 typedef struct attn_run_opts {
     const char *backend;
+    const char *options; /* backend options, or NULL */
     int layout;
     int bf16;
     int out_dtype;

@@ -9,13 +9,13 @@
 #include <string.h>
 
 const char attn_args_sdpa_help[] =
-    "  --scale X          logit scale (default 1/sqrt(Dk))\n"
+    "  --scale X          logit scale, nonzero, stored as f32 (default 1/sqrt(Dk))\n"
     "  --causal           causal mask (same as --window-right 0)\n"
     "  --align tl|br      alignment of causal/window bounds when Sq != Skv: top-left\n"
     "                     (PyTorch is_causal) or bottom-right (FlashAttention 2, default)\n"
     "  --window-left N    past keys visible besides the current one (-1 unlimited)\n"
     "  --window-right N   future keys visible (-1 unlimited)\n"
-    "  --softcap X        logit soft-cap X*tanh(s/X) (0 = none)\n";
+    "  --softcap X        logit soft-cap X*tanh(s/X), stored as f32 (0 = none)\n";
 
 /* Each option: name, and how to store its value (NULL parser = a flag). */
 typedef int (*sdpa_setter)(const char *opt, const char *val, attn_sdpa_desc *d);
@@ -25,6 +25,13 @@ static int set_scale(const char *opt, const char *val, attn_sdpa_desc *d)
     double x;
     if (attn_parse_f64(opt, val, -FLT_MAX, FLT_MAX, &x))
         return -1;
+    /* The descriptor's 0 means "1/sqrt(Dk)": a 0 given here (or one that becomes 0 in f32)
+     * would silently mean that too. */
+    if ((float)x == 0.0f) {
+        fprintf(stderr, "attn: %s: %s is 0 in f32; leave the option out for 1/sqrt(Dk)\n", opt,
+                val);
+        return -1;
+    }
     d->scale = (float)x;
     return 0;
 }

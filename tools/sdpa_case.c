@@ -113,8 +113,9 @@ static void mask_dims(attn_sbuf *s, const char *key, int m)
 {
     if (m == ATTN_MASK_NONE)
         return;
-    attn_sb_add(s, " %s=%s%s%s%s", key, m & ATTN_MDIM_B ? "b" : "", m & ATTN_MDIM_S ? "s" : "",
-           m & ATTN_MDIM_H ? "h" : "", m == 0 ? "-" : "");
+    attn_sb_add(s, " %s=%s%s%s%s%s", key, m & ATTN_MDIM_B ? "b" : "",
+                m & ATTN_MDIM_S ? "s" : "", m & ATTN_MDIM_H ? "h" : "",
+                (m & ~ATTN_MDIM_K1) == 0 ? "-" : "", m & ATTN_MDIM_K1 ? "1" : "");
 }
 
 int attn_sdpa_case_format(const attn_sdpa_case *c, char *buf, size_t size)
@@ -154,18 +155,24 @@ int attn_sdpa_case_format(const attn_sdpa_case *c, char *buf, size_t size)
 
 /* ---- parsing -------------------------------------------------------------------------------- */
 
+/* Letters of the dims the mask has ("-": none of b, s, h), then "1" for a single key column. */
 static int parse_mask(const char *s, int *m)
 {
+    size_t n = strlen(s);
     *m = 0;
-    if (strcmp(s, "-") == 0)
+    if (n > 1 && s[n - 1] == '1') {
+        *m = ATTN_MDIM_K1;
+        n--;
+    }
+    if (n == 1 && s[0] == '-')
         return 0;
-    for (; *s; s++) {
+    for (; n > 0; s++, n--) {
         int bit = *s == 'b' ? ATTN_MDIM_B : *s == 's' ? ATTN_MDIM_S : *s == 'h' ? ATTN_MDIM_H : 0;
         if (!bit || (*m & bit))
             return -1;
         *m |= bit;
     }
-    return *m ? 0 : -1;
+    return *m & ~ATTN_MDIM_K1 ? 0 : -1;
 }
 
 /* dt=q:kv:out, or one dtype for all three. */

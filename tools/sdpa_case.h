@@ -16,8 +16,9 @@ typedef enum attn_layout {
     ATTN_LAYOUT_CACHE = 2 /* k, v: views into a larger [B, Hkv, cap, D] cache; out: padded rows */
 } attn_layout;
 
-/* Mask broadcast: bits of the dims the mask really has (the others are 1 and broadcast). */
-enum { ATTN_MDIM_B = 1, ATTN_MDIM_S = 2, ATTN_MDIM_H = 4, ATTN_MASK_NONE = -1 };
+/* Mask broadcast: bits of the dims the mask really has (the others are 1 and broadcast); the
+ * key dim is there unless ATTN_MDIM_K1 (one column for all keys). */
+enum { ATTN_MDIM_B = 1, ATTN_MDIM_S = 2, ATTN_MDIM_H = 4, ATTN_MDIM_K1 = 8, ATTN_MASK_NONE = -1 };
 
 typedef struct attn_sdpa_case {
     int64_t b, sq, skv, hq, hkv, dk, dv;

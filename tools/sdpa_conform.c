@@ -44,13 +44,13 @@ static int buf_padded(attn_conf_buf *b, attn_dtype dt, int64_t B, int64_t S, int
     return attn_conf_buf_make(b, dt, shape, st, 0, B * S * H * P, ATTN_CONF_GUARD_BYTES);
 }
 
-/* A mask [B|1, Sq|1, Hq|1, Skv], contiguous. */
+/* A mask [B|1, Sq|1, Hq|1, Skv|1], contiguous. */
 static int buf_mask(attn_conf_buf *b, attn_dtype dt, const attn_sdpa_case *c, int dims,
                     size_t guard)
 {
     return attn_conf_buf_dense(b, dt, dims & ATTN_MDIM_B ? c->b : 1,
                                dims & ATTN_MDIM_S ? c->sq : 1, dims & ATTN_MDIM_H ? c->hq : 1,
-                               c->skv, 0, guard);
+                               dims & ATTN_MDIM_K1 ? 1 : c->skv, 0, guard);
 }
 
 /* Allocate every tensor (inputs, then out and lse); inputs get guard zones of `gin` bytes,

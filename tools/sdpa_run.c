@@ -143,7 +143,7 @@ static int sdpa_compute_f64(sdpa_run *r, const attn_tensor *out, const attn_tens
 
 static int sdpa_compute(sdpa_run *r, const attn_tensor *out, const attn_tensor *lse)
 {
-    attn_status s = attn_backend_open(r->o.backend, NULL, &r->be);
+    attn_status s = attn_backend_open(r->o.backend, r->o.options, &r->be);
     if (s == ATTN_OK)
         s = attn_sdpa_forward(r->be, &r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
                               &r->in[SDPA_V].t, out, r->lse ? lse : NULL);

@@ -62,6 +62,11 @@ attn_status attn_op_dispatch(attn_backend *be, const attn_op_call *c, attn_dispa
     if (!impl || !impl->run)
         return attn_fail(ATTN_ERR_UNSUPPORTED, "backend '%s' does not implement op '%s'",
                          be->ops->name, attn_op_stem(c->op));
+    if (c->empty) {
+        if (what == ATTN_DISPATCH_IMPL_NAME)
+            snprintf(buf, n, "%s:empty", be->ops->name);
+        return attn_ok();
+    }
     if (impl->supported)
         ATTN_TRY(impl->supported(be, c->problem));
     attn_status st = ATTN_OK;

@@ -48,6 +48,7 @@ const char *attn_op_stem(attn_op_id op);
 typedef struct attn_op_call {
     attn_op_id op;
     const void *problem;
+    int empty;            /* outputs have no element (a zero batch, ...): nothing to run */
     int n;
     const attn_operand *operand[ATTN_CALL_MAX_OPERANDS];
     const char *name[ATTN_CALL_MAX_OPERANDS];
@@ -65,7 +66,8 @@ typedef enum attn_dispatch {
 
 /* The common path after an op's validation: backend NULL check, buffer ownership of every
  * operand, the backend's host-only rule, the op's implementation on this backend (missing ->
- * ATTN_ERR_UNSUPPORTED), its capability check, then what `what` asks for. */
+ * ATTN_ERR_UNSUPPORTED), its capability check, then what `what` asks for. An empty call runs
+ * nothing and is named "<backend>:empty". */
 attn_status attn_op_dispatch(attn_backend *be, const attn_op_call *c, attn_dispatch what,
                              char *buf, size_t n);
 

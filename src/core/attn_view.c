@@ -7,11 +7,22 @@
 #include <string.h>
 
 attn_dim_names attn_dims_bshd = {"batch", "seq", "heads", "dim"};
+attn_dim_names attn_dims_mask = {"batch", "query", "head", "key"};
+
+int attn_view_empty(const attn_tensor *t)
+{
+    return t->shape[0] == 0 || t->shape[1] == 0 || t->shape[2] == 0 || t->shape[3] == 0;
+}
 
 /* Byte span of a view relative to its base; fails on overflow. */
 static attn_status view_span(const attn_tensor *t, const char *name, attn_span *s)
 {
     int64_t max_off = 0, count = 1;
+    if (attn_view_empty(t)) {
+        s->elems_max = -1;
+        s->bytes = t->offset; /* touches nothing */
+        return ATTN_OK;
+    }
     for (int i = 0; i < 4; i++) {
         int64_t term;
         if (__builtin_mul_overflow(t->shape[i] - 1, t->stride[i], &term) ||
@@ -35,7 +46,7 @@ static int dtype_in(attn_dtype t, unsigned allowed_mask)
 }
 
 attn_status attn_view_check(const attn_tensor *t, const char *name, unsigned dtypes,
-                            attn_dim_names dims, attn_span *s)
+                            attn_dim_names dims, unsigned zero_ok, attn_span *s)
 {
     if (!t->data && !t->buffer)
         return attn_fail(ATTN_ERR_NULL_POINTER, "%s: data and buffer are both NULL", name);
@@ -46,9 +57,10 @@ attn_status attn_view_check(const attn_tensor *t, const char *name, unsigned dty
         return attn_fail(ATTN_ERR_DTYPE, "%s: dtype %s (%d) is not allowed here", name,
                          attn_dtype_name(t->dtype), (int)t->dtype);
     for (int i = 0; i < 4; i++) {
-        if (t->shape[i] <= 0)
-            return attn_fail(ATTN_ERR_SHAPE, "%s: shape[%d] (%s) = %lld must be positive", name, i,
-                             dims[i], (long long)t->shape[i]);
+        if (t->shape[i] < 0 || (t->shape[i] == 0 && !(zero_ok >> i & 1u)))
+            return attn_fail(ATTN_ERR_SHAPE, "%s: shape[%d] (%s) = %lld must be %s", name, i,
+                             dims[i], (long long)t->shape[i],
+                             zero_ok >> i & 1u ? "0 or more" : "positive");
         if (t->stride[i] < 0)
             return attn_fail(ATTN_ERR_STRIDE, "%s: stride[%d] (%s) = %lld is negative", name, i,
                              dims[i], (long long)t->stride[i]);
@@ -70,6 +82,8 @@ attn_status attn_view_check(const attn_tensor *t, const char *name, unsigned dty
 attn_status attn_view_check_distinct(const attn_tensor *t, const char *name)
 {
     int idx[4], n = 0;
+    if (attn_view_empty(t))
+        return ATTN_OK; /* no element to share memory */
     for (int i = 0; i < 4; i++)
         if (t->shape[i] > 1)
             idx[n++] = i;
@@ -104,12 +118,11 @@ attn_status attn_view_expect_dim_or_1(const attn_tensor *t, const char *name,
                                       attn_dim_names dims, int i, int64_t want,
                                       const char *what)
 {
-    (void)dims;
     if (t->shape[i] == 1)
         return ATTN_OK;
     if (t->shape[i] != want)
-        return attn_fail(ATTN_ERR_SHAPE, "%s: shape[%d] = %lld, expected %lld (%s) or 1", name, i,
-                         (long long)t->shape[i], (long long)want, what);
+        return attn_fail(ATTN_ERR_SHAPE, "%s: shape[%d] (%s) = %lld, expected %lld (%s) or 1",
+                         name, i, dims[i], (long long)t->shape[i], (long long)want, what);
     return ATTN_OK;
 }
 

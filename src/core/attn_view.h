@@ -38,11 +38,15 @@ typedef struct attn_span {
 /* Names of the four dims in messages, e.g. {"batch", "seq", "heads", "dim"}. */
 typedef const char *const attn_dim_names[4];
 extern attn_dim_names attn_dims_bshd;
+extern attn_dim_names attn_dims_mask; /* {"batch", "query", "head", "key"} */
 
-/* Pointer, dtype, shape (> 0), stride (>= 0), size, buffer-bound and alignment checks of one
- * view; fills *s. `dims` names the axes in messages. */
+/* Pointer, dtype, shape (> 0, or >= 0 on the dims of the bit set zero_ok), stride (>= 0),
+ * size, buffer-bound and alignment checks of one view; fills *s (a view with a zero dim
+ * touches no byte). `dims` names the axes in messages. */
 attn_status attn_view_check(const attn_tensor *t, const char *name, unsigned dtypes,
-                            attn_dim_names dims, attn_span *s);
+                            attn_dim_names dims, unsigned zero_ok, attn_span *s);
+/* Whether a view has no element (a zero dim). */
+int attn_view_empty(const attn_tensor *t);
 /* Fails with ATTN_ERR_STRIDE when two elements of an output view share memory. */
 attn_status attn_view_check_distinct(const attn_tensor *t, const char *name);
 /* shape[i] must be `want` (what: where the number comes from, for the message). */

@@ -42,7 +42,7 @@ static attn_status sdpa_call(attn_backend *be, const attn_sdpa_desc *d, const at
     if (!be)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa: backend is NULL");
     ATTN_TRY(attn_sdpa_validate(d, q, k, v, out, lse, &p));
-    attn_op_call c = {.op = ATTN_OP_SDPA, .problem = &p};
+    attn_op_call c = {.op = ATTN_OP_SDPA, .problem = &p, .empty = p.B == 0 || p.Sq == 0};
     attn_op_call_add(&c, "q", &p.q);
     attn_op_call_add(&c, "k", &p.k);
     attn_op_call_add(&c, "v", &p.v);

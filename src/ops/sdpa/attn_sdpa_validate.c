@@ -15,16 +15,22 @@ static attn_status dim_is(const attn_tensor *t, const char *name, int i, int64_t
     return attn_view_expect_dim(t, name, attn_dims_bshd, i, want, what);
 }
 
-static attn_status dim_is_or_1(const attn_tensor *t, const char *name, int i, int64_t want,
-                               const char *what)
+/* Masks name their axes [batch, query, head, key]. */
+static attn_status mask_dim_is_or_1(const attn_tensor *t, const char *name, int i,
+                                    int64_t want, const char *what)
 {
-    return attn_view_expect_dim_or_1(t, name, attn_dims_bshd, i, want, what);
+    return attn_view_expect_dim_or_1(t, name, attn_dims_mask, i, want, what);
 }
 
+/* Zero-size problems: batch or Sq may be 0 (empty outputs, nothing computed); every other
+ * size must be positive. */
+#define ZERO_BATCH 1u
+#define ZERO_BATCH_SEQ 3u
+
 static attn_status view_ok(const attn_tensor *t, const char *name, unsigned dtypes,
-                           attn_span *s)
+                           unsigned zero_ok, attn_span *s)
 {
-    return attn_view_check(t, name, dtypes, attn_dims_bshd, s);
+    return attn_view_check(t, name, dtypes, attn_dims_bshd, zero_ok, s);
 }
 
 static attn_status check_desc(const attn_sdpa_desc *d)
@@ -86,10 +92,10 @@ static attn_status check_shapes(const attn_tensor *q, const attn_tensor *k, cons
 static attn_status check_mask(const attn_tensor *m, const char *name, const attn_tensor *q,
                               int64_t Skv)
 {
-    ATTN_TRY(dim_is_or_1(m, name, 0, q->shape[0], "batch"));
-    ATTN_TRY(dim_is_or_1(m, name, 1, q->shape[1], "Sq"));
-    ATTN_TRY(dim_is_or_1(m, name, 2, q->shape[2], "Hq"));
-    return dim_is(m, name, 3, Skv, "Skv");
+    ATTN_TRY(mask_dim_is_or_1(m, name, 0, q->shape[0], "batch of q"));
+    ATTN_TRY(mask_dim_is_or_1(m, name, 1, q->shape[1], "Sq"));
+    ATTN_TRY(mask_dim_is_or_1(m, name, 2, q->shape[2], "Hq"));
+    return mask_dim_is_or_1(m, name, 3, Skv, "Skv");
 }
 
 attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
@@ -105,14 +111,17 @@ attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
     ATTN_TRY(check_desc(d));
     attn_span s_in[5], s_out, s_lse;
     for (int i = 0; i < 3; i++)
-        ATTN_TRY(view_ok(in[i], in_names[i], ATTN_DTYPES_FLOAT, &s_in[i]));
-    ATTN_TRY(view_ok(out, "out", ATTN_DTYPES_FLOAT, &s_out));
+        ATTN_TRY(view_ok(in[i], in_names[i], ATTN_DTYPES_FLOAT, i ? ZERO_BATCH : ZERO_BATCH_SEQ,
+                         &s_in[i]));
+    ATTN_TRY(view_ok(out, "out", ATTN_DTYPES_FLOAT, ZERO_BATCH_SEQ, &s_out));
     if (lse)
-        ATTN_TRY(view_ok(lse, "lse", ATTN_DTYPES_F32, &s_lse));
+        ATTN_TRY(view_ok(lse, "lse", ATTN_DTYPES_F32, ZERO_BATCH_SEQ, &s_lse));
     if (d->mask_add)
-        ATTN_TRY(view_ok(d->mask_add, "mask_add", ATTN_DTYPES_FLOAT, &s_in[3]));
+        ATTN_TRY(attn_view_check(d->mask_add, "mask_add", ATTN_DTYPES_FLOAT, attn_dims_mask,
+                                 ZERO_BATCH_SEQ, &s_in[3]));
     if (d->mask_bool)
-        ATTN_TRY(view_ok(d->mask_bool, "mask_bool", ATTN_DTYPES_U8, &s_in[4]));
+        ATTN_TRY(attn_view_check(d->mask_bool, "mask_bool", ATTN_DTYPES_U8, attn_dims_mask,
+                                 ZERO_BATCH_SEQ, &s_in[4]));
     ATTN_TRY(check_shapes(q, k, v, out, lse));
     if (d->mask_add)
         ATTN_TRY(check_mask(d->mask_add, "mask_add", q, k->shape[1]));
