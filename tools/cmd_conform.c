@@ -19,6 +19,7 @@
 
 typedef struct conf_opts {
     const char *backend, *cases_file, *filter, *json, *junit, *expect, *write_expect, *device;
+    const char *options; /* more backend options, "key=value,..." */
     const char **names; /* --case, repeatable */
     int nnames, quick, list, verbose;
     int memory;         /* -1 backend default, 0 host, 1 device */
@@ -27,7 +28,8 @@ typedef struct conf_opts {
 } conf_opts;
 
 static const char usage_text[] =
-    "usage: attn conform [--backend B] [--device P:D] [--memory device|host] [--repeat N]\n"
+    "usage: attn conform [--backend B] [--device P:D] [--options STR] [--memory device|host]\n"
+    "                    [--repeat N]\n"
     "                    [--cases FILE] [--filter STR] [--case NAME]... [--seed N] [--quick]\n"
     "                    [--json FILE] [--junit FILE] [--expect FILE] [--write-expect FILE]\n"
     "                    [--list] [-v]\n"
@@ -35,6 +37,8 @@ static const char usage_text[] =
     "                `attn backends`)\n"
     "  --device P:D  opencl: platform P, device D as `attn devices` lists them\n"
     "                (backend option device=P:D; env ATTN_OPENCL_DEVICE)\n"
+    "  --options STR more backend options \"key=value,...\" (opencl: br=2,wg=64,local=1 for\n"
+    "                a tuning row, cache=off, ...; cpu: threads=N, simd=off)\n"
     "  --memory M    device: tensors in backend buffers with 1 KiB guard zones (default for\n"
     "                opencl); host: host memory, guarded outputs (default otherwise)\n"
     "  --repeat N    run the backend N times per case; every run must be bit-identical\n"
@@ -63,7 +67,7 @@ static const struct {
     {"--filter", offsetof(conf_opts, filter)},     {"--json", offsetof(conf_opts, json)},
     {"--junit", offsetof(conf_opts, junit)},       {"--expect", offsetof(conf_opts, expect)},
     {"--write-expect", offsetof(conf_opts, write_expect)},
-    {"--device", offsetof(conf_opts, device)},
+    {"--device", offsetof(conf_opts, device)},     {"--options", offsetof(conf_opts, options)},
 };
 
 /* One option at argv[*i]: 1 consumed, 0 unknown, -1 error (printed). */
@@ -192,9 +196,16 @@ static void progress_clear(void)
  * does not exist) or 3 (the backend cannot run here: no OpenCL in the build, no platform). */
 static int open_backend(const conf_opts *o, attn_backend **be)
 {
-    char opts[160] = "";
+    char opts[320] = "";
     if (o->device)
         snprintf(opts, sizeof opts, "device=%s", o->device);
+    if (o->options && strlen(opts) + strlen(o->options) + 2 > sizeof opts) {
+        fprintf(stderr, "attn: conform: --options too long\n");
+        return 2;
+    }
+    if (o->options)
+        snprintf(opts + strlen(opts), sizeof opts - strlen(opts), "%s%s", opts[0] ? "," : "",
+                 o->options);
 #ifndef ATTN_HAVE_OPENCL
     if (strcmp(o->backend, "opencl") == 0) {
         fprintf(stderr, "attn: conform: backend 'opencl' is not available: this build has no "
@@ -253,6 +264,8 @@ static void repro_options(const conf_opts *o, char *buf, size_t n)
     buf[0] = '\0';
     if (o->device)
         k += snprintf(buf + k, n - (size_t)k, "--device %s ", o->device);
+    if (o->options && (size_t)k < n)
+        k += snprintf(buf + k, n - (size_t)k, "--options '%s' ", o->options);
     if (o->memory >= 0 && (size_t)k < n)
         k += snprintf(buf + k, n - (size_t)k, "--memory %s ", memories[o->memory]);
     if (o->repeat > 1 && (size_t)k < n)
@@ -296,7 +309,7 @@ static int run_cases(const conf_opts *o, attn_backend *be, attn_expect *x, const
         return 1;
     }
     attn_report_info info;
-    char devid[400], ropts[160];
+    char devid[400], ropts[400];
     gather_info(be, o, n, &info, devid, sizeof devid);
     repro_options(o, ropts, sizeof ropts);
     const attn_conform_opts co = {.seed = o->seed, .device_mem = info.device_mem,
