@@ -1,6 +1,8 @@
 /* ocl_program.c - kernel sources (embedded at build time, or read from a directory for kernel
  * development), lazy per-specialisation builds, and the program cache: in memory per backend,
- * and on disk as device binaries keyed by XXH3 of source, options, device, driver, platform. */
+ * and on disk as device binaries keyed by XXH3 of source, options, device, driver, platform.
+ * The in-memory list and the counters change under the backend's lock, held across a build so
+ * that threads asking for the same specialisation build it once. */
 #include "ocl_internal.h"
 
 #include <errno.h>
@@ -11,14 +13,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define ATTN_CL_KERNELS_PER_PROGRAM 4
-
 struct attn_cl_program {
     uint64_t key;
     cl_program program;
-    int nkernels;
-    char kernel_names[ATTN_CL_KERNELS_PER_PROGRAM][64];
-    cl_kernel kernels[ATTN_CL_KERNELS_PER_PROGRAM];
     attn_cl_program *next;
 };
 
@@ -215,21 +212,19 @@ static attn_cl_program *find_program(attn_cl_backend *cb, uint64_t key)
     return NULL;
 }
 
-/* The program of (file, options): memory, else disk cache, else a build from source. */
-static attn_status get_program(attn_cl_backend *cb, const char *file, const char *options,
-                               attn_cl_program **out)
+/* The program for `key` (source `src`): memory, else disk cache, else a build from source.
+ * Called with the lock held. */
+static attn_status find_or_build(attn_cl_backend *cb, const char *file, const char *src,
+                                 uint64_t key, const char *options, cl_program *out)
 {
-    char *src = NULL;
-    attn_status st = program_source(cb, file, &src);
-    if (st != ATTN_OK)
-        return st;
-    uint64_t key = program_key(cb, src, options);
-    if ((*out = find_program(cb, key)) != NULL) {
-        free(src);
+    attn_cl_program *p = find_program(cb, key);
+    if (p) {
         cb->stats.memory_hits++;
+        *out = p->program;
         return ATTN_OK;
     }
     cl_program prog = load_cached(cb, key, options);
+    attn_status st = ATTN_OK;
     if (prog) {
         cb->stats.disk_hits++;
     } else {
@@ -237,11 +232,9 @@ static attn_status get_program(attn_cl_backend *cb, const char *file, const char
         if (st == ATTN_OK)
             store_cached(cb, key, prog);
     }
-    free(src);
     if (st != ATTN_OK)
         return st;
-    attn_cl_program *p = calloc(1, sizeof *p);
-    if (!p) {
+    if (!(p = calloc(1, sizeof *p))) {
         clReleaseProgram(prog);
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory");
     }
@@ -249,30 +242,36 @@ static attn_status get_program(attn_cl_backend *cb, const char *file, const char
     p->program = prog;
     p->next = cb->programs;
     cb->programs = p;
-    *out = p;
+    *out = prog;
     return ATTN_OK;
 }
 
-attn_status attn_cl_get_kernel(attn_cl_backend *cb, const char *file, const char *kernel,
-                               const char *options, cl_kernel *out)
+/* The program of (file, options); it lives until the backend closes. */
+static attn_status get_program(attn_cl_backend *cb, const char *file, const char *options,
+                               cl_program *out)
 {
-    attn_cl_program *p;
-    attn_status st = get_program(cb, file, options, &p);
+    char *src = NULL;
+    attn_status st = program_source(cb, file, &src);
     if (st != ATTN_OK)
         return st;
-    for (int i = 0; i < p->nkernels; i++)
-        if (strcmp(p->kernel_names[i], kernel) == 0) {
-            *out = p->kernels[i];
-            return ATTN_OK;
-        }
-    if (p->nkernels == ATTN_CL_KERNELS_PER_PROGRAM)
-        return attn_fail(ATTN_ERR_INTERNAL, "opencl: too many kernels in %s", file);
+    uint64_t key = program_key(cb, src, options);
+    pthread_mutex_lock(&cb->lock);
+    st = find_or_build(cb, file, src, key, options, out);
+    pthread_mutex_unlock(&cb->lock);
+    free(src);
+    return st;
+}
+
+attn_status attn_cl_create_kernel(attn_cl_backend *cb, const char *file, const char *kernel,
+                                  const char *options, cl_kernel *out)
+{
+    cl_program prog = NULL;
+    attn_status st = get_program(cb, file, options, &prog);
+    if (st != ATTN_OK)
+        return st;
     cl_int err;
-    cl_kernel k = clCreateKernel(p->program, kernel, &err);
+    *out = clCreateKernel(prog, kernel, &err);
     ATTN_CL_TRY(err, "clCreateKernel");
-    snprintf(p->kernel_names[p->nkernels], sizeof p->kernel_names[0], "%s", kernel);
-    p->kernels[p->nkernels++] = k;
-    *out = k;
     return ATTN_OK;
 }
 
@@ -281,8 +280,6 @@ void attn_cl_programs_free(attn_cl_backend *cb)
     while (cb->programs) {
         attn_cl_program *p = cb->programs;
         cb->programs = p->next;
-        for (int i = 0; i < p->nkernels; i++)
-            clReleaseKernel(p->kernels[i]);
         clReleaseProgram(p->program);
         free(p);
     }
