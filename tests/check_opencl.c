@@ -1,8 +1,9 @@
 /* check_opencl.c - the OpenCL backend: device listing, CL error names, option and capability
  * errors, the program cache (build, memory hit, disk hit across backends), build failures
- * carrying the log, and results against the f64 reference on a grid of shapes, options,
- * dtypes and layouts (host tensors and device buffers), plus bit-identical reruns. Tests that
- * need a device print why and pass when no OpenCL platform is present. */
+ * carrying the log, the kernels' band rule against the C one, and results against the f64
+ * reference on a grid of shapes, options, dtypes and layouts (host tensors and device
+ * buffers), plus bit-identical reruns. Tests that need a device print why and pass when no
+ * OpenCL platform is present. */
 #include <check.h>
 
 #include <stdio.h>
@@ -23,6 +24,7 @@ int main(void)
 
 #include "attn/attn.h"
 #include "attn/attn_opencl.h"
+#include "attn_band.h"
 #include "attn_half.h"
 #include "attn_rng.h"
 #include "opencl/ocl_internal.h"
@@ -345,6 +347,102 @@ START_TEST(test_kernel_dir)
                   "message without build log: %s", msg);
     attn_backend_close(be);
     remove_dir(dir);
+}
+END_TEST
+
+/* ---- the band rule on the device ---- */
+
+/* Calls cl/common.cl's attn_band_range once per (pos, window_left, window_right, skv). */
+static const char band_kernel[] =
+    "kernel void attn_test_band(global const long *in, global long *out, long n)\n"
+    "{\n"
+    "    long i = get_global_id(0);\n"
+    "    if (i >= n)\n"
+    "        return;\n"
+    "    long lo, hi;\n"
+    "    attn_band_range(in[4 * i], in[4 * i + 1], in[4 * i + 2], in[4 * i + 3], &lo, &hi);\n"
+    "    out[2 * i] = lo;\n"
+    "    out[2 * i + 1] = hi;\n"
+    "}\n";
+
+/* The program of the embedded common.cl (the text every kernel is built from) + band_kernel. */
+static cl_program build_band_program(attn_cl_backend *cb)
+{
+    const char *src[2] = {embedded("common.cl"), band_kernel};
+    cl_int err;
+    cl_program prog = clCreateProgramWithSource(cb->ctx, 2, src, NULL, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    err = clBuildProgram(prog, 1, &cb->device, "-cl-std=CL1.2 -w", NULL, NULL);
+    if (err != CL_SUCCESS) {
+        char log[2000] = "";
+        clGetProgramBuildInfo(prog, cb->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
+        ck_abort_msg("band test kernel: %s; log: %s", attn_opencl_error_name(err), log);
+    }
+    return prog;
+}
+
+/* Runs the kernel on n (pos, wl, wr, skv) rows of `in`; (lo, hi) pairs into out. */
+static void run_band_kernel(attn_cl_backend *cb, const cl_long *in, cl_long *out, cl_long n)
+{
+    cl_program prog = build_band_program(cb);
+    cl_int err;
+    cl_kernel k = clCreateKernel(prog, "attn_test_band", &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    cl_mem min = clCreateBuffer(cb->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                                (size_t)n * 4 * sizeof(cl_long), (void *)in, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    cl_mem mout = clCreateBuffer(cb->ctx, CL_MEM_WRITE_ONLY, (size_t)n * 2 * sizeof(cl_long),
+                                 NULL, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(k, 0, sizeof min, &min), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(k, 1, sizeof mout, &mout), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(k, 2, sizeof n, &n), CL_SUCCESS);
+    size_t global = (size_t)n;
+    ck_assert_int_eq(clEnqueueNDRangeKernel(cb->queue, k, 1, NULL, &global, NULL, 0, NULL, NULL),
+                     CL_SUCCESS);
+    ck_assert_int_eq(clEnqueueReadBuffer(cb->queue, mout, CL_TRUE, 0,
+                                         (size_t)n * 2 * sizeof(cl_long), out, 0, NULL, NULL),
+                     CL_SUCCESS);
+    clReleaseMemObject(min);
+    clReleaseMemObject(mout);
+    clReleaseKernel(k);
+    clReleaseProgram(prog);
+}
+
+/* cl/common.cl's attn_band_range agrees with the C copy (src/core/attn_band.h) on unlimited
+ * (-1) and zero windows, windows wider than Skv, positions before 0 and beyond Skv. */
+START_TEST(test_band_mirror)
+{
+    NEED_DEVICE();
+    const int64_t pos[] = {-40, -3, -1, 0, 1, 2, 15, 16, 17, 63, 64, 65, 699, 700, 701, 5000};
+    const int64_t win[] = {-1, 0, 1, 2, 15, 16, 17, 64, 700, 100000};
+    const int64_t skv[] = {1, 2, 3, 16, 17, 64, 700};
+    size_t n = 0, cap = sizeof pos / sizeof pos[0] * (sizeof win / sizeof win[0]) *
+                        (sizeof win / sizeof win[0]) * (sizeof skv / sizeof skv[0]);
+    cl_long *in = malloc(cap * 4 * sizeof *in), *out = malloc(cap * 2 * sizeof *out);
+    ck_assert(in && out);
+    for (size_t a = 0; a < sizeof pos / sizeof pos[0]; a++)
+        for (size_t b = 0; b < sizeof win / sizeof win[0]; b++)
+            for (size_t c = 0; c < sizeof win / sizeof win[0]; c++)
+                for (size_t d = 0; d < sizeof skv / sizeof skv[0]; d++, n++) {
+                    cl_long row[4] = {pos[a], win[b], win[c], skv[d]};
+                    memcpy(in + 4 * n, row, sizeof row);
+                }
+    attn_backend *be = open_cl("cache=off");
+    run_band_kernel(be->impl, in, out, (cl_long)n);
+    attn_backend_close(be);
+    for (size_t i = 0; i < n; i++) {
+        int64_t lo, hi;
+        attn_band_range(in[4 * i], in[4 * i + 1], in[4 * i + 2], in[4 * i + 3], &lo, &hi);
+        ck_assert_msg(out[2 * i] == lo && out[2 * i + 1] == hi,
+                      "pos %lld wl %lld wr %lld skv %lld: device [%lld, %lld), host [%lld, %lld)",
+                      (long long)in[4 * i], (long long)in[4 * i + 1], (long long)in[4 * i + 2],
+                      (long long)in[4 * i + 3], (long long)out[2 * i],
+                      (long long)out[2 * i + 1], (long long)lo, (long long)hi);
+    }
+    printf("band rule: %zu (pos, wl, wr, skv) agree on the device\n", n);
+    free(in);
+    free(out);
 }
 END_TEST
 
@@ -684,6 +782,7 @@ static Suite *opencl_suite(void)
     tcase_add_test(rt, test_unsupported);
     tcase_add_test(rt, test_cache);
     tcase_add_test(rt, test_kernel_dir);
+    tcase_add_test(rt, test_band_mirror);
     suite_add_tcase(s, rt);
     tcase_set_timeout(rt, 300); /* kernel builds on a cold cache take a few seconds each */
     TCase *num = tcase_create("numerics");
