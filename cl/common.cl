@@ -5,10 +5,22 @@
 #ifndef ATTN_COMMON_CL
 #define ATTN_COMMON_CL
 
-/* Storage dtype codes, equal to attn_dtype in include/attn/attn.h. */
+/* Storage dtype codes: the values of attn_dtype (include/attn/attn_core.h), which the host
+ * passes from the enum itself (-DATTN_DT_F32=... on every build); these defaults only serve
+ * standalone compiles. The access macros below are named by code (ATTN_LOAD_1 reads f16),
+ * hence the check that the codes are the ones they were written for. */
+#ifndef ATTN_DT_F32
 #define ATTN_DT_F32 0
+#endif
+#ifndef ATTN_DT_F16
 #define ATTN_DT_F16 1
+#endif
+#ifndef ATTN_DT_BF16
 #define ATTN_DT_BF16 2
+#endif
+#if ATTN_DT_F32 != 0 || ATTN_DT_F16 != 1 || ATTN_DT_BF16 != 2
+#error "attn_dtype values changed: renumber the ATTN_*_<code> access macros in common.cl"
+#endif
 
 #define ATTN_CAT_(a, b) a##b
 #define ATTN_CAT(a, b) ATTN_CAT_(a, b)

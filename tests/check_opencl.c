@@ -1,9 +1,9 @@
 /* check_opencl.c - the OpenCL backend: device listing, CL error names, option and capability
  * errors, the program cache (build, memory hit, disk hit across backends), build failures
- * carrying the log, the kernels' band rule against the C one, and results against the f64
- * reference on a grid of shapes, options, dtypes and layouts (host tensors and device
- * buffers), plus bit-identical reruns. Tests that need a device print why and pass when no
- * OpenCL platform is present. */
+ * carrying the log, common.cl on the device (its band rule against the C one, its dtype codes
+ * against attn_dtype), and results against the f64 reference on a grid of shapes, options,
+ * dtypes and layouts (host tensors and device buffers), plus bit-identical reruns. Tests that
+ * need a device print why and pass when no OpenCL platform is present. */
 #include <check.h>
 
 #include <stdio.h>
@@ -350,7 +350,7 @@ START_TEST(test_kernel_dir)
 }
 END_TEST
 
-/* ---- the band rule on the device ---- */
+/* ---- common.cl on the device: the band rule, the dtype codes ---- */
 
 /* Calls cl/common.cl's attn_band_range once per (pos, window_left, window_right, skv). */
 static const char band_kernel[] =
@@ -365,34 +365,45 @@ static const char band_kernel[] =
     "    out[2 * i + 1] = hi;\n"
     "}\n";
 
-/* The program of the embedded common.cl (the text every kernel is built from) + band_kernel. */
-static cl_program build_band_program(attn_cl_backend *cb)
+/* Reports the storage dtype codes the program was compiled with. */
+static const char codes_kernel[] =
+    "kernel void attn_test_codes(global const long *in, global long *out, long n)\n"
+    "{\n"
+    "    out[0] = ATTN_DT_F32;\n"
+    "    out[1] = ATTN_DT_F16;\n"
+    "    out[2] = ATTN_DT_BF16;\n"
+    "}\n";
+
+/* Kernel `name` of the embedded common.cl (the text every program starts with) followed by
+ * `src`, built with plain OpenCL calls on the backend's device and no -D option, as a
+ * standalone compile of the kernel files would be. */
+static cl_kernel build_test_kernel(attn_cl_backend *cb, const char *src, const char *name)
 {
-    const char *src[2] = {embedded("common.cl"), band_kernel};
+    const char *text[2] = {embedded("common.cl"), src};
     cl_int err;
-    cl_program prog = clCreateProgramWithSource(cb->ctx, 2, src, NULL, &err);
+    cl_program prog = clCreateProgramWithSource(cb->ctx, 2, text, NULL, &err);
     ck_assert_int_eq(err, CL_SUCCESS);
     err = clBuildProgram(prog, 1, &cb->device, "-cl-std=CL1.2 -w", NULL, NULL);
     if (err != CL_SUCCESS) {
         char log[2000] = "";
         clGetProgramBuildInfo(prog, cb->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
-        ck_abort_msg("band test kernel: %s; log: %s", attn_opencl_error_name(err), log);
+        ck_abort_msg("%s: %s; log: %s", name, attn_opencl_error_name(err), log);
     }
-    return prog;
+    cl_kernel k = clCreateKernel(prog, name, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    clReleaseProgram(prog); /* the kernel keeps it */
+    return k;
 }
 
-/* Runs the kernel on n (pos, wl, wr, skv) rows of `in`; (lo, hi) pairs into out. */
-static void run_band_kernel(attn_cl_backend *cb, const cl_long *in, cl_long *out, cl_long n)
+/* Runs k(in, out, n) on n work-items (nin longs in, nout longs out), then releases k. */
+static void run_test_kernel(attn_cl_backend *cb, cl_kernel k, const cl_long *in, size_t nin,
+                            cl_long *out, size_t nout, cl_long n)
 {
-    cl_program prog = build_band_program(cb);
     cl_int err;
-    cl_kernel k = clCreateKernel(prog, "attn_test_band", &err);
-    ck_assert_int_eq(err, CL_SUCCESS);
     cl_mem min = clCreateBuffer(cb->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
-                                (size_t)n * 4 * sizeof(cl_long), (void *)in, &err);
+                                nin * sizeof(cl_long), (void *)in, &err);
     ck_assert_int_eq(err, CL_SUCCESS);
-    cl_mem mout = clCreateBuffer(cb->ctx, CL_MEM_WRITE_ONLY, (size_t)n * 2 * sizeof(cl_long),
-                                 NULL, &err);
+    cl_mem mout = clCreateBuffer(cb->ctx, CL_MEM_WRITE_ONLY, nout * sizeof(cl_long), NULL, &err);
     ck_assert_int_eq(err, CL_SUCCESS);
     ck_assert_int_eq(clSetKernelArg(k, 0, sizeof min, &min), CL_SUCCESS);
     ck_assert_int_eq(clSetKernelArg(k, 1, sizeof mout, &mout), CL_SUCCESS);
@@ -400,13 +411,12 @@ static void run_band_kernel(attn_cl_backend *cb, const cl_long *in, cl_long *out
     size_t global = (size_t)n;
     ck_assert_int_eq(clEnqueueNDRangeKernel(cb->queue, k, 1, NULL, &global, NULL, 0, NULL, NULL),
                      CL_SUCCESS);
-    ck_assert_int_eq(clEnqueueReadBuffer(cb->queue, mout, CL_TRUE, 0,
-                                         (size_t)n * 2 * sizeof(cl_long), out, 0, NULL, NULL),
+    ck_assert_int_eq(clEnqueueReadBuffer(cb->queue, mout, CL_TRUE, 0, nout * sizeof(cl_long),
+                                         out, 0, NULL, NULL),
                      CL_SUCCESS);
     clReleaseMemObject(min);
     clReleaseMemObject(mout);
     clReleaseKernel(k);
-    clReleaseProgram(prog);
 }
 
 /* cl/common.cl's attn_band_range agrees with the C copy (src/core/attn_band.h) on unlimited
@@ -429,7 +439,9 @@ START_TEST(test_band_mirror)
                     memcpy(in + 4 * n, row, sizeof row);
                 }
     attn_backend *be = open_cl("cache=off");
-    run_band_kernel(be->impl, in, out, (cl_long)n);
+    attn_cl_backend *cb = be->impl;
+    run_test_kernel(cb, build_test_kernel(cb, band_kernel, "attn_test_band"), in, 4 * n, out,
+                    2 * n, (cl_long)n);
     attn_backend_close(be);
     for (size_t i = 0; i < n; i++) {
         int64_t lo, hi;
@@ -443,6 +455,40 @@ START_TEST(test_band_mirror)
     printf("band rule: %zu (pos, wl, wr, skv) agree on the device\n", n);
     free(in);
     free(out);
+}
+END_TEST
+
+static void expect_codes(const cl_long *got, const char *how)
+{
+    ck_assert_msg(got[0] == ATTN_F32 && got[1] == ATTN_F16 && got[2] == ATTN_BF16,
+                  "%s: ATTN_DT_F32/F16/BF16 = %lld/%lld/%lld, attn_dtype has %d/%d/%d", how,
+                  (long long)got[0], (long long)got[1], (long long)got[2], ATTN_F32, ATTN_F16,
+                  ATTN_BF16);
+}
+
+/* The kernels' storage dtype codes come from attn_dtype: the backend's builds define them (a
+ * common.cl without defaults still compiles), and common.cl's standalone defaults agree. */
+START_TEST(test_dtype_codes)
+{
+    NEED_DEVICE();
+    char dir[] = "/tmp/attn-cl-codes-XXXXXX", opts[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    write_text(dir, "common.cl", "/* no dtype codes: the build options must define them */\n");
+    write_text(dir, "codes.cl", codes_kernel);
+    snprintf(opts, sizeof opts, "cache=off,kernels=%s", dir);
+    attn_backend *be = open_cl(opts);
+    attn_cl_backend *cb = be->impl;
+    cl_kernel k;
+    ck_assert_msg(attn_cl_create_kernel(cb, "codes.cl", "attn_test_codes", "", &k) == ATTN_OK,
+                  "%s", attn_last_error());
+    cl_long in = 0, got[3] = {-1, -1, -1};
+    run_test_kernel(cb, k, &in, 1, got, 3, 1);
+    expect_codes(got, "backend build");
+    run_test_kernel(cb, build_test_kernel(cb, codes_kernel, "attn_test_codes"), &in, 1, got, 3,
+                    1);
+    expect_codes(got, "common.cl defaults");
+    attn_backend_close(be);
+    remove_dir(dir);
 }
 END_TEST
 
@@ -783,6 +829,7 @@ static Suite *opencl_suite(void)
     tcase_add_test(rt, test_cache);
     tcase_add_test(rt, test_kernel_dir);
     tcase_add_test(rt, test_band_mirror);
+    tcase_add_test(rt, test_dtype_codes);
     suite_add_tcase(s, rt);
     tcase_set_timeout(rt, 300); /* kernel builds on a cold cache take a few seconds each */
     TCase *num = tcase_create("numerics");

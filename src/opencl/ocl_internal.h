@@ -71,7 +71,7 @@ typedef struct attn_cl_backend {
 } attn_cl_backend;
 
 /* A new kernel object `kernel` of the program of `file` (common.cl is prepended) built with
- * `options`; the program comes from this backend's memory, else the disk cache, else a build
+ * the op's `options` (its -D specialisation; the common options come first); the program comes from this backend's memory, else the disk cache, else a build
  * (the message carries the build log). The kernel is the caller's alone, since arguments set
  * on a shared one would race with other threads' launches: set its arguments, enqueue it,
  * then release it (the queue keeps what the enqueued command needs). */

@@ -246,10 +246,24 @@ static attn_status find_or_build(attn_cl_backend *cb, const char *file, const ch
     return ATTN_OK;
 }
 
-/* The program of (file, options); it lives until the backend closes. */
-static attn_status get_program(attn_cl_backend *cb, const char *file, const char *options,
+/* Every build's options: OpenCL C 1.2 with strict math (never -cl-fast-relaxed-math or
+ * -cl-mad-enable: conformance compares against an f64 reference); -w, which only silences
+ * diagnostics some compilers print to stderr (PoCL: float16 ABI notes), the build log keeps
+ * errors; common.cl's storage dtype codes, taken from attn_dtype itself so the kernels never
+ * hold a copy of them (common.cl's own values are defaults for standalone compiles); then the
+ * op's specialisation. */
+static void build_options(const char *op_options, char *buf, size_t n)
+{
+    snprintf(buf, n, "-cl-std=CL1.2 -w -DATTN_DT_F32=%d -DATTN_DT_F16=%d -DATTN_DT_BF16=%d %s",
+             (int)ATTN_F32, (int)ATTN_F16, (int)ATTN_BF16, op_options);
+}
+
+/* The program of (file, op_options); it lives until the backend closes. */
+static attn_status get_program(attn_cl_backend *cb, const char *file, const char *op_options,
                                cl_program *out)
 {
+    char options[1024];
+    build_options(op_options, options, sizeof options);
     char *src = NULL;
     attn_status st = program_source(cb, file, &src);
     if (st != ATTN_OK)

@@ -116,23 +116,24 @@ static void plan_kv_path(const attn_cl_backend *cb, const attn_sdpa_problem *p, 
     pl->local = pl->pack && pl->t.local && local_bytes <= cb->info.local_mem_bytes;
 }
 
-/* Strict math (no -cl-fast-relaxed-math, -cl-mad-enable); -w only silences diagnostics that
- * some compilers print to stderr (PoCL: float16 ABI notes) - the build log keeps errors. */
+/* The -D specialisation of the kernels (the program cache adds the common options: strict
+ * math, the dtype codes); dtypes are attn_dtype values, which the codes are. */
 static void plan_options(const attn_sdpa_problem *p, sdpa_plan *pl)
 {
     int band = p->window_left >= 0 || p->window_right >= 0;
     int ma = p->mask_add.t != NULL, mb = p->mask_bool.t != NULL, cap = p->softcap > 0;
     int lse = p->lse.t != NULL || pl->split;
-    int dto = pl->split ? ATTN_F32 : (int)p->out.dtype, dtm = ma ? (int)p->mask_add.dtype : 0;
+    int dto = pl->split ? ATTN_F32 : (int)p->out.dtype;
+    int dtm = ma ? (int)p->mask_add.dtype : ATTN_F32;
     snprintf(pl->options, sizeof pl->options,
-             "-cl-std=CL1.2 -w -DDK=%lld -DDV=%lld -DBR=%d -DBC=%d -DVW=%d -DDT_Q=%d -DDT_K=%d "
+             "-DDK=%lld -DDV=%lld -DBR=%d -DBC=%d -DVW=%d -DDT_Q=%d -DDT_K=%d "
              "-DDT_V=%d -DDT_O=%d -DDT_M=%d -DHAS_BAND=%d -DHAS_MASK_ADD=%d -DHAS_MASK_BOOL=%d "
              "-DHAS_SOFTCAP=%d -DHAS_LSE=%d -DSPLIT=%d -DPACK=%d -DKV_VEC=%d -DLOCAL_KV=%d",
              (long long)p->Dk, (long long)p->Dv, pl->t.br, pl->t.bc, pl->t.vw, (int)p->q.dtype,
              (int)p->k.dtype, (int)p->v.dtype, dto, dtm, band, ma, mb, cap, lse, pl->split,
              pl->pack, pl->kv_vec, pl->local);
     snprintf(pl->merge_options, sizeof pl->merge_options,
-             "-cl-std=CL1.2 -w -DDV=%lld -DDT_O=%d -DHAS_LSE=%d -DMAX_SPLIT=%d", (long long)p->Dv,
+             "-DDV=%lld -DDT_O=%d -DHAS_LSE=%d -DMAX_SPLIT=%d", (long long)p->Dv,
              (int)p->out.dtype, p->lse.t != NULL, ATTN_CL_MAX_SPLIT);
     char split[48] = "";
     if (pl->split)
