@@ -6,6 +6,7 @@
 #include "ocl_internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +152,10 @@ static void store_cached(attn_cl_backend *cb, uint64_t key, cl_program prog)
     unsigned char *bins[1] = {bin};
     char path[600], tmp[640];
     cache_path(cb, key, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    /* A name of this store alone: other processes (pid) and other handles of this one. */
+    static atomic_ulong stores;
+    snprintf(tmp, sizeof tmp, "%s.%ld.%lu.tmp", path, (long)getpid(),
+             (unsigned long)atomic_fetch_add(&stores, 1));
     if (bin && clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) ==
                    CL_SUCCESS) {
         FILE *f = fopen(tmp, "wb");
