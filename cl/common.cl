@@ -5,10 +5,22 @@
 #ifndef ATTN_COMMON_CL
 #define ATTN_COMMON_CL
 
-/* Storage dtype codes, equal to attn_dtype in include/attn/attn.h. */
+/* Storage dtype codes: the values of attn_dtype (include/attn/attn_core.h), which the host
+ * passes from the enum itself (-DATTN_DT_F32=... on every build); these defaults only serve
+ * standalone compiles. The access macros below are named by code (ATTN_LOAD_1 reads f16),
+ * hence the check that the codes are the ones they were written for. */
+#ifndef ATTN_DT_F32
 #define ATTN_DT_F32 0
+#endif
+#ifndef ATTN_DT_F16
 #define ATTN_DT_F16 1
+#endif
+#ifndef ATTN_DT_BF16
 #define ATTN_DT_BF16 2
+#endif
+#if ATTN_DT_F32 != 0 || ATTN_DT_F16 != 1 || ATTN_DT_BF16 != 2
+#error "attn_dtype values changed: renumber the ATTN_*_<code> access macros in common.cl"
+#endif
 
 #define ATTN_CAT_(a, b) a##b
 #define ATTN_CAT(a, b) ATTN_CAT_(a, b)
@@ -64,17 +76,22 @@ float attn_hsum4(float4 v) { return attn_hsum2(v.lo + v.hi); }
 float attn_hsum8(float8 v) { return attn_hsum4(v.lo + v.hi); }
 float attn_hsum16(float16 v) { return attn_hsum8(v.lo + v.hi); }
 
-/* Keys [*lo, *hi) the causal/window band lets query row i see (see attn_band() on the host). */
-void attn_band(long i, long q_offset, long skv, long wl, long wr, long *lo, long *hi)
+/* The one kernel copy of attn_band_range() (src/core/attn_band.h), the band rule of the fast
+ * code paths: keys [*lo, *hi) a query at aligned position pos may see; window_left /
+ * window_right -1 = unlimited; *lo >= *hi means none (then *hi == *lo). tests/check_opencl.c
+ * runs it on the device against the C copy. */
+void attn_band_range(long pos, long window_left, long window_right, long skv, long *lo,
+                     long *hi)
 {
-    long pos = i + q_offset;
     long l = 0, h = skv;
-    if (wl >= 0 && pos - wl > l)
-        l = pos - wl;
-    if (wr >= 0 && pos + wr + 1 < h)
-        h = pos + wr + 1;
+    if (window_left >= 0 && pos - window_left > l)
+        l = pos - window_left;
+    if (window_right >= 0 && pos + window_right + 1 < h)
+        h = pos + window_right + 1;
+    if (h < l)
+        h = l;
     *lo = l;
-    *hi = h < l ? l : h;
+    *hi = h;
 }
 
 #endif /* ATTN_COMMON_CL */

@@ -133,13 +133,13 @@ void attn_tile_mask(float s[BR][BC], const attn_rows *w, long j0, long kend,
 {
     for (int r = 0; r < BR; r++) {
         long i = attn_row_query(w, r), h = attn_row_head(w, r);
-        long pos = i + q_offset;
+        long lo = 0, hi = kend; /* the keys [0, kend) of this work-item, cut to the band */
+#if HAS_BAND
+        attn_band_range(i + q_offset, wl, wr, kend, &lo, &hi);
+#endif
         for (int c = 0; c < BC; c++) {
             long j = j0 + c;
-            bool vis = j < kend;
-#if HAS_BAND
-            vis = vis && (wl < 0 || j >= pos - wl) && (wr < 0 || j <= pos + wr);
-#endif
+            bool vis = j >= lo && j < hi;
             long mi = w->b * ma_st.s0 + i * ma_st.s1 + h * ma_st.s2 + j * ma_st.s3;
             long bi = w->b * mb_st.s0 + i * mb_st.s1 + h * mb_st.s2 + j * mb_st.s3;
 #if HAS_MASK_BOOL
@@ -153,7 +153,6 @@ void attn_tile_mask(float s[BR][BC], const attn_rows *w, long j0, long kend,
             s[r][c] = vis ? x : -INFINITY;
             (void)mi;
             (void)bi;
-            (void)pos;
         }
     }
 }
@@ -336,8 +335,8 @@ kernel void attn_flash_fwd(ATTN_CPTR(DT_Q) q, ulong q_off, long4 q_st,
 
     /* Key range: band of the first row's right edge and last row's left edge, cut to the split. */
     long lo_first, hi_first, lo_last, hi_last;
-    attn_band(attn_row_query(&w, 0), q_offset, Skv, wl, wr, &lo_first, &hi_first);
-    attn_band(attn_row_query(&w, BR - 1), q_offset, Skv, wl, wr, &lo_last, &hi_last);
+    attn_band_range(attn_row_query(&w, 0) + q_offset, wl, wr, Skv, &lo_first, &hi_first);
+    attn_band_range(attn_row_query(&w, BR - 1) + q_offset, wl, wr, Skv, &lo_last, &hi_last);
     long kbeg = max(lo_first, split * split_len);
     long kend = min(hi_last, min(Skv, (split + 1) * split_len));
 #if PACK
@@ -373,9 +372,9 @@ kernel void attn_flash_fwd(ATTN_CPTR(DT_Q) q, ulong q_off, long4 q_st,
     attn_rows g = w;
     g.r0 = get_group_id(0) * get_local_size(0) * BR;
     long lo_g, hi_g, unused;
-    attn_band(attn_row_query(&g, 0), q_offset, Skv, wl, wr, &lo_g, &unused);
-    attn_band(attn_row_query(&g, get_local_size(0) * BR - 1), q_offset, Skv, wl, wr, &unused,
-              &hi_g);
+    attn_band_range(attn_row_query(&g, 0) + q_offset, wl, wr, Skv, &lo_g, &unused);
+    attn_band_range(attn_row_query(&g, get_local_size(0) * BR - 1) + q_offset, wl, wr, Skv,
+                    &unused, &hi_g);
     lo_g = max(lo_g, split * split_len);
     hi_g = min(hi_g, min(Skv, (split + 1) * split_len));
     for (long j0 = lo_g - lo_g % BC; j0 < hi_g; j0 += BC) {

@@ -1,6 +1,7 @@
 /* check_opencl.c - the OpenCL backend: device listing, CL error names, option and capability
  * errors, the program cache (build, memory hit, disk hit across backends), build failures
- * carrying the log, and results against the f64 reference on a grid of shapes, options,
+ * carrying the log, common.cl on the device (its band rule against the C one, its dtype codes
+ * against attn_dtype), and results against the f64 reference on a grid of shapes, options,
  * dtypes and layouts (host tensors and device buffers), plus bit-identical reruns. Tests that
  * need a device print why and pass when no OpenCL platform is present. */
 #include <check.h>
@@ -23,6 +24,7 @@ int main(void)
 
 #include "attn/attn.h"
 #include "attn/attn_opencl.h"
+#include "attn_band.h"
 #include "attn_half.h"
 #include "attn_rng.h"
 #include "opencl/ocl_internal.h"
@@ -343,6 +345,148 @@ START_TEST(test_kernel_dir)
     ck_assert_msg(strstr(msg, "CL_BUILD_PROGRAM_FAILURE") && strstr(msg, "log:") &&
                       strstr(msg, "oops"),
                   "message without build log: %s", msg);
+    attn_backend_close(be);
+    remove_dir(dir);
+}
+END_TEST
+
+/* ---- common.cl on the device: the band rule, the dtype codes ---- */
+
+/* Calls cl/common.cl's attn_band_range once per (pos, window_left, window_right, skv). */
+static const char band_kernel[] =
+    "kernel void attn_test_band(global const long *in, global long *out, long n)\n"
+    "{\n"
+    "    long i = get_global_id(0);\n"
+    "    if (i >= n)\n"
+    "        return;\n"
+    "    long lo, hi;\n"
+    "    attn_band_range(in[4 * i], in[4 * i + 1], in[4 * i + 2], in[4 * i + 3], &lo, &hi);\n"
+    "    out[2 * i] = lo;\n"
+    "    out[2 * i + 1] = hi;\n"
+    "}\n";
+
+/* Reports the storage dtype codes the program was compiled with. */
+static const char codes_kernel[] =
+    "kernel void attn_test_codes(global const long *in, global long *out, long n)\n"
+    "{\n"
+    "    out[0] = ATTN_DT_F32;\n"
+    "    out[1] = ATTN_DT_F16;\n"
+    "    out[2] = ATTN_DT_BF16;\n"
+    "}\n";
+
+/* Kernel `name` of the embedded common.cl (the text every program starts with) followed by
+ * `src`, built with plain OpenCL calls on the backend's device and no -D option, as a
+ * standalone compile of the kernel files would be. */
+static cl_kernel build_test_kernel(attn_cl_backend *cb, const char *src, const char *name)
+{
+    const char *text[2] = {embedded("common.cl"), src};
+    cl_int err;
+    cl_program prog = clCreateProgramWithSource(cb->ctx, 2, text, NULL, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    err = clBuildProgram(prog, 1, &cb->device, "-cl-std=CL1.2 -w", NULL, NULL);
+    if (err != CL_SUCCESS) {
+        char log[2000] = "";
+        clGetProgramBuildInfo(prog, cb->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, NULL);
+        ck_abort_msg("%s: %s; log: %s", name, attn_opencl_error_name(err), log);
+    }
+    cl_kernel k = clCreateKernel(prog, name, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    clReleaseProgram(prog); /* the kernel keeps it */
+    return k;
+}
+
+/* Runs k(in, out, n) on n work-items (nin longs in, nout longs out), then releases k. */
+static void run_test_kernel(attn_cl_backend *cb, cl_kernel k, const cl_long *in, size_t nin,
+                            cl_long *out, size_t nout, cl_long n)
+{
+    cl_int err;
+    cl_mem min = clCreateBuffer(cb->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+                                nin * sizeof(cl_long), (void *)in, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    cl_mem mout = clCreateBuffer(cb->ctx, CL_MEM_WRITE_ONLY, nout * sizeof(cl_long), NULL, &err);
+    ck_assert_int_eq(err, CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(k, 0, sizeof min, &min), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(k, 1, sizeof mout, &mout), CL_SUCCESS);
+    ck_assert_int_eq(clSetKernelArg(k, 2, sizeof n, &n), CL_SUCCESS);
+    size_t global = (size_t)n;
+    ck_assert_int_eq(clEnqueueNDRangeKernel(cb->queue, k, 1, NULL, &global, NULL, 0, NULL, NULL),
+                     CL_SUCCESS);
+    ck_assert_int_eq(clEnqueueReadBuffer(cb->queue, mout, CL_TRUE, 0, nout * sizeof(cl_long),
+                                         out, 0, NULL, NULL),
+                     CL_SUCCESS);
+    clReleaseMemObject(min);
+    clReleaseMemObject(mout);
+    clReleaseKernel(k);
+}
+
+/* cl/common.cl's attn_band_range agrees with the C copy (src/core/attn_band.h) on unlimited
+ * (-1) and zero windows, windows wider than Skv, positions before 0 and beyond Skv. */
+START_TEST(test_band_mirror)
+{
+    NEED_DEVICE();
+    const int64_t pos[] = {-40, -3, -1, 0, 1, 2, 15, 16, 17, 63, 64, 65, 699, 700, 701, 5000};
+    const int64_t win[] = {-1, 0, 1, 2, 15, 16, 17, 64, 700, 100000};
+    const int64_t skv[] = {1, 2, 3, 16, 17, 64, 700};
+    size_t n = 0, cap = sizeof pos / sizeof pos[0] * (sizeof win / sizeof win[0]) *
+                        (sizeof win / sizeof win[0]) * (sizeof skv / sizeof skv[0]);
+    cl_long *in = malloc(cap * 4 * sizeof *in), *out = malloc(cap * 2 * sizeof *out);
+    ck_assert(in && out);
+    for (size_t a = 0; a < sizeof pos / sizeof pos[0]; a++)
+        for (size_t b = 0; b < sizeof win / sizeof win[0]; b++)
+            for (size_t c = 0; c < sizeof win / sizeof win[0]; c++)
+                for (size_t d = 0; d < sizeof skv / sizeof skv[0]; d++, n++) {
+                    cl_long row[4] = {pos[a], win[b], win[c], skv[d]};
+                    memcpy(in + 4 * n, row, sizeof row);
+                }
+    attn_backend *be = open_cl("cache=off");
+    attn_cl_backend *cb = be->impl;
+    run_test_kernel(cb, build_test_kernel(cb, band_kernel, "attn_test_band"), in, 4 * n, out,
+                    2 * n, (cl_long)n);
+    attn_backend_close(be);
+    for (size_t i = 0; i < n; i++) {
+        int64_t lo, hi;
+        attn_band_range(in[4 * i], in[4 * i + 1], in[4 * i + 2], in[4 * i + 3], &lo, &hi);
+        ck_assert_msg(out[2 * i] == lo && out[2 * i + 1] == hi,
+                      "pos %lld wl %lld wr %lld skv %lld: device [%lld, %lld), host [%lld, %lld)",
+                      (long long)in[4 * i], (long long)in[4 * i + 1], (long long)in[4 * i + 2],
+                      (long long)in[4 * i + 3], (long long)out[2 * i],
+                      (long long)out[2 * i + 1], (long long)lo, (long long)hi);
+    }
+    printf("band rule: %zu (pos, wl, wr, skv) agree on the device\n", n);
+    free(in);
+    free(out);
+}
+END_TEST
+
+static void expect_codes(const cl_long *got, const char *how)
+{
+    ck_assert_msg(got[0] == ATTN_F32 && got[1] == ATTN_F16 && got[2] == ATTN_BF16,
+                  "%s: ATTN_DT_F32/F16/BF16 = %lld/%lld/%lld, attn_dtype has %d/%d/%d", how,
+                  (long long)got[0], (long long)got[1], (long long)got[2], ATTN_F32, ATTN_F16,
+                  ATTN_BF16);
+}
+
+/* The kernels' storage dtype codes come from attn_dtype: the backend's builds define them (a
+ * common.cl without defaults still compiles), and common.cl's standalone defaults agree. */
+START_TEST(test_dtype_codes)
+{
+    NEED_DEVICE();
+    char dir[] = "/tmp/attn-cl-codes-XXXXXX", opts[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    write_text(dir, "common.cl", "/* no dtype codes: the build options must define them */\n");
+    write_text(dir, "codes.cl", codes_kernel);
+    snprintf(opts, sizeof opts, "cache=off,kernels=%s", dir);
+    attn_backend *be = open_cl(opts);
+    attn_cl_backend *cb = be->impl;
+    cl_kernel k;
+    ck_assert_msg(attn_cl_create_kernel(cb, "codes.cl", "attn_test_codes", "", &k) == ATTN_OK,
+                  "%s", attn_last_error());
+    cl_long in = 0, got[3] = {-1, -1, -1};
+    run_test_kernel(cb, k, &in, 1, got, 3, 1);
+    expect_codes(got, "backend build");
+    run_test_kernel(cb, build_test_kernel(cb, codes_kernel, "attn_test_codes"), &in, 1, got, 3,
+                    1);
+    expect_codes(got, "common.cl defaults");
     attn_backend_close(be);
     remove_dir(dir);
 }
@@ -684,6 +828,8 @@ static Suite *opencl_suite(void)
     tcase_add_test(rt, test_unsupported);
     tcase_add_test(rt, test_cache);
     tcase_add_test(rt, test_kernel_dir);
+    tcase_add_test(rt, test_band_mirror);
+    tcase_add_test(rt, test_dtype_codes);
     suite_add_tcase(s, rt);
     tcase_set_timeout(rt, 300); /* kernel builds on a cold cache take a few seconds each */
     TCase *num = tcase_create("numerics");

@@ -1,7 +1,8 @@
 /* check_sdpa_cpu.c - what only the cpu backend's SDPA has, through the shared fixture
  * (sdpa_fixture.h; the case families every backend runs are in check_sdpa_backends.c): the
  * decode kernels with SIMD on and off, which implementation runs, results independent of the
- * thread count, non-finite values in visible and hidden keys, options and the describe line. */
+ * thread count, non-finite values in visible and hidden keys (the backend's own options and
+ * environment: check_cpu.c). */
 #include "sdpa_fixture.h"
 
 #include <check.h>
@@ -157,22 +158,6 @@ START_TEST(test_threads)
 }
 END_TEST
 
-START_TEST(test_options_describe)
-{
-    attn_backend *be = NULL;
-    ck_assert_int_eq(attn_backend_open("cpu", "threads=0", &be), ATTN_ERR_BACKEND);
-    ck_assert_int_eq(attn_backend_open("cpu", "threads=x", &be), ATTN_ERR_BACKEND);
-    ck_assert_int_eq(attn_backend_open("cpu", "colour=red", &be), ATTN_ERR_BACKEND);
-    ck_assert_int_eq(attn_backend_open("cpu", "simd=maybe", &be), ATTN_ERR_BACKEND);
-    ck_assert_int_eq(attn_backend_open("cpu", "threads", &be), ATTN_ERR_BACKEND);
-    ck_assert_int_eq(attn_backend_open("cpu", "threads=3", &be), ATTN_OK);
-    const char *d = attn_backend_describe(be);
-    ck_assert_msg(strstr(d, "BLIS") && strstr(d, "kernels") && strstr(d, "3 threads"),
-                  "describe: %s", d);
-    attn_backend_close(be);
-}
-END_TEST
-
 static Suite *cpu_suite(void)
 {
     Suite *s = suite_create("sdpa_cpu");
@@ -183,7 +168,6 @@ static Suite *cpu_suite(void)
     tcase_add_loop_test(tc, test_decode_hidden_nonfinite_v, 0, 2);
     tcase_add_test(tc, test_nonfinite_prefill);
     tcase_add_test(tc, test_threads);
-    tcase_add_test(tc, test_options_describe);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -59,14 +59,15 @@ static attn_status cpu_open(attn_backend *be, const char *options)
 {
     attn_cpu_state opt = {.threads = omp_get_max_threads(), .simd = 1};
     attn_status st = parse_options(options, &opt);
+    const char *summary, *warning;
+    if (st == ATTN_OK)
+        st = attn_cpu_blis_setup(&summary, &warning);
     if (st != ATTN_OK)
         return st;
     attn_cpu_state *s = malloc(sizeof *s);
     if (!s)
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: cannot allocate backend state");
     *s = opt;
-    const char *summary, *warning;
-    attn_cpu_blis_setup(&summary, &warning);
     snprintf(be->describe, sizeof be->describe, "cpu: %s, %d thread%s, decode kernels %s%s%s",
              summary, s->threads, s->threads == 1 ? "" : "s",
              s->simd && attn_cpu_simd_available() ? "avx2" : "portable",

@@ -28,7 +28,8 @@ void attn_cpu_sgemm(int64_t m, int64_t n, int64_t k, float alpha, attn_cpu_mat a
 void attn_cpu_sgemm_threads(int nt, int64_t m, int64_t n, int64_t k, const float *a,
                             const float *b, float *c)
 {
-    attn_cpu_blis_setup(NULL, NULL);
+    if (attn_cpu_blis_setup(NULL, NULL) != ATTN_OK)
+        return; /* BLIS unusable (the cpu backend's open says why) */
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(nt, &rntm);
     attn_cpu_mat am = {a, k, 1}, bm = {b, n, 1};

@@ -1,10 +1,17 @@
-/* cpu_blis_arch.c - choose the BLIS kernel set once per process, before BLIS initialises.
- * Debian's BLIS 0.9 reads BLIS_ARCH_TYPE as the numeric arch_t id (a name such as "zen3" parses
- * as 0 = skx and dies with SIGILL on CPUs without AVX-512; an out-of-range id aborts), and it
- * detects recent AMD CPUs as "generic" (about 5x slower). So: unset -> pick a kernel set from
- * CPUID; a name -> its number; an invalid id or one this CPU cannot run -> the detected choice
- * plus a warning. BLIS must also be initialised (bli_init) before bli_arch_query_id(), which
- * otherwise aborts in 0.9 whenever BLIS_ARCH_TYPE is set. */
+/* cpu_blis_arch.c - BLIS's kernel set, chosen once per process, and the environment left as
+ * it was. BLIS 0.9 picks its kernel set once, when it initialises: from BLIS_ARCH_TYPE, read
+ * with strtol (a name such as "zen3", or "", means 0 = skx, which dies with SIGILL on CPUs
+ * without AVX-512; an id out of range or of a kernel set this BLIS lacks aborts the process),
+ * else from CPUID, which calls recent AMD CPUs "generic" (about 5x slower). Its API offers no
+ * other way in: libblis exports neither a setter nor the lookup of a context by arch id
+ * (bli_gks_lookup_nat_cntx) nor the kernels, and bli_gemm_ex only takes such a context. So:
+ *   - BLIS_ARCH_TYPE unset: pick a kernel set from CPUID, set the variable to it for BLIS's
+ *     initialisation only and remove it again before returning;
+ *   - set: never changed. A value BLIS runs on this CPU is used (with a warning when BLIS reads
+ *     a name as a number); one that would make BLIS abort or execute instructions this CPU
+ *     lacks is refused with a status, and BLIS is never called.
+ * bli_init() also precedes bli_arch_query_id(), which otherwise aborts in 0.9 whenever
+ * BLIS_ARCH_TYPE is set. */
 #include "cpu_internal.h"
 
 #include <blis.h>
@@ -120,79 +127,110 @@ static const arch_entry *arch_detect(unsigned feat)
     return arch_usable(a, feat) ? a : NULL;
 }
 
-/* Parses a decimal arch id; -1 if the text is not one. */
-static long parse_id(const char *s)
+/* Whether s is a plain decimal number, the only form BLIS reads as the user means it. */
+static int is_number(const char *s)
 {
-    if (!*s || strlen(s) > 6)
-        return -1;
+    if (!*s)
+        return 0;
     for (const char *c = s; *c; c++)
         if (*c < '0' || *c > '9')
-            return -1;
-    return strtol(s, NULL, 10);
+            return 0;
+    return 1;
 }
 
+/* The kernel sets this BLIS has and this CPU runs, as "0 skx, 3 haswell, ...". */
+static void usable_list(unsigned feat, char *buf, size_t n)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < ARCH_N && k < n; i++)
+        if (arch_usable(&arch_table[i], feat))
+            k += (size_t)snprintf(buf + k, n - k, "%s%d %s", k ? ", " : "", arch_table[i].id,
+                                  arch_table[i].name);
+}
+
+static attn_status g_status = ATTN_OK;
+static char g_error[400];
 static char g_origin[160];
 static char g_warning[200];
 static char g_summary[256];
 
-static void set_arch(const arch_entry *a)
+/* A user's BLIS_ARCH_TYPE, as BLIS will read it (strtol). Returns 0, with g_error, when BLIS
+ * would abort on it or run kernels this CPU cannot execute. */
+static int check_user_arch(const char *env, unsigned feat)
 {
-    char num[16];
-    snprintf(num, sizeof num, "%d", a->id);
-    setenv("BLIS_ARCH_TYPE", num, 1);
+    long id = strtol(env, NULL, 10);
+    const arch_entry *a = arch_by_id(id), *named = arch_by_name(env);
+    if (!arch_usable(a, feat)) {
+        char list[200];
+        usable_list(feat, list, sizeof list);
+        snprintf(g_error, sizeof g_error,
+                 "cpu: BLIS reads BLIS_ARCH_TYPE=%.40s as kernel set %ld, %s; unset it or set "
+                 "one of: %s",
+                 env, id,
+                 a ? "whose instructions this CPU lacks (BLIS would crash)"
+                   : "which this BLIS does not have (BLIS would abort)",
+                 list);
+        return 0;
+    }
+    if (!is_number(env)) {
+        char hint[64] = "";
+        if (named && named != a)
+            snprintf(hint, sizeof hint, "; %s is %d", named->name, named->id);
+        snprintf(g_warning, sizeof g_warning,
+                 "BLIS_ARCH_TYPE=%.40s is not a number: BLIS reads it as %ld (%s)%s", env, id,
+                 a->name, hint);
+    }
+    snprintf(g_origin, sizeof g_origin, "from BLIS_ARCH_TYPE=%.40s", env);
+    return 1;
 }
 
-/* Decides BLIS_ARCH_TYPE from the environment and the CPU; fills g_origin / g_warning. */
-static void choose_arch(void)
+/* Initialises BLIS and returns the kernel set it chose. With `pick` (BLIS_ARCH_TYPE unset),
+ * the variable names it while BLIS reads it, then is removed: the environment ends as it was. */
+static arch_t blis_start(const arch_entry *pick)
 {
-    unsigned feat = cpu_features();
-    const arch_entry *det = arch_detect(feat);
-    const char *env = getenv("BLIS_ARCH_TYPE");
-    if (ARCH_N == 0 || (env == NULL && det == NULL)) {
-        snprintf(g_origin, sizeof g_origin, "BLIS detection");
-        return;
+    char num[16] = "";
+    if (pick) {
+        snprintf(num, sizeof num, "%d", pick->id);
+        setenv("BLIS_ARCH_TYPE", num, 0);
     }
-    if (env == NULL) {
-        set_arch(det);
-        snprintf(g_origin, sizeof g_origin, "auto-selected");
-        return;
-    }
-    long id = parse_id(env);
-    const arch_entry *req = id >= 0 ? arch_by_id(id) : arch_by_name(env);
-    if (arch_usable(req, feat)) {
-        set_arch(req);
-        snprintf(g_origin, sizeof g_origin, "from BLIS_ARCH_TYPE=%.40s", env);
-        return;
-    }
-    snprintf(g_warning, sizeof g_warning,
-             "BLIS_ARCH_TYPE=%.40s is not a kernel set this BLIS has and this CPU runs; %s",
-             env, det ? "using the detected one" : "left to BLIS detection");
-    if (det) {
-        set_arch(det);
-        snprintf(g_origin, sizeof g_origin, "auto-selected, BLIS_ARCH_TYPE=%.40s ignored", env);
-    } else {
+    bli_init(); /* before bli_arch_query_id(): see the file comment */
+    arch_t id = bli_arch_query_id(); /* BLIS reads the variable by now, once per process */
+    const char *now = pick ? getenv("BLIS_ARCH_TYPE") : NULL;
+    if (now && strcmp(now, num) == 0)
         unsetenv("BLIS_ARCH_TYPE");
-        snprintf(g_origin, sizeof g_origin, "BLIS detection, BLIS_ARCH_TYPE=%.40s ignored",
-                 env);
-    }
+    return id;
 }
 
 static void setup_once(void)
 {
-    choose_arch();
-    bli_init(); /* before bli_arch_query_id(): see the file comment */
-    arch_t id = bli_arch_query_id();
+    unsigned feat = cpu_features();
+    const char *env = getenv("BLIS_ARCH_TYPE");
+    const arch_entry *pick = env || ARCH_N == 0 ? NULL : arch_detect(feat);
+    if (env && !check_user_arch(env, feat)) {
+        g_status = ATTN_ERR_BACKEND;
+        return;
+    }
+    if (!env)
+        snprintf(g_origin, sizeof g_origin, pick ? "auto-selected" : "BLIS detection");
+    arch_t id = blis_start(pick);
+    long want = pick ? pick->id : env ? strtol(env, NULL, 10) : (long)id;
+    if ((long)id != want) /* the application initialised BLIS first: its choice stands */
+        snprintf(g_origin, sizeof g_origin, "chosen before the backend: BLIS was initialised");
     snprintf(g_summary, sizeof g_summary, "BLIS %s kernels %s (%s)", bli_info_get_version_str(),
              bli_arch_string(id), g_origin);
 }
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-void attn_cpu_blis_setup(const char **summary, const char **warning)
+attn_status attn_cpu_blis_setup(const char **summary, const char **warning)
 {
     pthread_once(&g_once, setup_once);
+    if (g_status != ATTN_OK)
+        return attn_fail(g_status, "%s", g_error);
     if (summary)
         *summary = g_summary;
     if (warning)
         *warning = g_warning;
+    return ATTN_OK;
 }

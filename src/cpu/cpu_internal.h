@@ -16,10 +16,12 @@ typedef struct attn_cpu_state {
 } attn_cpu_state;
 
 /* ---- BLIS (cpu_blis_arch.c, cpu_blis.c) -------------------------------------------------- */
-/* Chooses BLIS_ARCH_TYPE (once per process, before BLIS initialises) and initialises BLIS.
- * Returns the one-line summary "BLIS 0.9.0 kernels zen3 (auto-selected)" and, when the user's
- * BLIS_ARCH_TYPE had to be replaced, a warning line (else ""). */
-void attn_cpu_blis_setup(const char **summary, const char **warning);
+/* Chooses BLIS's kernel set and initialises BLIS, once per process, leaving the environment
+ * as it was (cpu_blis_arch.c). Gives the one-line summary "BLIS 0.9.0 kernels zen3
+ * (auto-selected)" and a warning line about the user's BLIS_ARCH_TYPE (else ""). Fails with
+ * ATTN_ERR_BACKEND, and BLIS is never called, when the user's BLIS_ARCH_TYPE would make BLIS
+ * abort or crash. */
+attn_status attn_cpu_blis_setup(const char **summary, const char **warning);
 
 /* A read-only f32 matrix: element (r, c) at p[r*rs + c*cs]. */
 typedef struct attn_cpu_mat {

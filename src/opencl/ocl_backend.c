@@ -104,6 +104,7 @@ static void cl_close(attn_backend *be)
         clReleaseCommandQueue(cb->queue);
     if (cb->ctx)
         clReleaseContext(cb->ctx);
+    pthread_mutex_destroy(&cb->lock);
     free(cb);
     be->impl = NULL;
 }
@@ -159,6 +160,10 @@ static attn_status cl_open(attn_backend *be, const char *options)
     attn_cl_backend *cb = calloc(1, sizeof *cb);
     if (!cb)
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory");
+    if (pthread_mutex_init(&cb->lock, NULL) != 0) {
+        free(cb);
+        return attn_fail(ATTN_ERR_BACKEND, "opencl: cannot create the backend's mutex");
+    }
     be->impl = cb;
     if ((st = setup(be, cb, &o)) != ATTN_OK) {
         cl_close(be);
@@ -250,6 +255,15 @@ attn_status attn_opencl_backend_stats(const attn_backend *be, attn_opencl_stats 
         return st;
     if (!out)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_opencl_backend_stats: out is NULL");
+    pthread_mutex_lock(&cb->lock);
     *out = cb->stats;
+    pthread_mutex_unlock(&cb->lock);
     return attn_ok();
+}
+
+void attn_cl_note_kernel(attn_cl_backend *cb, const char *name)
+{
+    pthread_mutex_lock(&cb->lock);
+    snprintf(cb->stats.last_kernel, sizeof cb->stats.last_kernel, "%s", name);
+    pthread_mutex_unlock(&cb->lock);
 }

@@ -1,5 +1,6 @@
 /* ocl_internal.h - shared state and helpers of the OpenCL backend: the backend instance, the
- * error macro, device enumeration, the tuning table, program cache and kernel sources. */
+ * error macro, device enumeration, the tuning table, program cache and kernel sources. One
+ * instance serves several threads at once (see attn_cl_backend). */
 #ifndef ATTN_OCL_INTERNAL_H_
 #define ATTN_OCL_INTERNAL_H_
 
@@ -8,6 +9,7 @@
 #include "attn_embedded.h"
 
 #include <CL/cl.h>
+#include <pthread.h>
 #include <stdint.h>
 
 /* ---- errors ---- */
@@ -50,6 +52,9 @@ extern const int attn_cl_embedded_count;
 
 typedef struct attn_cl_program attn_cl_program; /* one built specialisation */
 
+/* Shared by every thread that calls ops on the handle. Set at open and read-only afterwards,
+ * except `programs` and `stats`, which only change under `lock`. The queue is in-order and
+ * shared: a call orders its own commands by events and waits for its last one only. */
 typedef struct attn_cl_backend {
     cl_platform_id platform;
     cl_device_id device;
@@ -60,14 +65,21 @@ typedef struct attn_cl_backend {
     int tune_set[5];         /* which of br, bc, vw, wg, local the options set */
     char kernel_dir[512];    /* "" = embedded sources */
     char cache_dir[512];     /* "" = no disk cache */
+    pthread_mutex_t lock;    /* guards programs and stats */
     attn_cl_program *programs; /* built specialisations (linked list) */
     attn_opencl_stats stats;
 } attn_cl_backend;
 
-/* Kernel `kernel` from `file` (common.cl is prepended) built with `options`: from this
- * backend's memory, else the disk cache, else compiled (the message carries the build log). */
-attn_status attn_cl_get_kernel(attn_cl_backend *cb, const char *file, const char *kernel,
-                               const char *options, cl_kernel *out);
+/* A new kernel object `kernel` of the program of `file` (common.cl is prepended) built with
+ * the op's `options` (its -D specialisation; the common options come first); the program comes from this backend's memory, else the disk cache, else a build
+ * (the message carries the build log). The kernel is the caller's alone, since arguments set
+ * on a shared one would race with other threads' launches: set its arguments, enqueue it,
+ * then release it (the queue keeps what the enqueued command needs). */
+attn_status attn_cl_create_kernel(attn_cl_backend *cb, const char *file, const char *kernel,
+                                  const char *options, cl_kernel *out);
 void attn_cl_programs_free(attn_cl_backend *cb);
+
+/* Records the specialisation a call ran (stats.last_kernel), under the lock. */
+void attn_cl_note_kernel(attn_cl_backend *cb, const char *name);
 
 #endif /* ATTN_OCL_INTERNAL_H_ */

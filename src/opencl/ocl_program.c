@@ -1,9 +1,12 @@
 /* ocl_program.c - kernel sources (embedded at build time, or read from a directory for kernel
  * development), lazy per-specialisation builds, and the program cache: in memory per backend,
- * and on disk as device binaries keyed by XXH3 of source, options, device, driver, platform. */
+ * and on disk as device binaries keyed by XXH3 of source, options, device, driver, platform.
+ * The in-memory list and the counters change under the backend's lock, held across a build so
+ * that threads asking for the same specialisation build it once. */
 #include "ocl_internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +14,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define ATTN_CL_KERNELS_PER_PROGRAM 4
-
 struct attn_cl_program {
     uint64_t key;
     cl_program program;
-    int nkernels;
-    char kernel_names[ATTN_CL_KERNELS_PER_PROGRAM][64];
-    cl_kernel kernels[ATTN_CL_KERNELS_PER_PROGRAM];
     attn_cl_program *next;
 };
 
@@ -154,7 +152,10 @@ static void store_cached(attn_cl_backend *cb, uint64_t key, cl_program prog)
     unsigned char *bins[1] = {bin};
     char path[600], tmp[640];
     cache_path(cb, key, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    /* A name of this store alone: other processes (pid) and other handles of this one. */
+    static atomic_ulong stores;
+    snprintf(tmp, sizeof tmp, "%s.%ld.%lu.tmp", path, (long)getpid(),
+             (unsigned long)atomic_fetch_add(&stores, 1));
     if (bin && clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) ==
                    CL_SUCCESS) {
         FILE *f = fopen(tmp, "wb");
@@ -215,21 +216,19 @@ static attn_cl_program *find_program(attn_cl_backend *cb, uint64_t key)
     return NULL;
 }
 
-/* The program of (file, options): memory, else disk cache, else a build from source. */
-static attn_status get_program(attn_cl_backend *cb, const char *file, const char *options,
-                               attn_cl_program **out)
+/* The program for `key` (source `src`): memory, else disk cache, else a build from source.
+ * Called with the lock held. */
+static attn_status find_or_build(attn_cl_backend *cb, const char *file, const char *src,
+                                 uint64_t key, const char *options, cl_program *out)
 {
-    char *src = NULL;
-    attn_status st = program_source(cb, file, &src);
-    if (st != ATTN_OK)
-        return st;
-    uint64_t key = program_key(cb, src, options);
-    if ((*out = find_program(cb, key)) != NULL) {
-        free(src);
+    attn_cl_program *p = find_program(cb, key);
+    if (p) {
         cb->stats.memory_hits++;
+        *out = p->program;
         return ATTN_OK;
     }
     cl_program prog = load_cached(cb, key, options);
+    attn_status st = ATTN_OK;
     if (prog) {
         cb->stats.disk_hits++;
     } else {
@@ -237,11 +236,9 @@ static attn_status get_program(attn_cl_backend *cb, const char *file, const char
         if (st == ATTN_OK)
             store_cached(cb, key, prog);
     }
-    free(src);
     if (st != ATTN_OK)
         return st;
-    attn_cl_program *p = calloc(1, sizeof *p);
-    if (!p) {
+    if (!(p = calloc(1, sizeof *p))) {
         clReleaseProgram(prog);
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory");
     }
@@ -249,30 +246,50 @@ static attn_status get_program(attn_cl_backend *cb, const char *file, const char
     p->program = prog;
     p->next = cb->programs;
     cb->programs = p;
-    *out = p;
+    *out = prog;
     return ATTN_OK;
 }
 
-attn_status attn_cl_get_kernel(attn_cl_backend *cb, const char *file, const char *kernel,
-                               const char *options, cl_kernel *out)
+/* Every build's options: OpenCL C 1.2 with strict math (never -cl-fast-relaxed-math or
+ * -cl-mad-enable: conformance compares against an f64 reference); -w, which only silences
+ * diagnostics some compilers print to stderr (PoCL: float16 ABI notes), the build log keeps
+ * errors; common.cl's storage dtype codes, taken from attn_dtype itself so the kernels never
+ * hold a copy of them (common.cl's own values are defaults for standalone compiles); then the
+ * op's specialisation. */
+static void build_options(const char *op_options, char *buf, size_t n)
 {
-    attn_cl_program *p;
-    attn_status st = get_program(cb, file, options, &p);
+    snprintf(buf, n, "-cl-std=CL1.2 -w -DATTN_DT_F32=%d -DATTN_DT_F16=%d -DATTN_DT_BF16=%d %s",
+             (int)ATTN_F32, (int)ATTN_F16, (int)ATTN_BF16, op_options);
+}
+
+/* The program of (file, op_options); it lives until the backend closes. */
+static attn_status get_program(attn_cl_backend *cb, const char *file, const char *op_options,
+                               cl_program *out)
+{
+    char options[1024];
+    build_options(op_options, options, sizeof options);
+    char *src = NULL;
+    attn_status st = program_source(cb, file, &src);
     if (st != ATTN_OK)
         return st;
-    for (int i = 0; i < p->nkernels; i++)
-        if (strcmp(p->kernel_names[i], kernel) == 0) {
-            *out = p->kernels[i];
-            return ATTN_OK;
-        }
-    if (p->nkernels == ATTN_CL_KERNELS_PER_PROGRAM)
-        return attn_fail(ATTN_ERR_INTERNAL, "opencl: too many kernels in %s", file);
+    uint64_t key = program_key(cb, src, options);
+    pthread_mutex_lock(&cb->lock);
+    st = find_or_build(cb, file, src, key, options, out);
+    pthread_mutex_unlock(&cb->lock);
+    free(src);
+    return st;
+}
+
+attn_status attn_cl_create_kernel(attn_cl_backend *cb, const char *file, const char *kernel,
+                                  const char *options, cl_kernel *out)
+{
+    cl_program prog = NULL;
+    attn_status st = get_program(cb, file, options, &prog);
+    if (st != ATTN_OK)
+        return st;
     cl_int err;
-    cl_kernel k = clCreateKernel(p->program, kernel, &err);
+    *out = clCreateKernel(prog, kernel, &err);
     ATTN_CL_TRY(err, "clCreateKernel");
-    snprintf(p->kernel_names[p->nkernels], sizeof p->kernel_names[0], "%s", kernel);
-    p->kernels[p->nkernels++] = k;
-    *out = k;
     return ATTN_OK;
 }
 
@@ -281,8 +298,6 @@ void attn_cl_programs_free(attn_cl_backend *cb)
     while (cb->programs) {
         attn_cl_program *p = cb->programs;
         cb->programs = p->next;
-        for (int i = 0; i < p->nkernels; i++)
-            clReleaseKernel(p->kernels[i]);
         clReleaseProgram(p->program);
         free(p);
     }

@@ -116,23 +116,24 @@ static void plan_kv_path(const attn_cl_backend *cb, const attn_sdpa_problem *p, 
     pl->local = pl->pack && pl->t.local && local_bytes <= cb->info.local_mem_bytes;
 }
 
-/* Strict math (no -cl-fast-relaxed-math, -cl-mad-enable); -w only silences diagnostics that
- * some compilers print to stderr (PoCL: float16 ABI notes) - the build log keeps errors. */
+/* The -D specialisation of the kernels (the program cache adds the common options: strict
+ * math, the dtype codes); dtypes are attn_dtype values, which the codes are. */
 static void plan_options(const attn_sdpa_problem *p, sdpa_plan *pl)
 {
     int band = p->window_left >= 0 || p->window_right >= 0;
     int ma = p->mask_add.t != NULL, mb = p->mask_bool.t != NULL, cap = p->softcap > 0;
     int lse = p->lse.t != NULL || pl->split;
-    int dto = pl->split ? ATTN_F32 : (int)p->out.dtype, dtm = ma ? (int)p->mask_add.dtype : 0;
+    int dto = pl->split ? ATTN_F32 : (int)p->out.dtype;
+    int dtm = ma ? (int)p->mask_add.dtype : ATTN_F32;
     snprintf(pl->options, sizeof pl->options,
-             "-cl-std=CL1.2 -w -DDK=%lld -DDV=%lld -DBR=%d -DBC=%d -DVW=%d -DDT_Q=%d -DDT_K=%d "
+             "-DDK=%lld -DDV=%lld -DBR=%d -DBC=%d -DVW=%d -DDT_Q=%d -DDT_K=%d "
              "-DDT_V=%d -DDT_O=%d -DDT_M=%d -DHAS_BAND=%d -DHAS_MASK_ADD=%d -DHAS_MASK_BOOL=%d "
              "-DHAS_SOFTCAP=%d -DHAS_LSE=%d -DSPLIT=%d -DPACK=%d -DKV_VEC=%d -DLOCAL_KV=%d",
              (long long)p->Dk, (long long)p->Dv, pl->t.br, pl->t.bc, pl->t.vw, (int)p->q.dtype,
              (int)p->k.dtype, (int)p->v.dtype, dto, dtm, band, ma, mb, cap, lse, pl->split,
              pl->pack, pl->kv_vec, pl->local);
     snprintf(pl->merge_options, sizeof pl->merge_options,
-             "-cl-std=CL1.2 -w -DDV=%lld -DDT_O=%d -DHAS_LSE=%d -DMAX_SPLIT=%d", (long long)p->Dv,
+             "-DDV=%lld -DDT_O=%d -DHAS_LSE=%d -DMAX_SPLIT=%d", (long long)p->Dv,
              (int)p->out.dtype, p->lse.t != NULL, ATTN_CL_MAX_SPLIT);
     char split[48] = "";
     if (pl->split)
@@ -282,6 +283,36 @@ static void scatter(const attn_sdpa_problem *p, const attn_operand *o, int64_t n
 
 /* ---- launches ---- */
 
+/* The commands of one call on the shared queue: each waits for the call's previous one, and
+ * the call waits for its last one only, never for what other threads enqueued meanwhile. */
+typedef struct cl_chain {
+    attn_cl_backend *cb;
+    cl_event last; /* NULL before the first command */
+} cl_chain;
+
+static cl_uint chain_wait(const cl_chain *ch, const cl_event **list)
+{
+    *list = ch->last ? &ch->last : NULL;
+    return ch->last ? 1 : 0;
+}
+
+static void chain_push(cl_chain *ch, cl_event ev)
+{
+    if (ch->last)
+        clReleaseEvent(ch->last);
+    ch->last = ev;
+}
+
+/* Blocks until the call's commands are done (all of them: each depends on the one before). */
+static cl_int chain_wait_all(cl_chain *ch)
+{
+    cl_int err = ch->last ? clWaitForEvents(1, &ch->last) : CL_SUCCESS;
+    if (ch->last)
+        clReleaseEvent(ch->last);
+    ch->last = NULL;
+    return err;
+}
+
 typedef struct argset {
     cl_kernel k;
     cl_uint i;
@@ -314,21 +345,28 @@ static void arg_operand(argset *a, const cl_operand *c)
     arg(a, sizeof c->st, &c->st);
 }
 
-/* items0 x items1 work-items (items1 = 1: a 1-D launch) in groups of wg along dim 0. */
-static attn_status enqueue2(attn_cl_backend *cb, cl_kernel k, int64_t items0, int64_t items1,
-                            int wg)
+/* Enqueues a's kernel (its arguments set) on items0 x items1 work-items (items1 = 1: a 1-D
+ * launch) in groups of wg along dim 0, then releases the kernel: this call's own object. */
+static attn_status launch(cl_chain *ch, argset *a, const char *name, int64_t items0,
+                          int64_t items1, int wg)
 {
+    char what[96];
     size_t local[2] = {(size_t)wg, 1};
     size_t global[2] = {(size_t)ceil_div(items0, wg) * local[0], (size_t)items1};
-    ATTN_CL_TRY(clEnqueueNDRangeKernel(cb->queue, k, items1 > 1 ? 2 : 1, NULL, global, local, 0,
-                                       NULL, NULL),
-                "clEnqueueNDRangeKernel");
+    const cl_event *wait;
+    cl_uint nwait = chain_wait(ch, &wait);
+    cl_event ev = NULL;
+    cl_int err = a->err;
+    snprintf(what, sizeof what, "clSetKernelArg (%s)", name);
+    if (err == CL_SUCCESS) {
+        err = clEnqueueNDRangeKernel(ch->cb->queue, a->k, items1 > 1 ? 2 : 1, NULL, global,
+                                     local, nwait, wait, &ev);
+        snprintf(what, sizeof what, "clEnqueueNDRangeKernel (%s)", name);
+    }
+    clReleaseKernel(a->k);
+    ATTN_CL_TRY(err, what);
+    chain_push(ch, ev);
     return ATTN_OK;
-}
-
-static attn_status enqueue(attn_cl_backend *cb, cl_kernel k, int64_t items, int wg)
-{
-    return enqueue2(cb, k, items, 1, wg);
 }
 
 /* Operands of one forward call: q k v mask_add mask_bool, out lse, split scratch. */
@@ -336,14 +374,14 @@ typedef struct sdpa_bind {
     cl_operand in[5], out, lse, part_o, part_lse, kp, vp;
 } sdpa_bind;
 
-static attn_status launch_pack(attn_cl_backend *cb, const attn_sdpa_problem *p,
-                               const sdpa_plan *pl, const sdpa_bind *bd)
+static attn_status launch_pack(cl_chain *ch, const attn_sdpa_problem *p, const sdpa_plan *pl,
+                               const sdpa_bind *bd)
 {
-    cl_kernel k;
-    attn_status st = attn_cl_get_kernel(cb, "sdpa_flash_fwd.cl", "attn_pack_kv", pl->options, &k);
+    argset a = {NULL, 0, CL_SUCCESS};
+    attn_status st = attn_cl_create_kernel(ch->cb, "sdpa_flash_fwd.cl", "attn_pack_kv",
+                                           pl->options, &a.k);
     if (st != ATTN_OK)
         return st;
-    argset a = {k, 0, CL_SUCCESS};
     arg_operand(&a, &bd->in[1]);
     arg_operand(&a, &bd->in[2]);
     arg(&a, sizeof(cl_mem), &bd->kp.mem);
@@ -352,23 +390,23 @@ static attn_status launch_pack(attn_cl_backend *cb, const attn_sdpa_problem *p,
     arg_long(&a, p->Skv);
     arg_long(&a, p->Hkv);
     arg_long(&a, pl->skp);
-    ATTN_CL_TRY(a.err, "clSetKernelArg (attn_pack_kv)");
     /* One key per work-item: groups of 16 amortise per-group launch cost on CPU runtimes. */
-    int wg = cb->info.max_work_group_size < 16 ? (int)cb->info.max_work_group_size : 16;
-    return enqueue(cb, k, p->B * p->Hkv * pl->skp, wg);
+    size_t maxwg = ch->cb->info.max_work_group_size;
+    return launch(ch, &a, "attn_pack_kv", p->B * p->Hkv * pl->skp, 1,
+                  maxwg < 16 ? (int)maxwg : 16);
 }
 
-static attn_status launch_flash(attn_cl_backend *cb, const attn_sdpa_problem *p,
-                                const sdpa_plan *pl, const sdpa_bind *bd)
+static attn_status launch_flash(cl_chain *ch, const attn_sdpa_problem *p, const sdpa_plan *pl,
+                                const sdpa_bind *bd)
 {
-    cl_kernel k;
-    attn_status st = attn_cl_get_kernel(cb, "sdpa_flash_fwd.cl", "attn_flash_fwd", pl->options, &k);
+    argset a = {NULL, 0, CL_SUCCESS};
+    attn_status st = attn_cl_create_kernel(ch->cb, "sdpa_flash_fwd.cl", "attn_flash_fwd",
+                                           pl->options, &a.k);
     if (st != ATTN_OK)
         return st;
     const cl_operand *o = pl->split ? &bd->part_o : &bd->out;
     const cl_operand *l = pl->split ? &bd->part_lse : &bd->lse;
     int64_t nrows = p->B * p->Sq * p->Hq;
-    argset a = {k, 0, CL_SUCCESS};
     arg_operand(&a, &bd->in[0]);
     arg_operand(&a, &bd->in[1]);
     arg_operand(&a, &bd->in[2]);
@@ -390,21 +428,20 @@ static attn_status launch_flash(attn_cl_backend *cb, const attn_sdpa_problem *p,
                       pl->split_len};
     for (int i = 0; i < 6; i++)
         arg_long(&a, rest[i]);
-    ATTN_CL_TRY(a.err, "clSetKernelArg (attn_flash_fwd)");
     if (pl->local) /* (row block, bh x split) so a work-group shares its K/V head */
-        return enqueue2(cb, k, pl->nblocks, p->B * p->Hkv * pl->nsplit, pl->t.wg);
-    return enqueue(cb, k, pl->items, pl->t.wg);
+        return launch(ch, &a, "attn_flash_fwd", pl->nblocks, p->B * p->Hkv * pl->nsplit,
+                      pl->t.wg);
+    return launch(ch, &a, "attn_flash_fwd", pl->items, 1, pl->t.wg);
 }
 
-static attn_status launch_merge(attn_cl_backend *cb, const attn_sdpa_problem *p,
-                                const sdpa_plan *pl, const sdpa_bind *bd)
+static attn_status launch_merge(cl_chain *ch, const attn_sdpa_problem *p, const sdpa_plan *pl,
+                                const sdpa_bind *bd)
 {
-    cl_kernel k;
-    attn_status st = attn_cl_get_kernel(cb, "sdpa_decode.cl", "attn_lse_merge", pl->merge_options,
-                                        &k);
+    argset a = {NULL, 0, CL_SUCCESS};
+    attn_status st = attn_cl_create_kernel(ch->cb, "sdpa_decode.cl", "attn_lse_merge",
+                                           pl->merge_options, &a.k);
     if (st != ATTN_OK)
         return st;
-    argset a = {k, 0, CL_SUCCESS};
     arg(&a, sizeof(cl_mem), &bd->part_o.mem);
     arg(&a, sizeof(cl_mem), &bd->part_lse.mem);
     arg_long(&a, pl->nsplit);
@@ -413,9 +450,7 @@ static attn_status launch_merge(attn_cl_backend *cb, const attn_sdpa_problem *p,
     arg_long(&a, p->Hq);
     arg_operand(&a, &bd->out);
     arg_operand(&a, &bd->lse);
-    ATTN_CL_TRY(a.err, "clSetKernelArg (attn_lse_merge)");
-    int wg = pl->t.wg;
-    return enqueue(cb, k, p->B * p->Sq * p->Hq, wg);
+    return launch(ch, &a, "attn_lse_merge", p->B * p->Sq * p->Hq, 1, pl->t.wg);
 }
 
 static attn_status alloc_scratch(attn_cl_backend *cb, size_t bytes, cl_operand *c)
@@ -458,18 +493,25 @@ static attn_status bind_all(attn_cl_backend *cb, const attn_sdpa_problem *p,
     return st;
 }
 
-/* Wait for the kernels; read back compact host outputs and scatter them. */
-static attn_status finish(attn_cl_backend *cb, const attn_sdpa_problem *p, sdpa_bind *bd)
+/* Reads compact host outputs back after the call's kernels, waits for the call's commands,
+ * then scatters the outputs into the user's views. */
+static attn_status finish(cl_chain *ch, const attn_sdpa_problem *p, sdpa_bind *bd)
 {
     cl_operand *outs[2] = {&bd->out, &bd->lse};
     const attn_operand *ops[2] = {&p->out, &p->lse};
     int64_t n[2] = {p->Dv, 1};
-    for (int i = 0; i < 2; i++)
-        if (outs[i]->gather)
-            ATTN_CL_TRY(clEnqueueReadBuffer(cb->queue, outs[i]->mem, CL_TRUE, 0, outs[i]->bytes,
-                                            outs[i]->gather, 0, NULL, NULL),
-                        "clEnqueueReadBuffer (output)");
-    ATTN_CL_TRY(clFinish(cb->queue), "clFinish");
+    for (int i = 0; i < 2; i++) {
+        if (!outs[i]->gather)
+            continue;
+        const cl_event *wait;
+        cl_uint nwait = chain_wait(ch, &wait);
+        cl_event ev = NULL;
+        ATTN_CL_TRY(clEnqueueReadBuffer(ch->cb->queue, outs[i]->mem, CL_FALSE, 0,
+                                        outs[i]->bytes, outs[i]->gather, nwait, wait, &ev),
+                    "clEnqueueReadBuffer (output)");
+        chain_push(ch, ev);
+    }
+    ATTN_CL_TRY(chain_wait_all(ch), "clWaitForEvents");
     for (int i = 0; i < 2; i++)
         if (outs[i]->gather)
             scatter(p, ops[i], n[i], outs[i]->gather);
@@ -486,19 +528,19 @@ static attn_status cl_sdpa_run(attn_backend *be, const void *problem)
         return st;
     sdpa_bind bd;
     memset(&bd, 0, sizeof bd);
+    cl_chain ch = {cb, NULL};
     st = bind_all(cb, p, &pl, &bd);
     if (st == ATTN_OK && pl.pack)
-        st = launch_pack(cb, p, &pl, &bd);
+        st = launch_pack(&ch, p, &pl, &bd);
     if (st == ATTN_OK)
-        st = launch_flash(cb, p, &pl, &bd);
+        st = launch_flash(&ch, p, &pl, &bd);
     if (st == ATTN_OK && pl.split)
-        st = launch_merge(cb, p, &pl, &bd);
+        st = launch_merge(&ch, p, &pl, &bd);
     if (st == ATTN_OK)
-        st = finish(cb, p, &bd);
-    else
-        clFinish(cb->queue); /* nothing may still use the temporaries released below */
+        st = finish(&ch, p, &bd);
+    chain_wait_all(&ch); /* after a failure: nothing may still use the temporaries below */
     if (st == ATTN_OK)
-        snprintf(cb->stats.last_kernel, sizeof cb->stats.last_kernel, "%s", pl.name);
+        attn_cl_note_kernel(cb, pl.name);
     cl_operand *all[] = {&bd.in[0], &bd.in[1], &bd.in[2], &bd.in[3], &bd.in[4],
                          &bd.out,   &bd.lse,   &bd.part_o, &bd.part_lse, &bd.kp, &bd.vp};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

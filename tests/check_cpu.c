@@ -1,0 +1,184 @@
+/* check_cpu.c - the cpu backend itself, whatever the op: its options and describe line, and the
+ * choice of BLIS's kernel set, which must leave the process environment exactly as it was
+ * (BLIS_ARCH_TYPE unset, numeric, a name, an id BLIS would abort on). One small call through
+ * the shared SDPA fixture makes BLIS run. */
+#include "sdpa_fixture.h"
+
+#include <blis.h>
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+START_TEST(test_options_describe)
+{
+    attn_backend *be = NULL;
+    ck_assert_int_eq(attn_backend_open("cpu", "threads=0", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "threads=x", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "colour=red", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "simd=maybe", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "threads", &be), ATTN_ERR_BACKEND);
+    ck_assert_int_eq(attn_backend_open("cpu", "threads=3", &be), ATTN_OK);
+    const char *d = attn_backend_describe(be);
+    ck_assert_msg(strstr(d, "BLIS") && strstr(d, "kernels") && strstr(d, "3 threads"),
+                  "describe: %s", d);
+    attn_backend_close(be);
+}
+END_TEST
+
+/* ---- the process environment ---- */
+
+extern char **environ;
+
+/* A copy of the whole environment. */
+static char **env_snapshot(void)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **copy = calloc(n + 1, sizeof *copy);
+    ck_assert_ptr_nonnull(copy);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_ptr_nonnull(copy[i] = strdup(environ[i]));
+    return copy;
+}
+
+static void env_expect(char **before, const char *when)
+{
+    size_t i = 0;
+    for (; before[i] && environ[i]; i++)
+        ck_assert_msg(strcmp(before[i], environ[i]) == 0, "%s: '%s' became '%s'", when,
+                      before[i], environ[i]);
+    ck_assert_msg(!before[i] && !environ[i], "%s: the environment %s '%s'", when,
+                  before[i] ? "lost" : "gained", before[i] ? before[i] : environ[i]);
+}
+
+static void env_free(char **env)
+{
+    for (size_t i = 0; env[i]; i++)
+        free(env[i]);
+    free(env);
+}
+
+/* Opens the cpu backend (BLIS_ARCH_TYPE = value, NULL: unset) and runs a small call: the
+ * environment must be exactly as before. BLIS is set up once per process, so each case needs
+ * a fresh one (Check's fork mode); returns 0 without it. */
+static int open_with_arch(const char *test, const char *value, attn_backend **be,
+                          attn_status *st)
+{
+    const char *fork = getenv("CK_FORK");
+    if (fork && strcmp(fork, "no") == 0) {
+        printf("SKIPPED %s: needs CK_FORK mode\n", test);
+        return 0;
+    }
+    if (value)
+        setenv("BLIS_ARCH_TYPE", value, 1);
+    else
+        unsetenv("BLIS_ARCH_TYPE");
+    char **before = env_snapshot();
+    *be = NULL;
+    *st = attn_backend_open("cpu", NULL, be);
+    env_expect(before, "after opening the cpu backend");
+    if (*st == ATTN_OK) {
+        attn_sdpa_case c = sdpa_fx_case(70, 130, 32); /* the tiled path: BLIS runs */
+        const sdpa_fx x = {.backend = "cpu"};
+        sdpa_fx_expect_pass(&x, &c);
+        env_expect(before, "after a call");
+    }
+    const char *now = getenv("BLIS_ARCH_TYPE");
+    if (value)
+        ck_assert_str_eq(now, value);
+    else
+        ck_assert_ptr_null(now);
+    env_free(before);
+    return 1;
+}
+
+START_TEST(test_env_unset)
+{
+    attn_backend *be;
+    attn_status st;
+    if (!open_with_arch(__func__, NULL, &be, &st))
+        return;
+    ck_assert_msg(st == ATTN_OK, "%s", attn_last_error());
+    const char *d = attn_backend_describe(be);
+    ck_assert_msg(strstr(d, "(auto-selected)") || strstr(d, "(BLIS detection)"), "%s", d);
+    attn_backend_close(be);
+}
+END_TEST
+
+/* A user's numeric choice is used as is: generic runs on every CPU and is never auto-selected. */
+START_TEST(test_env_numeric)
+{
+    char num[16];
+    snprintf(num, sizeof num, "%d", (int)BLIS_ARCH_GENERIC);
+    attn_backend *be;
+    attn_status st;
+    if (!open_with_arch(__func__, num, &be, &st))
+        return;
+    ck_assert_msg(st == ATTN_OK, "%s", attn_last_error());
+    char want[64];
+    snprintf(want, sizeof want, "kernels generic (from BLIS_ARCH_TYPE=%s)", num);
+    ck_assert_msg(strstr(attn_backend_describe(be), want), "%s", attn_backend_describe(be));
+    attn_backend_close(be);
+}
+END_TEST
+
+/* An id BLIS would abort on: a status with the reason, the process lives on, nothing changed. */
+START_TEST(test_env_invalid)
+{
+    attn_backend *be;
+    attn_status st;
+    if (!open_with_arch(__func__, "99", &be, &st))
+        return;
+    ck_assert_int_eq(st, ATTN_ERR_BACKEND);
+    ck_assert_ptr_null(be);
+    ck_assert_msg(strstr(attn_last_error(), "BLIS_ARCH_TYPE=99") &&
+                      strstr(attn_last_error(), "would abort"),
+                  "%s", attn_last_error());
+    ck_assert_int_eq(attn_backend_open("cpu", NULL, &be), ATTN_ERR_BACKEND); /* every time */
+}
+END_TEST
+
+/* A name: BLIS reads it as 0 (skx). A warning where this CPU runs skx, else a refusal. */
+START_TEST(test_env_name)
+{
+    attn_backend *be;
+    attn_status st;
+    if (!open_with_arch(__func__, "zen3", &be, &st))
+        return;
+    if (st == ATTN_OK) {
+        const char *d = attn_backend_describe(be);
+        ck_assert_msg(strstr(d, "kernels skx") && strstr(d, "warning: BLIS_ARCH_TYPE=zen3 is "
+                                                            "not a number"),
+                      "%s", d);
+        attn_backend_close(be);
+    } else {
+        ck_assert_int_eq(st, ATTN_ERR_BACKEND);
+        ck_assert_msg(strstr(attn_last_error(), "this CPU lacks"), "%s", attn_last_error());
+    }
+}
+END_TEST
+
+static Suite *cpu_suite(void)
+{
+    Suite *s = suite_create("cpu");
+    TCase *tc = tcase_create("backend");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_options_describe);
+    tcase_add_test(tc, test_env_unset);
+    tcase_add_test(tc, test_env_numeric);
+    tcase_add_test(tc, test_env_invalid);
+    tcase_add_test(tc, test_env_name);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cpu_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
