@@ -124,6 +124,9 @@ long attn_row_head(const attn_rows *w, int r)
     return w->hkv * w->group + rr % w->group;
 }
 
+/* A probability that marks a hidden key: -0 (attn_softmax_tile). */
+#define ATTN_P_HIDDEN(p) (as_uint(p) == 0x80000000u)
+
 /* Per-element visibility and masks of one tile (only for tiles not fully inside the band,
  * or when a mask is present). */
 void attn_tile_mask(float s[BR][BC], const attn_rows *w, long j0, long kend,
@@ -246,7 +249,9 @@ void attn_accumulate_kv(float ov[BR][DVP], float s[BR][BC], ATTN_CPTR(DT_V) v, l
     for (int r = 0; r < BR; r += RB)
         for (int d = 0; d < DV; d += 16) {
 #define ATTN_DECL(i) float16 acc##i = vload16(0, ov[r + i] + d);
-#define ATTN_STEP(i) acc##i = fma((float16)(s[r + i][c]), vv, acc##i);
+#define ATTN_STEP(i)                                                                       \
+    if (!ATTN_P_HIDDEN(s[r + i][c]))                                                       \
+        acc##i = fma((float16)(s[r + i][c]), vv, acc##i);
 #define ATTN_PUT(i) vstore16(acc##i, 0, ov[r + i] + d);
             ATTN_EACH_ROW(ATTN_DECL)
             for (int c = 0; c < nc; c++) {
@@ -267,7 +272,9 @@ void attn_accumulate(float ov[BR][DVP], float s[BR][BC], TILE_SPACE float *vt)
     for (int r = 0; r < BR; r += RB)
         for (int d = 0; d < DVP / VW; d++) {
 #define ATTN_DECL(i) VVW acc##i = VLOAD_VW(d, ov[r + i]);
-#define ATTN_STEP(i) acc##i = fma((VVW)(s[r + i][c]), vv, acc##i);
+#define ATTN_STEP(i)                                                                       \
+    if (!ATTN_P_HIDDEN(s[r + i][c]))                                                       \
+        acc##i = fma((VVW)(s[r + i][c]), vv, acc##i);
 #define ATTN_PUT(i) VSTORE_VW(acc##i, d, ov[r + i]);
             ATTN_EACH_ROW(ATTN_DECL)
             for (int c = 0; c < BC; c++) {
@@ -283,7 +290,9 @@ void attn_accumulate(float ov[BR][DVP], float s[BR][BC], TILE_SPACE float *vt)
 
 /* Online softmax over one tile of scores: running max m, running sum l, accumulators
  * rescaled; s becomes the probabilities. A row that has seen only -inf keeps m = -inf and
- * uses 0 as its shift, so p = 0, never NaN. */
+ * uses 0 as its shift, so p = 0, never NaN. A hidden key (score -inf) gets p = -0 and the
+ * products with V skip it (0 * NaN in its V row must not reach the row); a visible key whose
+ * p underflows to +0 still multiplies its V row, as in the reference. */
 void attn_softmax_tile(float s[BR][BC], float ov[BR][DVP], float m[BR], float l[BR])
 {
     for (int r = 0; r < BR; r++) {
@@ -291,6 +300,7 @@ void attn_softmax_tile(float s[BR][BC], float ov[BR][DVP], float m[BR], float l[
         float mn = fmax(m[r], HMAX_BC(sv));
         float shift = mn == -INFINITY ? 0.0f : mn;
         VBC p = exp(sv - shift);
+        p = select(p, (VBC)(-0.0f), isequal(sv, (VBC)(-INFINITY)));
         float alpha = exp(m[r] - shift);
         l[r] = l[r] * alpha + HSUM_BC(p);
         m[r] = mn;
