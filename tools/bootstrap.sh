@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(gcc pkg-config meson ninja-build check libblis-openmp-dev ocl-icd-opencl-dev
-      opencl-headers pocl-opencl-icd libcjson-dev libxxhash-dev)
+      opencl-headers pocl-opencl-icd oclgrind libcjson-dev libxxhash-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,6 +1,8 @@
 /* ocl_backend.c - the "opencl" backend: option parsing, context/queue setup on the selected
  * device, device-resident buffers (buf->impl is a cl_mem), and the public queries of
  * attn_opencl.h about an open backend. */
+/* clCreateCommandQueue, for platforms of OpenCL 1.x (create_context). */
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
 #include "ocl_internal.h"
 
 #include <stdio.h>
@@ -109,6 +111,15 @@ static void cl_close(attn_backend *be)
     be->impl = NULL;
 }
 
+/* Major version of "OpenCL <major>.<minor> <vendor text>" (1 if unreadable). */
+static int platform_major(const char *version)
+{
+    int major = 1, minor = 0;
+    if (sscanf(version, "OpenCL %d.%d", &major, &minor) != 2)
+        major = 1;
+    return major;
+}
+
 static attn_status create_context(attn_cl_backend *cb)
 {
     cl_int err;
@@ -116,8 +127,15 @@ static attn_status create_context(attn_cl_backend *cb)
                                      0};
     cb->ctx = clCreateContext(props, 1, &cb->device, NULL, NULL, &err);
     ATTN_CL_TRY(err, "clCreateContext");
-    cb->queue = clCreateCommandQueueWithProperties(cb->ctx, cb->device, NULL, &err);
-    ATTN_CL_TRY(err, "clCreateCommandQueueWithProperties");
+    /* clCreateCommandQueueWithProperties is OpenCL 2.0: a 1.2 platform's dispatch table may
+     * not have it (the ICD loader then calls nothing sane), so 1.x platforms get the 1.2 call. */
+    if (platform_major(cb->info.platform_version) >= 2) {
+        cb->queue = clCreateCommandQueueWithProperties(cb->ctx, cb->device, NULL, &err);
+        ATTN_CL_TRY(err, "clCreateCommandQueueWithProperties");
+    } else {
+        cb->queue = clCreateCommandQueue(cb->ctx, cb->device, 0, &err);
+        ATTN_CL_TRY(err, "clCreateCommandQueue");
+    }
     return ATTN_OK;
 }
 
