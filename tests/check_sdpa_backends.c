@@ -1,6 +1,7 @@
 /* check_sdpa_backends.c - every backend of this build (ref, cpu, opencl) on the same SDPA case
  * families through the one shared fixture (sdpa_fixture.h): a sampled grid over every axis,
- * windows, masks and dtypes, tile edges, decode shapes with odd head dims; host memory, and
+ * windows, masks and dtypes, tile edges, decode shapes with odd head dims, non-finite inputs
+ * behind seen and hidden keys (docs/semantics.md); host memory, and
  * device memory (attn_buffer with guard zones) on the backends that have it. Under sanitizers
  * (ATTN_TEST_QUICK=1) every fourth case runs. A backend this build or machine lacks is skipped
  * with its reason. */
@@ -54,7 +55,8 @@ static const struct {
     attn_sdpa_case (*make)(int);
 } families[] = {{sdpa_fx_grid_count, sdpa_fx_grid},     {sdpa_fx_windows_count, sdpa_fx_windows},
                 {sdpa_fx_masks_count, sdpa_fx_masks},   {sdpa_fx_edges_count, sdpa_fx_edges},
-                {sdpa_fx_decode_count, sdpa_fx_decode}};
+                {sdpa_fx_decode_count, sdpa_fx_decode},
+                {sdpa_fx_special_count, sdpa_fx_special}};
 enum { N_FAMILIES = sizeof families / sizeof families[0] };
 
 /* _i = family * N_RUNS + run */

@@ -209,3 +209,30 @@ attn_sdpa_case sdpa_fx_decode(int n)
     }
     return c;
 }
+
+int sdpa_fx_special_count(void)
+{
+    return 3 * 8;
+}
+
+/* Non-finite inputs (attn_sdpa_case.special) behind every way a key is hidden or seen: the
+ * causal band (prefill tiles partly visible), a window, boolean and -inf additive masks, a
+ * visible key whose probability underflows; prefill and decode, KV-cache views, f16 V. */
+attn_sdpa_case sdpa_fx_special(int k)
+{
+    static const int specials[] = {ATTN_SPECIAL_V_NONFINITE, ATTN_SPECIAL_V_UNDERFLOW,
+                                   ATTN_SPECIAL_QK_NAN};
+    const int shape = k % 8;
+    attn_sdpa_case c = sdpa_fx_case(shape % 2 ? 2 : 70, shape < 4 ? 200 : 700, 40);
+    c.special = specials[k / 8];
+    c.hq = 4;
+    c.hkv = 2;
+    c.causal = shape % 4 < 2;
+    c.wl = shape == 2 ? 60 : -1;
+    c.align = shape == 1 ? ATTN_ALIGN_TOP_LEFT : ATTN_ALIGN_BOTTOM_RIGHT;
+    c.mask_add = ATTN_MDIM_B | ATTN_MDIM_S | ATTN_MDIM_H;
+    c.mask_bool = shape % 3 == 0 ? ATTN_MDIM_S : ATTN_MASK_NONE;
+    c.layout = shape >= 6 ? ATTN_LAYOUT_CACHE : ATTN_LAYOUT_BSHD;
+    c.dt_kv = shape == 5 ? ATTN_F16 : ATTN_F32;
+    return c;
+}

@@ -50,5 +50,7 @@ int sdpa_fx_edges_count(void);
 attn_sdpa_case sdpa_fx_edges(int k);     /* sizes at tile boundaries +- 1 */
 int sdpa_fx_decode_count(void);
 attn_sdpa_case sdpa_fx_decode(int k);    /* Sq 1..4 over long KV, odd head dims */
+int sdpa_fx_special_count(void);
+attn_sdpa_case sdpa_fx_special(int k);   /* non-finite inputs, seen and hidden keys */
 
 #endif /* ATTN_SDPA_FIXTURE_H_ */
