@@ -24,35 +24,57 @@ attn_sdpa_case sdpa_fx_case(int64_t sq, int64_t skv, int64_t d)
     return c;
 }
 
-attn_result sdpa_fx_run(const sdpa_fx *x, const attn_sdpa_case *c)
+attn_sdpa_case sdpa_fx_parse(const char *name)
+{
+    attn_case ac;
+    char err[200];
+    ck_assert_msg(attn_case_parse(name, &ac, err, sizeof err) == 0, "%s: %s", name, err);
+    ck_assert_msg(ac.op == attn_tool_op_find("sdpa")->conform, "%s: not an sdpa case", name);
+    attn_sdpa_case c;
+    memcpy(&c, attn_case_cdata(&ac), sizeof c);
+    return c;
+}
+
+attn_result sdpa_fx_run_on(attn_backend *be, const sdpa_fx *x, const attn_sdpa_case *c)
 {
     attn_case ac;
     memset(&ac, 0, sizeof ac);
     ac.op = attn_tool_op_find("sdpa")->conform;
     memcpy(attn_case_data(&ac), c, sizeof *c);
-    attn_backend *be = NULL;
     attn_result r;
-    ck_assert_msg(attn_backend_open(x->backend, x->options, &be) == ATTN_OK, "%s: %s",
-                  x->backend, attn_last_error());
     const attn_conform_opts o = {.seed = x->seed ? x->seed : FX_SEED,
                                  .device_mem = x->device_mem,
                                  .repeat = 1,
                                  .inputs = x->inputs,
                                  .inputs_ctx = x->inputs_ctx};
     attn_conform_case(be, &ac, &o, x->outputs, x->outputs_ctx, &r);
+    return r;
+}
+
+attn_result sdpa_fx_run(const sdpa_fx *x, const attn_sdpa_case *c)
+{
+    attn_backend *be = NULL;
+    ck_assert_msg(attn_backend_open(x->backend, x->options, &be) == ATTN_OK, "%s: %s",
+                  x->backend, attn_last_error());
+    attn_result r = sdpa_fx_run_on(be, x, c);
     attn_backend_close(be);
     return r;
 }
 
-void sdpa_fx_expect_pass(const sdpa_fx *x, const attn_sdpa_case *c)
+void sdpa_fx_assert_pass(const sdpa_fx *x, const attn_result *r)
 {
-    attn_result r = sdpa_fx_run(x, c);
     /* MISTRUSTED (the trust gate: mostly masked rows) passed every other gate: a degenerate
      * shape is still a valid check of the exact zeros */
-    ck_assert_msg(r.status == ATTN_PASSED || r.status == ATTN_MISTRUSTED, "%s [%s%s%s, %s memory]: %s: %s | %s",
-                  attn_verdict_name(r.status), x->backend, x->options ? " " : "",
-                  x->options ? x->options : "", x->device_mem ? "device" : "host", r.name,
-                  r.reason, r.repro);
+    ck_assert_msg(r->status == ATTN_PASSED || r->status == ATTN_MISTRUSTED,
+                  "%s [%s%s%s, %s memory]: %s: %s | %s", attn_verdict_name(r->status),
+                  x->backend, x->options ? " " : "", x->options ? x->options : "",
+                  x->device_mem ? "device" : "host", r->name, r->reason, r->repro);
+}
+
+void sdpa_fx_expect_pass(const sdpa_fx *x, const attn_sdpa_case *c)
+{
+    const attn_result r = sdpa_fx_run(x, c);
+    sdpa_fx_assert_pass(x, &r);
 }
 
 void sdpa_fx_set(attn_conf_data *d, const char *name, int64_t i0, int64_t i1, int64_t i2,

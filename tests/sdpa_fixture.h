@@ -30,9 +30,15 @@ typedef struct sdpa_fx {
 
 /* Run one case on x's backend (opened for the call) and return the harness's result. */
 attn_result sdpa_fx_run(const sdpa_fx *x, const attn_sdpa_case *c);
+/* The same on an open backend (x->backend and x->options unused). */
+attn_result sdpa_fx_run_on(attn_backend *be, const sdpa_fx *x, const attn_sdpa_case *c);
+/* A case from its conformance name ("sdpa b1 sq17 ..."); fails the test on a bad name. */
+attn_sdpa_case sdpa_fx_parse(const char *name);
 /* Run it and fail the test unless it PASSED (the message names the case, the reason and the
  * repro command). */
 void sdpa_fx_expect_pass(const sdpa_fx *x, const attn_sdpa_case *c);
+/* Fail the test unless r PASSED (or was only MISTRUSTED by the trust gate). */
+void sdpa_fx_assert_pass(const sdpa_fx *x, const attn_result *r);
 
 /* Set element [i0, i1, i2, i3] of the named tensor's host view to x (rounded to its dtype;
  * u8 masks take x != 0). For input hooks. */
