@@ -40,7 +40,7 @@ for src in "$fuzz"/fuzz_*.c; do
     t=$(basename "$src" .c)
     t=${t#fuzz_}
     mkdir -p "$work/$t/corpus" "$work/$t/crash"
-    cp "$fuzz/corpus/$t/"* "$work/$t/corpus/"
+    [ -d "$fuzz/corpus/$t" ] && cp "$fuzz/corpus/$t/"* "$work/$t/corpus/"
     opts=(-max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=10 -print_final_stats=1
           -artifact_prefix="$work/$t/crash/")
     [ -f "$fuzz/$t.dict" ] && opts+=(-dict="$fuzz/$t.dict")
