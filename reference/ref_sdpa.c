@@ -59,12 +59,14 @@ static inline double r_log(attn_ref_precision prec, double x)
  * helpers (ref_flash.c uses attn_band, so the flash-vs-naive tests check it). */
 static int ref_visible(const attn_sdpa_problem *p, int64_t b, int64_t i, int64_t h, int64_t j)
 {
-    int64_t pos = i + p->q_offset;
-    if (p->window_left >= 0 && j < pos - p->window_left)
+    /* Distance of key j behind the query (negative: ahead), compared with the windows as is:
+     * pos - window_left or pos + window_right could overflow for windows near INT64_MAX. */
+    int64_t past = i + p->q_offset - j;
+    if (p->window_left >= 0 && past > p->window_left)
         return 0; /* further in the past than the left window */
-    if (p->causal && j > pos)
+    if (p->causal && past < 0)
         return 0; /* in the future (validation also sets window_right = 0) */
-    if (p->window_right >= 0 && j > pos + p->window_right)
+    if (p->window_right >= 0 && -past > p->window_right)
         return 0; /* further in the future than the right window */
     if (p->mask_bool.t != NULL &&
         attn_load_f64(p->mask_bool.ptr, ATTN_U8, attn_at(&p->mask_bool, b, i, h, j)) == 0.0)
@@ -245,9 +247,14 @@ static int ref_thread_num(void)
 #endif
 }
 
+/* Scratch doubles of one row; INT64_MAX when that overflows (then allocation fails). */
 static int64_t ref_row_doubles(const attn_sdpa_problem *p)
 {
-    return p->Dk + p->Skv + 2 * p->Dv;
+    int64_t n;
+    if (__builtin_add_overflow(p->Dk, p->Skv, &n) || __builtin_add_overflow(n, p->Dv, &n) ||
+        __builtin_add_overflow(n, p->Dv, &n))
+        return INT64_MAX;
+    return n;
 }
 
 static ref_row ref_row_at(const attn_sdpa_problem *p, double *scratch, int t)
@@ -265,16 +272,16 @@ attn_status attn_ref_sdpa(const attn_sdpa_problem *p, attn_ref_precision prec, d
 {
     const int nthreads = ref_max_threads();
     ref_kv kv;
-    kv.kt = malloc(sizeof(double) * (size_t)(p->Skv * p->Dk));
-    kv.v = malloc(sizeof(double) * (size_t)(p->Skv * p->Dv));
-    double *scratch = malloc(sizeof(double) * (size_t)(nthreads * ref_row_doubles(p)));
+    kv.kt = attn_ref_alloc(p->Skv, p->Dk);
+    kv.v = attn_ref_alloc(p->Skv, p->Dv);
+    double *scratch = attn_ref_alloc(nthreads, ref_row_doubles(p));
     if (!kv.kt || !kv.v || !scratch) {
         free(kv.kt);
         free(kv.v);
         free(scratch);
-        return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref: cannot allocate %lld bytes of scratch",
-                         (long long)(8 * (p->Skv * (p->Dk + p->Dv) +
-                                          nthreads * ref_row_doubles(p))));
+        return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref: cannot allocate %.3g bytes of scratch",
+                         8.0 * ((double)p->Skv * ((double)p->Dk + (double)p->Dv) +
+                                nthreads * (double)ref_row_doubles(p)));
     }
 
     for (int64_t b = 0; b < p->B; b++) {
@@ -283,8 +290,11 @@ attn_status attn_ref_sdpa(const attn_sdpa_problem *p, attn_ref_precision prec, d
             /* every (query head of this KV head, query row) pair is independent; tiny heads
              * stay on one thread, where starting a team would cost more than the work */
             const int64_t rows = p->group * p->Sq;
-            const int threaded = rows > 1 && rows * p->Skv * (p->Dk + p->Dv) >= (1 << 16);
+#ifdef _OPENMP
+            const int threaded = rows > 1 && (double)rows * (double)p->Skv *
+                                                  ((double)p->Dk + (double)p->Dv) >= 65536.0;
 #pragma omp parallel for schedule(dynamic, 4) num_threads(nthreads) if (threaded)
+#endif
             for (int64_t x = 0; x < rows; x++) {
                 const int64_t h = g * p->group + x / p->Sq;
                 const int64_t i = x % p->Sq;

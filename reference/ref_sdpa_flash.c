@@ -168,13 +168,13 @@ attn_status attn_ref_flash(const attn_sdpa_problem *p, int64_t br, int64_t bc, d
         bc = p->Skv;
 
     flash_tile t;
-    t.Q = malloc(sizeof(double) * (size_t)(br * p->Dk));
-    t.K = malloc(sizeof(double) * (size_t)(bc * p->Dk));
-    t.V = malloc(sizeof(double) * (size_t)(bc * p->Dv));
-    t.S = malloc(sizeof(double) * (size_t)(br * bc));
-    t.O = malloc(sizeof(double) * (size_t)(br * p->Dv));
-    t.m = malloc(sizeof(double) * (size_t)br);
-    t.l = malloc(sizeof(double) * (size_t)br);
+    t.Q = attn_ref_alloc(br, p->Dk);
+    t.K = attn_ref_alloc(bc, p->Dk);
+    t.V = attn_ref_alloc(bc, p->Dv);
+    t.S = attn_ref_alloc(br, bc);
+    t.O = attn_ref_alloc(br, p->Dv);
+    t.m = attn_ref_alloc(br, 1);
+    t.l = attn_ref_alloc(br, 1);
     attn_status st = ATTN_OK;
     if (!t.Q || !t.K || !t.V || !t.S || !t.O || !t.m || !t.l) {
         st = attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref_flash: cannot allocate tiles of %lldx%lld",

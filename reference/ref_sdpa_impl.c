@@ -26,14 +26,14 @@ static attn_status ref_sdpa_run(attn_backend *be, const void *problem)
 {
     const attn_sdpa_problem *p = problem;
     (void)be;
-    const size_t n_out = (size_t)(p->B * p->Sq * p->Hq * p->Dv);
-    const size_t n_lse = (size_t)(p->B * p->Hq * p->Sq);
-    double *out = malloc(sizeof(double) * n_out);
-    double *lse = p->lse.t != NULL ? malloc(sizeof(double) * n_lse) : NULL;
+    /* out's element count fits int64 (validation), the lse rows are fewer */
+    const int64_t rows = p->B * p->Sq * p->Hq;
+    double *out = attn_ref_alloc(rows, p->Dv);
+    double *lse = p->lse.t != NULL ? attn_ref_alloc(rows, 1) : NULL;
     attn_status st;
     if (out == NULL || (p->lse.t != NULL && lse == NULL))
-        st = attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref: cannot allocate %zu bytes for results",
-                       sizeof(double) * (n_out + n_lse));
+        st = attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref: cannot allocate %.3g bytes for results",
+                       8.0 * (double)rows * ((double)p->Dv + 1.0));
     else
         st = attn_ref_sdpa(p, ATTN_REF_F64, out, lse, NULL);
     if (st == ATTN_OK)

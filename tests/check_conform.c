@@ -60,13 +60,36 @@ START_TEST(names_parse_forms)
     const char *bad[] = {"sdpa sq0", "foo", "dt=f17", "sdpa dt=f17", "sdpa dt=f16:f32",
                          "sdpa mask_add=x", "sdpa mask_add=bb", "sdpa causal=xx", "sdpa wl=-2",
                          "sdpa cap=-1", "sdpa layout=nchw", "sdpa skv12x", "", "sdpa lse=1",
-                         "b1 sq1 skv1 sdpa", "sdpa sdpa"};
+                         "b1 sq1 skv1 sdpa", "sdpa sdpa",
+                         /* 0 in float, subnormal (its %.9g spelling does not parse back) */
+                         "sdpa scale=1e-300", "sdpa cap=0x1p-1074", "sdpa cap=1e-31",
+                         "sdpa scale=-1e31"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(attn_case_parse(bad[i], &c, err, sizeof err) == -1, "accepted '%s'",
                       bad[i]);
     /* the first token names the op */
     ck_assert_int_eq(attn_case_parse("b1 sq3 sdpa", &c, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "starts with its op"));
+}
+END_TEST
+
+/* The longest canonical name (every size 2^40, every option at its longest) fits the tool's name
+ * buffers and round-trips: it was truncated before (tests/fuzz/regressions/cases/). */
+START_TEST(names_longest_fits)
+{
+    const char *longest = "sdpa b1099511627776 sq1099511627776 skv1099511627776 hq1099511627776 "
+                          "hkv1099511627776 dk1099511627776 dv1099511627776 causal=tl "
+                          "wl=1099511627776 wr=1099511627776 cap=1.23456789e-29 "
+                          "scale=-1.23456789e-29 mask_add=bsh mask_bool=bsh dt=bf16:bf16:bf16 "
+                          "layout=cache fill=stress lse";
+    attn_case c, back;
+    char a[ATTN_CASE_NAME_MAX], b[ATTN_CASE_NAME_MAX], err[200];
+    ck_assert_msg(attn_case_parse(longest, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_lt(attn_case_format(&c, a, sizeof a), (int)sizeof a);
+    ck_assert_str_eq(a, longest);
+    ck_assert_msg(attn_case_parse(a, &back, err, sizeof err) == 0, "%s", err);
+    attn_case_format(&back, b, sizeof b);
+    ck_assert_str_eq(a, b);
 }
 END_TEST
 
@@ -638,6 +661,7 @@ int main(void)
     TCase *names = tcase_create("names");
     tcase_add_test(names, names_round_trip);
     tcase_add_test(names, names_parse_forms);
+    tcase_add_test(names, names_longest_fits);
     tcase_add_test(names, quick_list_covers_features);
     suite_add_tcase(s, names);
     TCase *runs = tcase_create("runs");

@@ -222,6 +222,51 @@ START_TEST(header_fortran_order)
 }
 END_TEST
 
+/* Empty arrays are judged as NumPy does, whatever the order of the dims: the nonzero dims'
+ * product must fit (an empty array whose other dims overflow was accepted when the zero came
+ * first, and computing its strides overflowed; tests/fuzz/regressions/npy/). */
+START_TEST(empty_array_huge_dims)
+{
+    static const char *const huge[] = {
+        "{'descr':'|u1','fortran_order':False,'shape':(0,1099511627776,1099511627776,16777216)}",
+        "{'descr':'|u1','fortran_order':True,'shape':(16777216,1099511627776,1099511627776,0)}"};
+    char err[ATTN_NPY_ERRLEN];
+    attn_npy a;
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(parse_hdr(1, huge[k], NULL, 0, &a, err), -1);
+        ck_assert_msg(strstr(err, "overflows"), "%s", err);
+        ck_assert_ptr_null(a.data);
+    }
+    ck_assert_msg(parse_hdr(1, "{'descr':'|u1','fortran_order':True,'shape':(0,1099511627776,"
+                               "1048576)}", NULL, 0, &a, err) == 0, "%s", err);
+    ck_assert_int_eq(a.count, 0);
+    ck_assert_int_eq(a.stride[0], 1);
+    ck_assert_int_eq(a.stride[1], 0);
+    ck_assert_int_eq(a.stride[2], 0);
+    attn_npy_free(&a);
+}
+END_TEST
+
+/* attn_npy_parse_owned, the file reader's path, takes the buffer over: it becomes the data on
+ * success and is freed on error (LeakSanitizer checks that under the sanitizer build). */
+START_TEST(parse_owned)
+{
+    size_t len;
+    float x[2] = {1.5f, -2.0f};
+    char err[ATTN_NPY_ERRLEN];
+    attn_npy a;
+    unsigned char *img = make_npy(2, "{'descr':'<f4','fortran_order':False,'shape':(2,)}", x, 8,
+                                  &len);
+    ck_assert_msg(attn_npy_parse_owned(img, len, &a, err) == 0, "%s", err);
+    ck_assert_int_eq(a.count, 2);
+    ck_assert(memcmp(a.data, x, sizeof x) == 0);
+    attn_npy_free(&a);
+    img = make_npy(2, "{'descr':'<f4','fortran_order':False,'shape':(3,)}", x, 8, &len);
+    ck_assert(attn_npy_parse_owned(img, len, &a, err) < 0 && strstr(err, "truncated data"));
+    ck_assert_ptr_null(a.data);
+}
+END_TEST
+
 START_TEST(header_byte_orders)
 {
     char err[ATTN_NPY_ERRLEN];
@@ -954,6 +999,8 @@ static Suite *npy_suite(void)
     tcase_add_test(t, written_header_text);
     tcase_add_test(t, header_edge_cases);
     tcase_add_test(t, header_fortran_order);
+    tcase_add_test(t, empty_array_huge_dims);
+    tcase_add_test(t, parse_owned);
     tcase_add_test(t, header_byte_orders);
     tcase_add_loop_test(t, malformed_headers, 0,
                         (int)(sizeof bad_headers / sizeof bad_headers[0]));

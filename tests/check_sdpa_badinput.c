@@ -141,6 +141,8 @@ static void m_buffer_foreign(setup *s)
     }
 }
 static void m_misaligned(setup *s) { s->q.data = (char *)s->qd + 2; }
+/* data + offset + extent fits size_t but wraps the address space (accepted before). */
+static void m_offset_wraps(setup *s) { s->q.offset = SIZE_MAX - 4095; }
 static void m_offset_misaligned(setup *s) { s->v.offset = 3; }
 
 typedef struct bad_case {
@@ -192,6 +194,7 @@ static const bad_case table[] = {
     {"buffer of another backend", m_buffer_foreign, ATTN_ERR_BUFFER},
     {"misaligned data pointer", m_misaligned, ATTN_ERR_INVALID_ARGUMENT},
     {"misaligned byte offset", m_offset_misaligned, ATTN_ERR_INVALID_ARGUMENT},
+    {"host view wraps the address space", m_offset_wraps, ATTN_ERR_OVERFLOW},
 };
 enum { N_CASES = sizeof table / sizeof table[0] };
 
@@ -310,6 +313,54 @@ START_TEST(mask_axes_and_key_broadcast)
 }
 END_TEST
 
+/* Windows that hide no key, up to INT64_MAX, give exactly the unlimited result on every backend
+ * (a position plus such a window overflowed before); one key less than that hides a key. */
+START_TEST(huge_windows_are_unlimited)
+{
+    if (!available(backends[_i]))
+        return;
+    setup *s = malloc(sizeof *s), *w = malloc(sizeof *w);
+    ck_assert(s && w);
+    make_valid(s, backends[_i]);
+    make_valid(w, backends[_i]);
+    w->d.window_left = INT64_MAX;
+    w->d.window_right = INT64_MAX - 1;
+    ck_assert_int_eq(call(s), ATTN_OK);
+    ck_assert_msg(call(w) == ATTN_OK, "%s", attn_last_error());
+    ck_assert(memcmp(s->outd, w->outd, sizeof s->outd) == 0);
+    ck_assert(memcmp(s->lsed, w->lsed, sizeof s->lsed) == 0);
+    w->d.window_left = SKV - 2; /* the last query (position SKV - 1) no longer sees key 0 */
+    w->d.window_right = -1;
+    ck_assert_int_eq(call(w), ATTN_OK);
+    ck_assert(memcmp(s->outd, w->outd, sizeof s->outd) != 0);
+    teardown_setup(s);
+    teardown_setup(w);
+    free(s);
+    free(w);
+}
+END_TEST
+
+/* Broadcast (stride 0) inputs may describe more elements than any memory holds: the reference
+ * reports ATTN_ERR_OUT_OF_MEMORY instead of allocating a size that wrapped around size_t (and
+ * writing past it, as it did before). */
+START_TEST(ref_broadcast_beyond_memory)
+{
+    attn_backend *be;
+    ck_assert_int_eq(attn_backend_open("ref", NULL, &be), ATTN_OK);
+    float one = 1.0f, out[1] = {0};
+    const int64_t D = (int64_t)1 << 60; /* 4 keys x D doubles overflow size_t; strides all 0 */
+    attn_tensor q = {.data = &one, .dtype = ATTN_F32, .shape = {1, 1, 1, D}};
+    attn_tensor k = {.data = &one, .dtype = ATTN_F32, .shape = {1, 4, 1, D}};
+    attn_tensor v = {.data = &one, .dtype = ATTN_F32, .shape = {1, 4, 1, 1}};
+    attn_tensor o = attn_tensor_bshd(out, ATTN_F32, 1, 1, 1, 1);
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    ck_assert_int_eq(attn_sdpa_forward(be, &d, &q, &k, &v, &o, NULL), ATTN_ERR_OUT_OF_MEMORY);
+    ck_assert_ptr_nonnull(strstr(attn_last_error(), "allocate"));
+    ck_assert(out[0] == 0.0f);
+    attn_backend_close(be);
+}
+END_TEST
+
 START_TEST(backend_errors)
 {
     attn_backend *be = (attn_backend *)0x1;
@@ -342,6 +393,8 @@ int main(void)
     tcase_add_loop_test(tc, valid_call_runs, 0, N_BACKENDS);
     tcase_add_loop_test(tc, zero_size_is_empty, 0, N_BACKENDS);
     tcase_add_test(tc, mask_axes_and_key_broadcast);
+    tcase_add_loop_test(tc, huge_windows_are_unlimited, 0, N_BACKENDS);
+    tcase_add_test(tc, ref_broadcast_beyond_memory);
     tcase_add_test(tc, backend_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

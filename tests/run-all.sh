@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # run-all.sh - the whole test suite: every Check suite on a release build (including the full
 # conformance suite on the cpu backend), then again under AddressSanitizer + UBSan (conformance
-# reduced to its --quick subset there, see docs/conformance.md), then the reference-only build.
-# Installs what is missing.
+# reduced to its --quick subset there, see docs/conformance.md), then the reference-only build,
+# then a bounded run of the fuzz harnesses. Installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +17,7 @@ ATTN_TEST_QUICK=1 meson test -C build-asan --print-errorlogs --num-processes 1
 # The reference-only build (no BLIS, no OpenCL): what a reader without either can build.
 bash tools/bootstrap.sh build-ref -Dcpu=disabled -Dopencl=disabled
 meson test -C build-ref --print-errorlogs --num-processes 1
-echo "all test suites passed (release, ASan+UBSan and reference-only builds)"
+# The libFuzzer harnesses (clang, reference-only): every committed regression and seed input
+# once, then 45 s of fuzzing per target on a copy of its seed corpus (docs/fuzzing.md).
+bash tests/fuzz/run.sh 45
+echo "all test suites passed (release, ASan+UBSan and reference-only builds, fuzzing)"

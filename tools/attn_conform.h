@@ -82,7 +82,9 @@ int attn_conf_gold_alloc(attn_conf_gold *g, int64_t n, int zero_map);
 struct attn_conform_driver;
 
 #define ATTN_CASE_DATA_MAX 256
-#define ATTN_CASE_NAME_MAX 256
+/* Room for the longest canonical name of any op and its NUL: sdpa's is 276 characters (every
+ * size 2^40, every option at its longest; check_conform.c formats it). */
+#define ATTN_CASE_NAME_MAX 384
 
 /* A case of any op: its driver and the driver's case struct. */
 typedef struct attn_case {

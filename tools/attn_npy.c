@@ -314,19 +314,25 @@ static int parse_preamble(const unsigned char *b, size_t len, npy_header *h, siz
     return scan_header((const char *)b + pre, hlen, h, err);
 }
 
-/* Count of elements and data bytes, checked for overflow. */
+/* Count of elements and data bytes. As in NumPy, the product of the nonzero dims (times the item
+ * size) must fit whatever the order of the dims, and a zero dim makes the array empty; so no
+ * partial product of the shape (a stride) overflows either. */
 static int shape_size(const npy_header *h, int64_t *count, size_t *bytes, char *err)
 {
     int64_t n = 1;
-    for (int d = 0; d < h->ndim; d++)
-        if (__builtin_mul_overflow(n, h->shape[d], &n))
+    int empty = 0;
+    for (int d = 0; d < h->ndim; d++) {
+        if (h->shape[d] == 0)
+            empty = 1;
+        else if (__builtin_mul_overflow(n, h->shape[d], &n))
             return fail(err, "shape product overflows");
+    }
     size_t b;
     if ((uint64_t)n > SIZE_MAX || __builtin_mul_overflow((size_t)n, attn_npy_dtype_size(h->dtype),
                                                          &b))
         return fail(err, "array size overflows");
-    *count = n;
-    *bytes = b;
+    *count = empty ? 0 : n;
+    *bytes = empty ? 0 : b;
     return 0;
 }
 
@@ -341,19 +347,15 @@ static void byteswap(void *data, int64_t count, size_t size)
         }
 }
 
+/* Element strides of the memory order, from the fastest dim on: partial products of the shape
+ * (no overflow, see shape_size). */
 static void set_strides(attn_npy *a)
 {
     int64_t s = 1;
-    if (a->fortran_order) {
-        for (int d = 0; d < a->ndim; d++) {
-            a->stride[d] = s;
-            s *= a->shape[d];
-        }
-    } else {
-        for (int d = a->ndim - 1; d >= 0; d--) {
-            a->stride[d] = s;
-            s *= a->shape[d];
-        }
+    for (int k = 0; k < a->ndim; k++) {
+        int d = a->fortran_order ? k : a->ndim - 1 - k;
+        a->stride[d] = s;
+        s *= a->shape[d];
     }
 }
 
@@ -411,6 +413,11 @@ int attn_npy_parse(const void *buf, size_t len, attn_npy *a, char *err)
     return decode((unsigned char *)buf, len, 0, a, err);
 }
 
+int attn_npy_parse_owned(void *buf, size_t len, attn_npy *a, char *err)
+{
+    return decode(buf, len, 1, a, err);
+}
+
 /* Whole file into memory; works for pipes too (no size query). */
 static int read_all(FILE *f, unsigned char **out, size_t *len)
 {
@@ -453,7 +460,7 @@ int attn_npy_load(const char *path, attn_npy *a, char *err)
     if (rc)
         return fail(err, "%s: read error: %s", path, strerror(saved));
     char msg[ATTN_NPY_ERRLEN];
-    if (decode(buf, len, 1, a, msg))
+    if (attn_npy_parse_owned(buf, len, a, msg))
         return fail(err, "%s: %s", path, msg);
     return 0;
 }

@@ -40,7 +40,10 @@ size_t attn_npy_dtype_size(attn_npy_dtype t);
  * swapped to native order); returns 0. On any malformation returns -1, leaves *a empty and puts
  * a readable message in err (ATTN_NPY_ERRLEN bytes). Never reads outside buf[0, len). */
 int attn_npy_parse(const void *buf, size_t len, attn_npy *a, char *err);
-/* Read a .npy file; same contract, messages prefixed with the path. */
+/* The same, taking over buf (malloc'd, len bytes): on success the data is moved to its front and
+ * it becomes a->data (so a big file is never held twice); on error it is freed. */
+int attn_npy_parse_owned(void *buf, size_t len, attn_npy *a, char *err);
+/* Read a .npy file (through attn_npy_parse_owned); messages prefixed with the path. */
 int attn_npy_load(const char *path, attn_npy *a, char *err);
 /* Write data (count elements of dtype t, C order, native = little-endian) as a version 1.0 file
  * with a 64-byte aligned header. Returns 0, or -1 with a message. */

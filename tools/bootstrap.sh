@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 
 pkgs=(gcc pkg-config meson ninja-build check libblis-openmp-dev ocl-icd-opencl-dev
       opencl-headers pocl-opencl-icd oclgrind libcjson-dev libxxhash-dev)
+# A fuzzing build (-Dfuzz=true, tests/fuzz/) needs clang and its runtime libraries (libFuzzer,
+# the sanitizers), which Debian 12's clang only recommends.
+for opt in "${@:2}"; do
+    [ "$opt" = -Dfuzz=true ] && pkgs+=(clang libclang-rt-dev)
+done
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

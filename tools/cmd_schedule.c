@@ -31,9 +31,9 @@ static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t *out)
 
 static int parse(int argc, char **argv, sched_opts *o)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t v;
+        int64_t v = 0;
         int rc = 0;
         if (strcmp(a, "--help") == 0) {
             printf("usage: attn schedule [--preset gemma2|gemma3|rattention|mistral|global]\n"
@@ -67,7 +67,6 @@ static int parse(int argc, char **argv, sched_opts *o)
         }
         if (rc)
             return -1;
-        i++;
     }
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "attn_cases.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,17 @@ static int parse_size(const char *tok, attn_sdpa_case *c)
     return 0;
 }
 
+/* cap=X, scale=X: 0, or a magnitude in [1e-30, 1e30], normal in float (the descriptor's type)
+ * and in double, so the value runs as named and its canonical %.9g spelling parses back. */
+static int parse_factor(const char *val, double lo, double *out)
+{
+    double v;
+    if (attn_tok_real(val, lo, 1e30, &v) || (v != 0 && fabs(v) < 1e-30))
+        return -1;
+    *out = v;
+    return 0;
+}
+
 /* key=value tokens; returns 1 when consumed, 0 unknown key, -1 bad value. */
 static int parse_keyval(const char *key, const char *val, attn_sdpa_case *c)
 {
@@ -235,9 +247,9 @@ static int parse_keyval(const char *key, const char *val, attn_sdpa_case *c)
     if (strcmp(key, "wl") == 0 || strcmp(key, "wr") == 0)
         return attn_tok_int(val, -1, (int64_t)1 << 40, key[1] == 'l' ? &c->wl : &c->wr) ? -1 : 1;
     if (strcmp(key, "cap") == 0)
-        return attn_tok_real(val, 0, 1e30, &c->cap) ? -1 : 1;
+        return parse_factor(val, 0, &c->cap) ? -1 : 1;
     if (strcmp(key, "scale") == 0)
-        return attn_tok_real(val, -1e30, 1e30, &c->scale) ? -1 : 1;
+        return parse_factor(val, -1e30, &c->scale) ? -1 : 1;
     if (strcmp(key, "mask_add") == 0)
         return parse_mask(val, &c->mask_add) ? -1 : 1;
     if (strcmp(key, "mask_bool") == 0)

@@ -14,9 +14,11 @@ static inline void attn_band_range(int64_t pos, int64_t window_left, int64_t win
                                    int64_t skv, int64_t *lo, int64_t *hi)
 {
     int64_t l = 0, h = skv;
-    if (window_left >= 0 && pos - window_left > l)
+    /* pos - window_left > 0 and pos + window_right + 1 < skv, written so that windows near
+     * INT64_MAX cannot overflow */
+    if (window_left >= 0 && pos > window_left)
         l = pos - window_left;
-    if (window_right >= 0 && pos + window_right + 1 < h)
+    if (window_right >= 0 && window_right < skv - 1 - pos)
         h = pos + window_right + 1;
     if (h < l)
         h = l;

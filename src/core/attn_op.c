@@ -39,8 +39,10 @@ static attn_status check_operands(const attn_backend *be, const attn_op_call *c)
     for (int i = 0; i < c->n; i++) {
         const attn_tensor *t = c->operand[i]->t;
         if (t && t->buffer && t->buffer->be != be)
-            return attn_fail(ATTN_ERR_BUFFER, "%s: buffer belongs to backend '%s', not '%s'",
-                             c->name[i], t->buffer->be->ops->name, be->ops->name);
+            return attn_fail(ATTN_ERR_BUFFER,
+                             "%s: buffer was allocated on another backend handle ('%s'), not on "
+                             "this call's ('%s')", c->name[i], t->buffer->be->ops->name,
+                             be->ops->name);
     }
     if (!be->ops->host_only)
         return ATTN_OK;

@@ -66,6 +66,12 @@ attn_status attn_view_check(const attn_tensor *t, const char *name, unsigned dty
                              dims[i], (long long)t->stride[i]);
     }
     ATTN_TRY(view_span(t, name, s));
+    /* A host view must be addressable: data + offset + extent may not wrap (computing the
+     * element pointer would overflow, and overlap checks would compare wrapped ranges). */
+    if (t->data && s->bytes > UINTPTR_MAX - (uintptr_t)t->data)
+        return attn_fail(ATTN_ERR_OVERFLOW,
+                         "%s: data + offset + extent (%zu bytes) wraps around the address space",
+                         name, s->bytes);
     if (t->buffer && s->bytes > t->buffer->size)
         return attn_fail(ATTN_ERR_BUFFER, "%s: view needs %zu bytes, buffer holds %zu", name,
                          s->bytes, t->buffer->size);

@@ -19,8 +19,8 @@ typedef struct attn_sdpa_problem {
     double softcap;       /* 0 = none */
     int causal;
     int64_t q_offset;     /* aligned position of query i is i + q_offset (0 or Skv - Sq) */
-    int64_t window_left;  /* -1 unlimited */
-    int64_t window_right; /* -1 unlimited; 0 when causal */
+    int64_t window_left;  /* -1 unlimited (also a window that hides no key of the problem) */
+    int64_t window_right; /* -1 unlimited (the same); 0 when causal */
     attn_operand q, k, v, out, lse, mask_add, mask_bool; /* lse/masks: t == NULL if absent */
 } attn_sdpa_problem;
 

@@ -98,6 +98,18 @@ static attn_status check_mask(const attn_tensor *m, const char *name, const attn
     return mask_dim_is_or_1(m, name, 3, Skv, "Skv");
 }
 
+/* A window that hides no key of this problem is the unlimited one (-1): backends then take their
+ * unbanded paths, and none adds a window near INT64_MAX to a position. The left window hides
+ * nothing when even the last query (aligned position q_offset + Sq - 1) sees key 0, the right
+ * one when even the first query (q_offset) sees key Skv - 1. Causal keeps window_right 0. */
+static void normalise_windows(attn_sdpa_problem *p)
+{
+    if (p->window_left >= p->q_offset + p->Sq - 1)
+        p->window_left = -1;
+    if (!p->causal && p->window_right >= p->Skv - 1 - p->q_offset)
+        p->window_right = -1;
+}
+
 attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
                                const attn_tensor *k, const attn_tensor *v,
                                const attn_tensor *out, const attn_tensor *lse,
@@ -160,6 +172,7 @@ attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
     p->q_offset = d->align == ATTN_ALIGN_BOTTOM_RIGHT ? p->Skv - p->Sq : 0;
     p->window_left = d->window_left;
     p->window_right = d->causal ? 0 : d->window_right;
+    normalise_windows(p);
     attn_operand_fill(&p->q, q);
     attn_operand_fill(&p->k, k);
     attn_operand_fill(&p->v, v);
