@@ -20,6 +20,38 @@ static int64_t pick_br(const attn_sdpa_problem *p, int threads)
     return br;
 }
 
+/* a * b + c, or -1 when it leaves int64 (sizes are non-negative). */
+static int64_t mul_add(int64_t a, int64_t b, int64_t c)
+{
+    int64_t r;
+    if (a < 0 || b < 0 || c < 0 || __builtin_mul_overflow(a, b, &r) ||
+        __builtin_add_overflow(r, c, &r))
+        return -1;
+    return r;
+}
+
+/* The scratch of either path is a few floats per (row, key) of a tile, per (key, dim) of a KV
+ * group and per (row, dim): bound it with checked arithmetic before any path sizes it, so a
+ * broadcast (stride-0) view describing more elements than memory can hold gets a clear status
+ * instead of a size that wrapped around. */
+static attn_status cpu_sdpa_supported(attn_backend *be, const void *problem)
+{
+    const attn_sdpa_problem *p = problem;
+    const int threads = ((const attn_cpu_state *)be->impl)->threads;
+    const int64_t d = p->Dk + p->Dv, rows = mul_add(p->group, p->Sq, 0);
+    int64_t n = mul_add(CPU_BR + CPU_BC, d, CPU_BR * CPU_BC);       /* one tile */
+    n = mul_add(n < 0 ? -1 : n, threads, 0);
+    n = n < 0 || rows < 0 ? -1 : mul_add(rows, d, n);             /* decode rows */
+    n = n < 0 ? -1 : mul_add(p->Skv, d, n);                       /* a KV group */
+    n = n < 0 ? -1 : mul_add(p->B * p->Hkv > 0 ? p->B : 0, p->Hkv, n);
+    if (n < 0 || n > (int64_t)1 << 58 || d < 0)
+        return attn_fail(ATTN_ERR_OUT_OF_MEMORY,
+                         "cpu: the problem's scratch (Sq %lld, Skv %lld, Dk %lld, Dv %lld) "
+                         "exceeds any memory", (long long)p->Sq, (long long)p->Skv,
+                         (long long)p->Dk, (long long)p->Dv);
+    return ATTN_OK;
+}
+
 static attn_status cpu_sdpa_run(attn_backend *be, const void *problem)
 {
     const attn_sdpa_problem *p = problem;
@@ -44,7 +76,7 @@ static void cpu_sdpa_impl_name(attn_backend *be, const void *problem, char *buf,
 }
 
 const attn_op_impl attn_cpu_sdpa_impl = {
-    .supported = NULL,
+    .supported = cpu_sdpa_supported,
     .run = cpu_sdpa_run,
     .impl_name = cpu_sdpa_impl_name,
 };
