@@ -56,7 +56,7 @@ static inline double r_log(attn_ref_precision prec, double x)
 /* Whether query i (batch b, head h) may see key j. The query sits at the aligned key position
  * pos = i + q_offset (0 for top-left, Skv - Sq for bottom-right alignment). Written out here on
  * purpose instead of using attn_band(): the ground truth must not share the fast backends'
- * helpers (ref_flash.c uses attn_band, so the flash-vs-naive tests check it). */
+ * helpers (ref_sdpa_flash.c uses attn_band, so the flash-vs-naive tests check it). */
 static int ref_visible(const attn_sdpa_problem *p, int64_t b, int64_t i, int64_t h, int64_t j)
 {
     /* Distance of key j behind the query (negative: ahead), compared with the windows as is:
