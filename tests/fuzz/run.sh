@@ -21,7 +21,7 @@ max_len() {
     case $1 in
     npy) echo 4096 ;;
     cases) echo 2048 ;;
-    validate) echo 512 ;;
+    sdpa_validate) echo 512 ;;
     *) echo 4096 ;;
     esac
 }

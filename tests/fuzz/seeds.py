@@ -2,7 +2,7 @@
 """seeds.py - writes the committed seed corpora of the fuzz harnesses (tests/fuzz/corpus/<target>/):
 valid .npy images of every dtype, byte order, memory order and format version; the built-in case
 list, its lines one by one and a few hand-written case files; and encoded validation calls in the
-byte format fuzz_validate.c decodes. Rerun after changing a harness's input format:
+byte format fuzz_sdpa_validate.c decodes. Rerun after changing a harness's input format:
     python3 tests/fuzz/seeds.py
 """
 import os
@@ -83,7 +83,7 @@ def case_seeds():
     write('cases', 'bad_tag.txt', '@slow sdpa b1\n')
 
 
-# ---- validation calls (the byte format of fuzz_validate.c) --------------------------------------
+# ---- validation calls (the byte format of fuzz_sdpa_validate.c) --------------------------------------
 
 def view(kind=0, dtype=0, layout=0, pad=None, base=0, offset=None, bcast=None):
     """bytes of one view: [mask broadcast], kind, dtype selector, layout [pad], perturb, base,
@@ -110,26 +110,26 @@ def desc(flags=0, extra=b''):
 def validate_seeds():
     data = struct.pack('<16f', *[(i * 0.37) % 2 - 1 for i in range(16)])
     plain = [view(base=b) for b in (0, 4096, 8192, 12288, 16384)]
-    write('validate', 'ok_host_lse', desc() + sizes() + bytes([1]) + b''.join(plain) + data)
+    write('sdpa_validate', 'ok_host_lse', desc() + sizes() + bytes([1]) + b''.join(plain) + data)
     bufs = [view(kind=3, base=b) for b in (0, 4096, 8192, 12288)]
     masks = [view(bcast=5, base=20480), view(bcast=0, base=24576)]
-    write('validate', 'ok_buffer_causal_masks',
+    write('sdpa_validate', 'ok_buffer_causal_masks',
           desc(1) + sizes(B=2, Sq=3, Skv=5) + bytes([6]) + b''.join(bufs) + b''.join(masks) + data)
-    write('validate', 'ok_bhsd_window',
+    write('sdpa_validate', 'ok_bhsd_window',
           desc(16 | 32 | 4, bytes([2, 1])) + sizes(Hkv=2, Dk=8, Dv=2) + bytes([0]) +
           b''.join(view(layout=1, base=b) for b in (0, 4096, 8192, 12288)) + data)
-    write('validate', 'ok_f16_padded',
+    write('sdpa_validate', 'ok_f16_padded',
           desc() + sizes() + bytes([0]) +
           b''.join(view(dtype=129, layout=2, pad=3, base=b) for b in (0, 4096, 8192, 12288)) +
           data)
-    write('validate', 'alias_out_q', desc() + sizes() + bytes([0]) +
+    write('sdpa_validate', 'alias_out_q', desc() + sizes() + bytes([0]) +
           b''.join(view(base=b) for b in (0, 4096, 8192, 0)))
-    write('validate', 'foreign_buffer', desc() + sizes() + bytes([0]) +
+    write('sdpa_validate', 'foreign_buffer', desc() + sizes() + bytes([0]) +
           b''.join(view(kind=k, base=b) for k, b in ((0, 0), (5, 0), (0, 8192), (0, 12288))))
-    write('validate', 'huge_offset', desc() + sizes() + bytes([0]) +
+    write('sdpa_validate', 'huge_offset', desc() + sizes() + bytes([0]) +
           view(base=0, offset=None) + view(base=4096) + view(base=8192) +
           bytes([0, 0, 0, 0]) + struct.pack("<H", 12288) + bytes([234]))
-    write('validate', 'null_q', desc() + sizes() + bytes([0x10, 1]) +
+    write('sdpa_validate', 'null_q', desc() + sizes() + bytes([0x10, 1]) +
           b''.join(view(base=b) for b in (0, 4096, 8192, 12288)))
 
 

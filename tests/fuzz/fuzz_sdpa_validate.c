@@ -1,5 +1,6 @@
-/* fuzz_validate.c - SDPA validation (attn_sdpa_validate) and the public attn_sdpa_supported on the
- * ref backend, on descriptors and views decoded from the input: shapes (0, negative, huge),
+/* fuzz_sdpa_validate.c - SDPA validation (attn_sdpa_validate) and the public
+ * attn_sdpa_supported on the ref backend, on descriptors and views decoded from the input:
+ * shapes (0, negative, huge),
  * strides (0, negative, overflowing), dtypes (invalid enum values too), byte offsets, NULL
  * pointers, masks and lse, placed in ONE 64 KiB host arena, ONE 64 KiB ref buffer or a buffer of
  * another ref handle, so that overlaps are real. Asserts:
