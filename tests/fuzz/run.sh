@@ -35,7 +35,7 @@ stat_of() {
 
 work=$(mktemp -d /tmp/attn-fuzz.XXXXXX)
 failed=()
-printf '%-10s %10s %8s %7s %7s %7s  %s\n' target execs exec/s cov ft corpus status
+printf '%-14s %10s %8s %7s %7s %7s  %s\n' target execs exec/s cov ft corpus status
 for src in "$fuzz"/fuzz_*.c; do
     t=$(basename "$src" .c)
     t=${t#fuzz_}
@@ -50,7 +50,7 @@ for src in "$fuzz"/fuzz_*.c; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t/log")
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$t/log")
     corpus=$(find "$work/$t/corpus" -type f | wc -l)
-    printf '%-10s %10s %8s %7s %7s %7s  %s\n' "$t" "${execs:-?}" "${rate:-?}" \
+    printf '%-14s %10s %8s %7s %7s %7s  %s\n' "$t" "${execs:-?}" "${rate:-?}" \
         "$(stat_of cov "$work/$t/log")" "$(stat_of ft "$work/$t/log")" "$corpus" \
         "$([ $rc -eq 0 ] && echo ok || echo "FAILED (exit $rc)")"
     if [ $rc -ne 0 ]; then
