@@ -900,6 +900,30 @@ START_TEST(test_backend)
 }
 END_TEST
 
+/* Finite f32 inputs whose dot products leave the f32 range (q . k = 4e38 > FLT_MAX, the
+ * scaled logit 2e38 is below it): the f64 reference stays finite (softmax of logits 4e38 apart
+ * is one-hot); the f32 backends do not promise this (docs/semantics.md, "outside the f32
+ * class"). */
+START_TEST(test_logits_beyond_f32)
+{
+    float q[4] = {2e19f, 0, 0, 0}, k[8] = {2e19f, 0, 0, 0, -2e19f, 0, 0, 0};
+    float v[8] = {1, 2, 3, 4, 5, 6, 7, 8}, out[4], lse[1];
+    attn_backend *be;
+    ck_assert_int_eq(attn_backend_open("ref", NULL, &be), ATTN_OK);
+    attn_tensor tq = attn_tensor_bshd(q, ATTN_F32, 1, 1, 1, 4);
+    attn_tensor tk = attn_tensor_bshd(k, ATTN_F32, 1, 2, 1, 4);
+    attn_tensor tv = attn_tensor_bshd(v, ATTN_F32, 1, 2, 1, 4);
+    attn_tensor to = attn_tensor_bshd(out, ATTN_F32, 1, 1, 1, 4);
+    attn_tensor tl = attn_tensor_bhsd(lse, ATTN_F32, 1, 1, 1, 1);
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    ck_assert_int_eq(attn_sdpa_forward(be, &d, &tq, &tk, &tv, &to, &tl), ATTN_OK);
+    for (int e = 0; e < 4; e++)
+        ck_assert_float_eq(out[e], v[e]); /* key 0 alone */
+    ck_assert(isfinite(lse[0]) && fabs(lse[0] - 2e38) <= 1e32); /* m + log 1 */
+    attn_backend_close(be);
+}
+END_TEST
+
 static Suite *ref_suite(void)
 {
     Suite *s = suite_create("ref");
@@ -920,6 +944,7 @@ static Suite *ref_suite(void)
     tcase_add_test(t, test_f32_mode_is_native_float);
     tcase_add_test(t, test_half_inputs);
     tcase_add_test(t, test_backend);
+    tcase_add_test(t, test_logits_beyond_f32);
     suite_add_tcase(s, t);
 
     TCase *f = tcase_create("flash");
