@@ -213,7 +213,8 @@ typedef enum tamper_kind {
     T_GUARD,     /* one byte after the output view */
     T_PADDING,   /* one byte in the padding between rows (kv-cache layout) */
     T_MASKED,    /* an element of a fully masked row set to a tiny value */
-    T_LSE        /* one LSE value off by 1e-3 */
+    T_LSE,       /* one LSE value off by 1e-3 */
+    T_LSE_NAN    /* one LSE value NaN */
 } tamper_kind;
 
 static void tamper(const attn_tensor *const *outs, int n, void *ctx)
@@ -236,6 +237,7 @@ static void tamper(const attn_tensor *const *outs, int n, void *ctx)
     case T_PADDING: ((unsigned char *)(o + out->shape[3]))[0] ^= 1; break;
     case T_MASKED: o[row3 + 1] = 1e-30f; break;
     case T_LSE: ((float *)lse->data)[2] += 1e-3f; break;
+    case T_LSE_NAN: ((float *)lse->data)[2] = NAN; break;
     }
 }
 
@@ -279,6 +281,18 @@ START_TEST(corrupted_results_fail)
     r = run_tampered(PLAIN, T_LSE);
     ck_assert_int_eq(r.status, ATTN_FAILED);
     ck_assert_ptr_nonnull(strstr(r.reason, "lse"));
+    /* a NaN LSE breaks gate 1; the line says how many elements did (the figures leave
+     * non-finite ones out) */
+    r = run_tampered(PLAIN, T_LSE_NAN);
+    ck_assert_int_eq(r.status, ATTN_FAILED);
+    ck_assert_int_eq(r.tensor[1].fig.gate, 1);
+    char *line = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&line, &len);
+    attn_report_line(f, &r, 0);
+    fclose(f);
+    ck_assert_msg(strstr(line, "lse_invariants_broken=1"), "%s", line);
+    free(line);
     r = run_tampered("sdpa b1 sq17 skv64 hq2 hkv2 dk32 dv32 dt=f32 layout=cache", T_PADDING);
     ck_assert_int_eq(r.status, ATTN_FAILED);
     ck_assert_int_eq(r.stray_bytes, 1);

@@ -64,6 +64,11 @@ static void fmt_fig(char *buf, size_t n, const attn_result *r)
     for (int t = 1; t < r->ntensors && k > 0 && (size_t)k < n; t++) /* the other outputs */
         k += snprintf(buf + k, n - (size_t)k, " %s_margin=%.3f %s_lowp=%.2f", r->tensor[t].name,
                       r->tensor[t].fig.margin, r->tensor[t].name, r->tensor[t].fig.lowp_ratio);
+    /* Gate 1 leaves non-finite elements out of the figures above: say how many broke it. */
+    for (int t = 0; t < r->ntensors && k > 0 && (size_t)k < n; t++)
+        if (r->tensor[t].fig.gate == 1)
+            k += snprintf(buf + k, n - (size_t)k, " %s_invariants_broken=%lld",
+                          r->tensor[t].name, (long long)r->tensor[t].fig.n_bad);
 }
 
 static const char *outcome_name(attn_outcome o)
@@ -81,7 +86,7 @@ static const char *label(const attn_result *r)
 
 void attn_report_line(FILE *f, const attn_result *r, int verbose)
 {
-    char fig[160], expect[48] = "";
+    char fig[256], expect[48] = "";
     fmt_fig(fig, sizeof fig, r);
     if (r->outcome != ATTN_OUTCOME_NONE)
         snprintf(expect, sizeof expect, " %s, expected %s |", attn_verdict_name(r->status),
@@ -442,7 +447,7 @@ static void junit_case(sbuf *b, const attn_report_info *info, const attn_result 
             group = r->op->feature_names[k];
             break;
         }
-    char fig[160], msg[640];
+    char fig[256], msg[640];
     fmt_fig(fig, sizeof fig, r);
     snprintf(msg, sizeof msg, "%s%s%s | %s", r->outcome ? outcome_name(r->outcome) : "",
              r->outcome ? ": " : "", r->reason[0] ? r->reason : attn_verdict_name(r->status),
