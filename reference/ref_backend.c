@@ -12,7 +12,7 @@ static attn_status ref_open(attn_backend *be, const char *options)
         return attn_fail(ATTN_ERR_BACKEND, "ref: takes no options (got \"%s\")", options);
     be->impl = NULL;
     snprintf(be->describe, sizeof be->describe,
-             "ref: naive SDPA definition, f64 accumulation (reference/ref_sdpa.c)");
+             "ref: naive SDPA definition, f64 accumulation (reference/sdpa.c)");
     return attn_ok();
 }
 

@@ -1,6 +1,6 @@
-/* check_sdpa_ref.c - invariants of the ground truth: the naive definition (reference/ref_sdpa.c
+/* check_sdpa_ref.c - invariants of the ground truth: the naive definition (reference/sdpa.c
  * through the public API and directly), its F32 calibration mode, and the FlashAttention
- * teaching implementation (reference/ref_flash.c), which must agree with it on every shape.
+ * teaching implementation (reference/sdpa_flash.c), which must agree with it on every shape.
  * Expected values come from hand-derived formulas or from a second, independent way of
  * computing the same thing (permuted layouts, repeated heads, expanded masks). */
 #include <check.h>
@@ -14,7 +14,7 @@
 #include "attn_backend_impl.h"
 #include "attn_half.h"
 #include "attn_rng.h"
-#include "ref_sdpa.h"
+#include "sdpa_ref.h"
 
 #define SEED 20240611u
 
@@ -108,7 +108,7 @@ static dres flash(const attn_sdpa_desc *d, tcase *c, int64_t br, int64_t bc)
 {
     attn_sdpa_problem p = tc_problem(d, c);
     dres r = dres_new(c);
-    ck_assert_int_eq(attn_ref_flash(&p, br, bc, r.o, r.lse), ATTN_OK);
+    ck_assert_int_eq(attn_ref_sdpa_flash(&p, br, bc, r.o, r.lse), ATTN_OK);
     return r;
 }
 
@@ -736,9 +736,9 @@ START_TEST(test_flash_bad_tiles)
     attn_sdpa_desc d = attn_sdpa_desc_default();
     attn_sdpa_problem p = tc_problem(&d, &c);
     double o[12], l[3];
-    ck_assert_int_eq(attn_ref_flash(&p, 0, 4, o, l), ATTN_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(attn_ref_flash(&p, 4, -1, o, l), ATTN_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(attn_ref_flash(&p, 1 << 20, 1 << 20, o, NULL), ATTN_OK); /* clamped */
+    ck_assert_int_eq(attn_ref_sdpa_flash(&p, 0, 4, o, l), ATTN_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(attn_ref_sdpa_flash(&p, 4, -1, o, l), ATTN_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(attn_ref_sdpa_flash(&p, 1 << 20, 1 << 20, o, NULL), ATTN_OK); /* clamped */
     tc_free(&c);
 }
 END_TEST

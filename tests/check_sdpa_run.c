@@ -7,7 +7,7 @@
 #include "attn_cmds.h"
 #include "attn_half.h"
 #include "attn_npy.h"
-#include "ref_sdpa.h"
+#include "sdpa_ref.h"
 #include "sdpa_tool.h"
 #include "test_files.h"
 

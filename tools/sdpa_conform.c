@@ -7,7 +7,7 @@
 
 #include "attn_half.h"
 #include "attn_sdpa_problem.h"
-#include "ref_sdpa.h"
+#include "sdpa_ref.h"
 #include "sdpa_case.h"
 #include "sdpa_tool.h"
 #include "attn_cases.h"

@@ -3,7 +3,7 @@
  * --backend ref --out-dtype f64. */
 #include "attn_args.h"
 #include "attn_run.h"
-#include "ref_sdpa.h"
+#include "sdpa_ref.h"
 #include "sdpa_tool.h"
 
 #include <stdio.h>

@@ -2,6 +2,7 @@
  * buffers. Op calls go through attn_op.c. */
 #include "attn_backend_impl.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,19 +18,22 @@ static const attn_backend_ops *const registry[ATTN_BACKEND_COUNT] = {
 #endif
 };
 
-/* The names of the built backends, registry order (a constant: safe from any thread). */
-static const char *const registry_names[] = {
-    "ref",
-#ifdef ATTN_HAVE_CPU
-    "cpu",
-#endif
-#ifdef ATTN_HAVE_OPENCL
-    "opencl",
-#endif
-    NULL};
+/* The names of the built backends, registry order, listed once from the registry. */
+static const char *registry_names[ATTN_BACKEND_COUNT + 1];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void list_names(void)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < ATTN_BACKEND_COUNT; i++)
+        if (registry[i])
+            registry_names[k++] = registry[i]->name;
+    registry_names[k] = NULL;
+}
 
 const char *const *attn_backend_list(void)
 {
+    pthread_once(&names_once, list_names);
     return registry_names;
 }
 
@@ -44,9 +48,10 @@ attn_status attn_backend_open(const char *name, const char *options, attn_backen
             ops = registry[i];
     if (!ops) {
         char avail[128] = "";
-        for (const char *const *n = registry_names; *n; n++)
+        const char *const *list = attn_backend_list();
+        for (const char *const *n = list; *n; n++)
             snprintf(avail + strlen(avail), sizeof avail - strlen(avail), "%s%s",
-                     n == registry_names ? "" : ", ", *n);
+                     n == list ? "" : ", ", *n);
         return attn_fail(ATTN_ERR_BACKEND, "unknown backend '%s' (available: %s)", name, avail);
     }
     attn_backend *be = calloc(1, sizeof *be);

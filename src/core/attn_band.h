@@ -1,7 +1,7 @@
 /* attn_band.h - the causal / sliding-window band rule of the fast code paths, written once:
  * which keys [lo, hi) a query at aligned position pos may see. cl/common.cl has the one
  * kernel copy (attn_band_range, same name and arguments; tests/check_opencl.c runs it on the
- * device against this one), and reference/ref_sdpa.c keeps its own independent copy on
+ * device against this one), and reference/sdpa.c keeps its own independent copy on
  * purpose. */
 #ifndef ATTN_BAND_H_
 #define ATTN_BAND_H_

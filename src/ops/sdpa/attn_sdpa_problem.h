@@ -34,13 +34,13 @@ static inline void attn_band(const attn_sdpa_problem *p, int64_t i, int64_t *lo,
 /* Checks everything (pointers, dtypes, shapes, strides, sizes, heads, windows, scale, masks,
  * aliasing, buffer bounds) and fills *p. Host operands get p->X.ptr; device-only buffers leave
  * ptr NULL. Writes nothing else. The conformance tool calls it once per case to hand the
- * problem to the reference (reference/ref_sdpa.h). */
+ * problem to the reference (reference/sdpa_ref.h). */
 attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
                                const attn_tensor *k, const attn_tensor *v,
                                const attn_tensor *out, const attn_tensor *lse,
                                attn_sdpa_problem *p);
 
-/* The SDPA implementation of each backend (reference/ref_sdpa_impl.c, src/cpu/cpu_sdpa_impl.c,
+/* The SDPA implementation of each backend (reference/sdpa_impl.c, src/cpu/cpu_sdpa_impl.c,
  * src/opencl/ocl_sdpa.c); `problem` is an attn_sdpa_problem. */
 extern const attn_op_impl attn_ref_sdpa_impl;
 extern const attn_op_impl attn_cpu_sdpa_impl;

@@ -1,4 +1,4 @@
-/* ref_sdpa.c - the ground truth: scaled dot-product attention written as its definition, one
+/* sdpa.c - the ground truth: scaled dot-product attention written as its definition, one
  * query row at a time, in plain loops (no BLIS, no tiling, no helpers shared with the fast
  * backends). For query i of batch b and head h, with KV head g = h / (Hq / Hkv):
  *
@@ -13,7 +13,7 @@
  * intermediate rounded to float (rnd() below), which makes it behave like a naive float
  * implementation; the conformance policy calibrates fast backends against it.
  * See docs/sdpa.md. */
-#include "ref_sdpa.h"
+#include "sdpa_ref.h"
 
 #include "attn_backend_impl.h"
 #include "attn_half.h"
@@ -56,7 +56,7 @@ static inline double r_log(attn_ref_precision prec, double x)
 /* Whether query i (batch b, head h) may see key j. The query sits at the aligned key position
  * pos = i + q_offset (0 for top-left, Skv - Sq for bottom-right alignment). Written out here on
  * purpose instead of using attn_band(): the ground truth must not share the fast backends'
- * helpers (ref_sdpa_flash.c uses attn_band, so the flash-vs-naive tests check it). */
+ * helpers (sdpa_flash.c uses attn_band, so the flash-vs-naive tests check it). */
 static int ref_visible(const attn_sdpa_problem *p, int64_t b, int64_t i, int64_t h, int64_t j)
 {
     /* Distance of key j behind the query (negative: ahead), compared with the windows as is:

@@ -1,12 +1,12 @@
-/* ref_sdpa_flash.c - the FlashAttention-2 forward pass (Dao 2023, Algorithm 1; Dao et al. 2022 for
+/* sdpa_flash.c - the FlashAttention-2 forward pass (Dao 2023, Algorithm 1; Dao et al. 2022 for
  * the online softmax) as a plain-C teaching implementation in f64. It computes the same
- * outputs as the naive definition in ref_sdpa.c without ever holding a full row of logits:
+ * outputs as the naive definition in sdpa.c without ever holding a full row of logits:
  * queries are processed in tiles Q_i of Br rows, keys and values in tiles K_j, V_j of Bc rows,
  * and each query row keeps a running max m, a running sum l and an un-normalised accumulator
  * O~ that is rescaled whenever m grows. Tiles outside the causal / sliding-window band are
  * skipped entirely, using attn_band() (the same helper the fast backends use, so the
  * flash-vs-naive tests also check it). See docs/flash-attention.md. */
-#include "ref_sdpa.h"
+#include "sdpa_ref.h"
 
 #include "attn_backend_impl.h"
 #include "attn_half.h"
@@ -156,11 +156,11 @@ static void flash_query_tile(const attn_sdpa_problem *p, flash_tile *t, int64_t 
     flash_finish(p, t, b, h, i0, rows, out, lse);
 }
 
-attn_status attn_ref_flash(const attn_sdpa_problem *p, int64_t br, int64_t bc, double *out,
+attn_status attn_ref_sdpa_flash(const attn_sdpa_problem *p, int64_t br, int64_t bc, double *out,
                            double *lse)
 {
     if (br < 1 || bc < 1)
-        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "ref_flash: tile sizes must be >= 1 "
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "ref_sdpa_flash: tile sizes must be >= 1 "
                          "(got Br=%lld, Bc=%lld)", (long long)br, (long long)bc);
     if (br > p->Sq)
         br = p->Sq;
@@ -177,7 +177,7 @@ attn_status attn_ref_flash(const attn_sdpa_problem *p, int64_t br, int64_t bc, d
     t.l = attn_ref_alloc(br, 1);
     attn_status st = ATTN_OK;
     if (!t.Q || !t.K || !t.V || !t.S || !t.O || !t.m || !t.l) {
-        st = attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref_flash: cannot allocate tiles of %lldx%lld",
+        st = attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref_sdpa_flash: cannot allocate tiles of %lldx%lld",
                        (long long)br, (long long)bc);
     } else {
         for (int64_t b = 0; b < p->B; b++)

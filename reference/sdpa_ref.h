@@ -1,7 +1,7 @@
-/* ref_sdpa.h - the ground-truth entry points of the reference (plain loops, no BLIS):
+/* sdpa_ref.h - the ground-truth entry points of the reference (plain loops, no BLIS):
  * the naive SDPA definition and the FlashAttention forward algorithm written out in C. */
-#ifndef ATTN_REF_SDPA_H_
-#define ATTN_REF_SDPA_H_
+#ifndef ATTN_SDPA_REF_H_
+#define ATTN_SDPA_REF_H_
 
 #include "attn_sdpa_problem.h"
 
@@ -23,7 +23,7 @@ attn_status attn_ref_sdpa(const attn_sdpa_problem *p, attn_ref_precision prec, d
 
 /* FlashAttention-2 forward (tiled, online softmax, band tile skipping) with Br x Bc tiles,
  * f64 accumulation; same outputs as attn_ref_sdpa (no absmag). */
-attn_status attn_ref_flash(const attn_sdpa_problem *p, int64_t br, int64_t bc, double *out,
+attn_status attn_ref_sdpa_flash(const attn_sdpa_problem *p, int64_t br, int64_t bc, double *out,
                            double *lse);
 
 /* malloc'd room for n1 x n2 doubles, or NULL when the byte count does not fit size_t: sizes of
@@ -37,4 +37,4 @@ static inline double *attn_ref_alloc(int64_t n1, int64_t n2)
     return malloc(n ? n : 1);
 }
 
-#endif /* ATTN_REF_SDPA_H_ */
+#endif /* ATTN_SDPA_REF_H_ */

@@ -1,8 +1,8 @@
-/* ref_sdpa_impl.c - SDPA on the "ref" backend: the naive f64 definition of ref_sdpa.c, its
+/* sdpa_impl.c - SDPA on the "ref" backend: the naive f64 definition of sdpa.c, its
  * results rounded once into the caller's output dtype (and the LSE into f32). */
 #include "attn_backend_impl.h"
 #include "attn_half.h"
-#include "ref_sdpa.h"
+#include "sdpa_ref.h"
 
 #include <stdlib.h>
 #include <stdio.h>
