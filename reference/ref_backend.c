@@ -1,6 +1,6 @@
 /* ref_backend.c - the "ref" backend: the naive f64 definitions of reference/ behind the
  * common backend interface, so the ground truth is reachable through the public API. Host
- * memory only; each op's implementation is in reference/ref_<op>_impl.c. */
+ * memory only; each op's implementation is in reference/<op>_impl.c. */
 #include "attn_backend_impl.h"
 
 #include <stdio.h>
