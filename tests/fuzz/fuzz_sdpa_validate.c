@@ -333,9 +333,12 @@ static int64_t n_elems(const attn_tensor *t)
     return n;
 }
 
-/* Calls f(ctx, element offset) for every element of a view (small views only). */
+/* Calls f(ctx, element offset) for every element of a view (small views only). An empty view
+ * returns at once: its other dims may be huge (an empty batch of 2^40 sequences). */
 static void each_elem(const attn_tensor *t, void (*f)(void *, int64_t), void *ctx)
 {
+    if (n_elems(t) == 0)
+        return;
     for (int64_t a = 0; a < t->shape[0]; a++)
         for (int64_t b = 0; b < t->shape[1]; b++)
             for (int64_t c = 0; c < t->shape[2]; c++)
@@ -476,7 +479,8 @@ static void keep_elem(void *ctx, int64_t off)
 
 static int64_t work(const attn_sdpa_problem *p)
 {
-    int64_t w = mul_sat(mul_sat(p->B, p->Hq), mul_sat(p->Sq, p->Skv));
+    /* Skv = 0 still loads every query row: count it as one key */
+    int64_t w = mul_sat(mul_sat(p->B, p->Hq), mul_sat(p->Sq, p->Skv > 0 ? p->Skv : 1));
     return mul_sat(w, add_sat(p->Dk, p->Dv));
 }
 

@@ -4,13 +4,15 @@
 # and seed input once, then fuzz each target for SECONDS (default 60) on a copy of its seed corpus
 # in a temporary folder (the committed corpus never grows here). Prints executions, exec/s,
 # coverage and corpus size per target; fails when a harness crashes, leaks or times out, and
-# keeps the input that did it under a printed path.
+# keeps the input that did it under a printed path. The random seed is fixed (ATTN_FUZZ_SEED,
+# default 1) so that a run can be replayed; ATTN_FUZZ_SEED=0 lets libFuzzer pick one.
 # Usage: tests/fuzz/run.sh [SECONDS_PER_TARGET]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
 build=${ATTN_FUZZ_BUILD:-build-fuzz}
 fuzz=tests/fuzz
+seed=${ATTN_FUZZ_SEED:-1}
 
 CC=clang bash tools/bootstrap.sh "$build" -Dfuzz=true -Dopencl=disabled -Dcpu=disabled \
     -Dtests=false -Dbuildtype=debugoptimized
@@ -42,7 +44,7 @@ for src in "$fuzz"/fuzz_*.c; do
     mkdir -p "$work/$t/corpus" "$work/$t/crash"
     [ -d "$fuzz/corpus/$t" ] && cp "$fuzz/corpus/$t/"* "$work/$t/corpus/"
     opts=(-max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=10 -print_final_stats=1
-          -artifact_prefix="$work/$t/crash/")
+          -seed="$seed" -artifact_prefix="$work/$t/crash/")
     [ -f "$fuzz/$t.dict" ] && opts+=(-dict="$fuzz/$t.dict")
     rc=0
     UBSAN_OPTIONS=print_stacktrace=1 "$build/$fuzz/fuzz_$t" "${opts[@]}" "$work/$t/corpus" \
