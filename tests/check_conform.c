@@ -669,6 +669,93 @@ START_TEST(expect_write_round_trip)
 }
 END_TEST
 
+/* ---- --isolate ------------------------------------------------------------------------------ */
+
+/* Runs in the isolated child: the case with Sq 17 aborts, the one with Sq 3 hangs. */
+static void tamper_crash_or_hang(const attn_tensor *const *outs, int n, void *ctx)
+{
+    (void)n;
+    (void)ctx;
+    if (outs[0]->shape[1] == 17)
+        abort();
+    if (outs[0]->shape[1] == 3)
+        sleep(60);
+}
+
+static cJSON *case_json(cJSON *root, const char *name)
+{
+    char c[ATTN_CASE_NAME_MAX];
+    canon(name, c);
+    cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItem(root, "cases"))
+        if (strcmp(cJSON_GetObjectItem(it, "case")->valuestring, c) == 0)
+            return it;
+    ck_abort_msg("case %s not in the JSON file", name);
+    return NULL;
+}
+
+/* One case aborts and one hangs: each fails alone, named, with its repro line, and the case
+ * after them still runs and passes. Without --isolate, --timeout is a usage error. */
+START_TEST(isolate_contains_crash_and_hang)
+{
+    char json[32];
+    temp_path(json);
+    const char *after = "sdpa b1 sq5 skv9 hq2 hkv1 d16";
+    const char *argv[] = {"conform", "--backend", "ref", "--isolate", "--timeout", "2",
+                          "--json", json, "--case", PLAIN, "--case", CASE_PASS, "--case", after};
+    fflush(stdout);
+    ck_assert_int_eq(attn_cmd_conform_hooked(14, (char **)argv, tamper_crash_or_hang, NULL), 1);
+    cJSON *root = read_json(json);
+    cJSON *crash = case_json(root, PLAIN), *hang = case_json(root, CASE_PASS);
+    const char *why = cJSON_GetObjectItem(crash, "reason")->valuestring;
+    ck_assert_str_eq(cJSON_GetObjectItem(crash, "status")->valuestring, "FAILED");
+    ck_assert_msg(strstr(why, "crashed: signal 6") != NULL, "%s", why);
+    ck_assert_ptr_nonnull(strstr(cJSON_GetObjectItem(crash, "repro")->valuestring,
+                                 "attn conform --backend ref --seed 42 --case 'sdpa b1 sq17"));
+    why = cJSON_GetObjectItem(hang, "reason")->valuestring;
+    ck_assert_str_eq(cJSON_GetObjectItem(hang, "status")->valuestring, "FAILED");
+    ck_assert_msg(strstr(why, "timed out after 2 s") != NULL, "%s", why);
+    ck_assert_str_eq(cJSON_GetObjectItem(case_json(root, after), "status")->valuestring,
+                     "PASSED");
+    cJSON_Delete(root);
+    unlink(json);
+    const char *no_isolate[] = {"conform", "--backend", "ref", "--timeout", "2"};
+    ck_assert_int_eq(run_cmd(5, no_isolate), 2);
+}
+END_TEST
+
+/* The isolated run of a backend gives the same verdicts and figures as the in-process run. The
+ * isolated one goes first: a child forked from a process whose OpenMP runtime has started
+ * threads hangs in its first parallel region, which is why `attn conform --isolate` never opens
+ * the backend in the parent. */
+START_TEST(isolate_matches_in_process)
+{
+    char a[32], b[32];
+    temp_path(a);
+    temp_path(b);
+    const char *plain[] = {"conform", "--backend", FAST, "--quick", "--json", a};
+    const char *iso[] = {"conform", "--backend", FAST, "--quick", "--json", b, "--isolate"};
+    ck_assert_int_eq(run_cmd(7, iso), 0);
+    ck_assert_int_eq(run_cmd(6, plain), 0);
+    cJSON *ra = read_json(a), *rb = read_json(b);
+    cJSON *ca = cJSON_GetObjectItem(ra, "cases"), *cb = cJSON_GetObjectItem(rb, "cases");
+    ck_assert_int_eq(cJSON_GetArraySize(ca), cJSON_GetArraySize(cb));
+    for (int i = 0; i < cJSON_GetArraySize(ca); i++) {
+        cJSON *x = cJSON_GetArrayItem(ca, i), *y = cJSON_GetArrayItem(cb, i);
+        ck_assert_str_eq(cJSON_GetObjectItem(x, "case")->valuestring,
+                         cJSON_GetObjectItem(y, "case")->valuestring);
+        ck_assert_str_eq(cJSON_GetObjectItem(x, "status")->valuestring,
+                         cJSON_GetObjectItem(y, "status")->valuestring);
+        ck_assert(cJSON_GetObjectItem(x, "max_abs")->valuedouble ==
+                  cJSON_GetObjectItem(y, "max_abs")->valuedouble);
+    }
+    cJSON_Delete(ra);
+    cJSON_Delete(rb);
+    unlink(a);
+    unlink(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conform");
@@ -699,6 +786,8 @@ int main(void)
     tcase_add_test(cmd, junit_well_formed);
     tcase_add_test(cmd, expect_xfail_fix_regression);
     tcase_add_test(cmd, expect_write_round_trip);
+    tcase_add_test(cmd, isolate_contains_crash_and_hang);
+    tcase_add_test(cmd, isolate_matches_in_process);
     suite_add_tcase(s, cmd);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

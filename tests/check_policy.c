@@ -265,6 +265,7 @@ static void rounding_passes(attn_dtype dt)
     check(&f);
     ck_assert_msg(f.out.verdict == ATTN_PASSED, "%s", f.out.reason);
     ck_assert(f.out.margin <= 0.5 + 1e-9);
+    ck_assert(f.out.round_checked && f.out.round_margin <= 1.0 && f.out.round_bad == 0);
     /* two ulp of the output dtype off is an error */
     f.got[7] = f.gold[7] * (1 + 4 * attn_dtype_roundoff(dt)) + 0.01;
     check(&f);
@@ -280,6 +281,92 @@ END_TEST
 START_TEST(bf16_rounding_passes)
 {
     rounding_passes(ATTN_BF16);
+}
+END_TEST
+
+/* A store that truncates (rounds toward zero) stays within gate 2's 2 u_out |gold| but not
+ * within half an ulp: gate 6 fails it and counts every offender as toward zero. */
+static void truncation_fails(attn_dtype dt)
+{
+    fixture f;
+    setup_fx(&f, dt);
+    const int p = dt == ATTN_F16 ? 11 : 8;
+    for (int i = 0; i < N; i++) {
+        int e;
+        frexp(fabs(f.gold[i]), &e);
+        const double q = ldexp(1.0, e - p); /* the output spacing at gold (all normal here) */
+        f.got[i] = trunc(f.gold[i] / q) * q;
+        f.lowp[i] = f.got[i];
+    }
+    check(&f);
+    ck_assert_msg(f.out.margin <= 1.0, "gate 2 alone must not see it (margin %g)", f.out.margin);
+    ck_assert_int_eq(f.out.verdict, ATTN_FAILED);
+    ck_assert_int_eq(f.out.gate, 6);
+    ck_assert(f.out.round_bad > N / 4 && f.out.round_toward_zero == f.out.round_bad);
+    ck_assert(f.out.round_margin > 1.5);
+    ck_assert_msg(strstr(f.out.reason, "toward zero") != NULL, "%s", f.out.reason);
+}
+
+START_TEST(f16_truncation_fails)
+{
+    truncation_fails(ATTN_F16);
+}
+END_TEST
+
+START_TEST(bf16_truncation_fails)
+{
+    truncation_fails(ATTN_BF16);
+}
+END_TEST
+
+/* Gold just below 2 whose f32 result lies above 2 rounds into the upper binade (spacing 2^-9 in
+ * f16): that is correct rounding, more than half an ulp of gold away, and gate 6 allows it
+ * because it takes the ulp at |gold| + e. */
+START_TEST(rounding_across_a_power_of_two)
+{
+    fixture f;
+    setup_fx(&f, ATTN_F16);
+    for (int i = 0; i < N; i++) {
+        f.got[i] = attn_f16_to_f32(attn_f64_to_f16(f.gold[i]));
+        f.lowp[i] = f.got[i];
+    }
+    const double k = 8.0 * sqrt(f.in.n_acc), e = 0x1p-10 + 0x1p-13;
+    f.gold[3] = 2.0 - 0x1p-14;
+    f.absmag[3] = e / (k * 0x1p-24);         /* the f32 term of this element is e */
+    const double y = f.gold[3] + e;           /* an f32 result within e of gold, above 2 + 2^-10 */
+    f.got[3] = attn_f16_to_f32(attn_f64_to_f16(y));
+    f.lowp[3] = f.got[3];
+    ck_assert(f.got[3] == 2.0 + 0x1p-9);
+    check(&f);
+    ck_assert_msg(f.out.verdict == ATTN_PASSED, "%s", f.out.reason);
+    ck_assert(f.out.round_margin <= 1.0);
+    /* with ulp(gold) = 2^-10 instead the bound would be 2^-11 + e < |got - gold| */
+    ck_assert(fabs(f.got[3] - f.gold[3]) > 0x1p-11 + e);
+}
+END_TEST
+
+/* f16 subnormals are spaced 2^-24: half of that is the bound for tiny results; f32 outputs are
+ * not checked by gate 6. */
+START_TEST(rounding_subnormal_and_f32)
+{
+    fixture f;
+    setup_fx(&f, ATTN_F16);
+    for (int i = 0; i < N; i++) {
+        f.gold[i] = (i + 0.3) * 0x1p-24;
+        f.absmag[i] = fabs(f.gold[i]); /* e = 192 * 2^-24 * |gold| is far below 2^-25 */
+        f.got[i] = attn_f16_to_f32(attn_f64_to_f16(f.gold[i]));
+        f.lowp[i] = f.got[i];
+    }
+    check(&f);
+    ck_assert_msg(f.out.round_bad == 0, "%s", f.out.reason);
+    f.gold[5] = 5.7 * 0x1p-24;
+    f.got[5] = 5 * 0x1p-24; /* truncated */
+    f.got[6] = 7 * 0x1p-24; /* gold 6.3 * 2^-24 rounded up */
+    check(&f);
+    ck_assert(f.out.round_bad == 2 && f.out.round_toward_zero == 1);
+    setup_fx(&f, ATTN_F32);
+    check(&f);
+    ck_assert(!f.out.round_checked);
 }
 END_TEST
 
@@ -368,7 +455,8 @@ int main(void)
         finite_where_gold_nan_fails, nan_on_both_sides_passes, inf_mismatch_fails,
         masked_row_nonzero_fails, all_zero_gold_mistrusted, few_elements_mistrusted,
         calibration_catches_10x, calibration_floor, nmse_gate, f16_rounding_passes,
-        bf16_rounding_passes, worst_decides, no_absmag_normwise, verdict_names, setup_defaults,
+        bf16_rounding_passes, f16_truncation_fails, bf16_truncation_fails,
+        rounding_across_a_power_of_two, rounding_subnormal_and_f32, worst_decides, no_absmag_normwise, verdict_names, setup_defaults,
         compare_uses_policy_defaults};
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
         tcase_add_test(tc, tests[i]);

@@ -1,6 +1,6 @@
 /* attn_policy.c - the conformance gates of attn_policy.h: hard invariants, the per-element
- * condition-scaled bound, global NMSE, calibration against naive code in the backend's working
- * precision, and trust. Every gate is evaluated; the worst verdict decides and the first gate
+ * condition-scaled bound, global NMSE, the rounding of half-precision outputs, calibration
+ * against naive code in the backend's working precision, and trust. Every gate is evaluated; the worst verdict decides and the first gate
  * with that verdict gives the reason. docs/conformance.md derives every constant. */
 #include "attn_policy.h"
 
@@ -114,17 +114,35 @@ static int64_t gate_invariants(const attn_policy_in *in, attn_policy_out *o)
     return bad;
 }
 
-/* Gates 2 and 3 share one pass over the finite pairs: margin, max abs error, NMSE, and the
- * calibration figures. cond_i is absmag_i, or max|gold| when no absmag is given (a norm-wise
- * bound: absmag_i <= max|v| and |gold| <= absmag). */
-static void gate_bound_nmse(const attn_policy_in *in, attn_policy_out *o, int64_t first_bad)
+/* c sqrt(n_acc): the k of tau for the computation's error. */
+static double k_of(const attn_policy_in *in)
+{
+    return POLICY_C * sqrt(in->n_acc > 1 ? in->n_acc : 1);
+}
+
+/* max|gold| over the finite elements: the norm-wise condition when no absmag is given. */
+static double gold_max(const attn_policy_in *in)
 {
     double gmax = 0.0;
     for (int64_t i = 0; i < in->n; i++)
         if (isfinite(in->gold[i]) && fabs(in->gold[i]) > gmax)
             gmax = fabs(in->gold[i]);
+    return gmax;
+}
 
-    const double k = POLICY_C * sqrt(in->n_acc > 1 ? in->n_acc : 1);
+/* cond_i is absmag_i, or max|gold| when no absmag is given (a norm-wise bound: absmag_i <=
+ * max|v| and |gold| <= absmag). */
+static double cond_at(const attn_policy_in *in, int64_t i, double gmax)
+{
+    return in->absmag ? in->absmag[i] : gmax;
+}
+
+/* Gates 2 and 3 share one pass over the finite pairs: margin, max abs error, NMSE, and the
+ * calibration figures. */
+static void gate_bound_nmse(const attn_policy_in *in, attn_policy_out *o, int64_t first_bad,
+                            double gmax)
+{
+    const double k = k_of(in);
     double num = 0.0, den = 0.0;
     int64_t over = 0, worst = -1;
     for (int64_t i = 0; i < in->n; i++) {
@@ -132,7 +150,7 @@ static void gate_bound_nmse(const attn_policy_in *in, attn_policy_out *o, int64_
         if (!isfinite(g) || !isfinite(x))
             continue;
         const double d = fabs(x - g);
-        const double cond = in->absmag ? in->absmag[i] : gmax;
+        const double cond = cond_at(in, i, gmax);
         const double m = d / tau_at(in, k, cond, g);
         const double floor1 = tau_at(in, 1.0, cond, g);
         if (floor1 > o->calib_floor)
@@ -161,6 +179,61 @@ static void gate_bound_nmse(const attn_policy_in *in, attn_policy_out *o, int64_
     }
     if (o->nmse > in->nmse_max)
         decide(o, ATTN_FAILED, 3, "NMSE %.3g > %.3g", o->nmse, in->nmse_max);
+}
+
+/* Spacing of the output format at magnitude x: 2^(E - p + 1) in binade E, the subnormal
+ * spacing 2^(emin - p + 1) below 2^emin. p = 11, emin = -14 (f16); p = 8, emin = -126 (bf16). */
+static double ulp_at(double x, int p, int emin)
+{
+    if (x < ldexp(1.0, emin))
+        return ldexp(1.0, emin - p + 1);
+    int e;
+    frexp(x, &e); /* x = m 2^e, m in [0.5, 1): binade e - 1 */
+    return ldexp(1.0, e - p);
+}
+
+/* Gate 6: a half-precision output is the f32 result y rounded to nearest, so
+ * |got - gold| <= ulp(|gold| + e) / 2 + e with e = c u_c sqrt(n_acc) cond_i >= |y - gold|
+ * (docs/conformance.md derives it). A store that truncates or rounds in one direction leaves up
+ * to a whole ulp and fails wherever e is small against the ulp. */
+static void gate_rounding(const attn_policy_in *in, attn_policy_out *o, double gmax)
+{
+    int p, emin;
+    if (in->u_out == 0x1p-11)
+        p = 11, emin = -14;
+    else if (in->u_out == 0x1p-8)
+        p = 8, emin = -126;
+    else
+        return;
+    o->round_checked = 1;
+    const double k = k_of(in);
+    int64_t worst = -1;
+    for (int64_t i = 0; i < in->n; i++) {
+        const double g = in->gold[i], x = in->got[i];
+        if (!isfinite(g) || !isfinite(x))
+            continue;
+        const double e = k * in->u_c * cond_at(in, i, gmax);
+        const double m = fabs(x - g) / (0.5 * ulp_at(fabs(g) + e, p, emin) + e);
+        if (worst < 0 || m > o->round_margin) {
+            o->round_margin = m;
+            worst = i;
+        }
+        if (m > 1.0) {
+            o->round_bad++;
+            o->round_toward_zero += fabs(x) < fabs(g);
+        }
+    }
+    if (o->round_bad) {
+        decide(o, ATTN_FAILED, 6,
+               "%lld elements (%lld toward zero) farther than half an output ulp plus the f32 "
+               "term; worst [%lld]: got %.9g gold %.9g margin %.3g",
+               (long long)o->round_bad, (long long)o->round_toward_zero, (long long)worst,
+               in->got[worst], in->gold[worst], o->round_margin);
+        if (o->gate == 6) {
+            o->n_bad = o->round_bad;
+            o->worst = worst;
+        }
+    }
 }
 
 /* Gate 4: max|got - gold| <= max(floor, F * max|lowp - gold|), i.e. lowp_ratio <= F where
@@ -200,8 +273,10 @@ void attn_policy_check(const attn_policy_in *in, attn_policy_out *out)
     memset(out, 0, sizeof *out);
     out->verdict = ATTN_PASSED;
     out->worst = -1;
+    const double gmax = gold_max(in);
     int64_t bad = gate_invariants(in, out);
-    gate_bound_nmse(in, out, bad ? out->worst : -1);
+    gate_bound_nmse(in, out, bad ? out->worst : -1, gmax);
+    gate_rounding(in, out, gmax);
     gate_calibration(in, out);
     gate_trust(in, out);
 }

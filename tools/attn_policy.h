@@ -34,11 +34,16 @@ typedef struct attn_policy_out {
     int64_t worst;            /* index of the element with the largest margin */
     /* Added: */
     int gate;                 /* gate that decided: 0 none, 1 invariants, 2 bound, 3 NMSE,
-                                 4 calibration, 5 trust */
+                                 4 calibration, 5 trust, 6 rounding */
     double lowp_err;          /* max |lowp - gold| (0 without lowp) */
     double calib_floor;       /* floor of the calibration limit: max of
                                  u_c cond + 2 u_out |gold| + tiny */
-    int64_t n_bad;            /* elements that broke the deciding gate (gates 1 and 2) */
+    int64_t n_bad;            /* elements that broke the deciding gate (gates 1, 2 and 6) */
+    /* Gate 6, the output rounding of f16/bf16 results (round_checked 0 for other dtypes): */
+    int round_checked;
+    double round_margin;      /* max |d| / (ulp(|gold| + e)/2 + e), e the f32 term of gate 2 */
+    int64_t round_bad;        /* elements beyond that bound ... */
+    int64_t round_toward_zero;/* ... of which |got| < |gold| */
 } attn_policy_out;
 
 const char *attn_verdict_name(attn_verdict v);

@@ -47,6 +47,8 @@ void attn_report_header(FILE *f, const attn_report_info *info)
                "no unwritten or stray writes);\n"
                "        |d| <= 8 u_c sqrt(n_acc) cond + 2 u_out |gold| + tiny, u_c = 2^-24;"
                " NMSE <= 1e-9 + (2 u_out)^2;\n"
+               "        f16/bf16 out: |d| <= ulp(|gold| + e)/2 + e, e = 8 u_c sqrt(n_acc) cond"
+               " (round);\n"
                "        max|d| <= max(floor, F max|lowp - gold|), F = 4 out, 16 lse;"
                " MISTRUSTED if > 90%% zeros or < 10 elements\n");
 }
@@ -61,6 +63,8 @@ static void fmt_fig(char *buf, size_t n, const attn_result *r)
     const attn_policy_out *o = &r->tensor[0].fig;
     int k = snprintf(buf, n, "maxabs=%.2e nmse=%.2e margin=%.3f lowp=%.2f", o->max_abs, o->nmse,
                      o->margin, o->lowp_ratio);
+    if (o->round_checked && k > 0 && (size_t)k < n) /* f16/bf16 outputs: gate 6 */
+        k += snprintf(buf + k, n - (size_t)k, " round=%.3f", o->round_margin);
     for (int t = 1; t < r->ntensors && k > 0 && (size_t)k < n; t++) /* the other outputs */
         k += snprintf(buf + k, n - (size_t)k, " %s_margin=%.3f %s_lowp=%.2f", r->tensor[t].name,
                       r->tensor[t].fig.margin, r->tensor[t].name, r->tensor[t].fig.lowp_ratio);
@@ -264,6 +268,11 @@ static cJSON *tensor_json(const attn_policy_out *o)
     cJSON_AddNumberToObject(t, "calib_floor", o->calib_floor);
     cJSON_AddNumberToObject(t, "zero_frac", o->zero_frac);
     cJSON_AddNumberToObject(t, "worst", (double)o->worst);
+    if (o->round_checked) {
+        cJSON_AddNumberToObject(t, "round_margin", o->round_margin);
+        cJSON_AddNumberToObject(t, "round_bad", (double)o->round_bad);
+        cJSON_AddNumberToObject(t, "round_toward_zero", (double)o->round_toward_zero);
+    }
     return t;
 }
 

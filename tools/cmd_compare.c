@@ -252,6 +252,10 @@ static void report(const compare_opts *o, const attn_npy *a, const attn_policy_i
            in->u_c, in->u_out);
     printf("max abs error: %.6g\nNMSE: %.6g  sqrt(NMSE): %.6g  (gate %.3g)\nmargin: %.6g\n",
            out->max_abs, out->nmse, sqrt(out->nmse), in->nmse_max, out->margin);
+    if (out->round_checked)
+        printf("rounding margin: %.6g  (%lld elements beyond half an ulp + the f32 term, "
+               "%lld toward zero)\n",
+               out->round_margin, (long long)out->round_bad, (long long)out->round_toward_zero);
     if (out->worst >= 0 && out->worst < in->n) {
         index_str(a, out->worst, ix, sizeof ix);
         printf("largest margin at %s\n", ix);

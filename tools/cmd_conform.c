@@ -1,9 +1,11 @@
 /* cmd_conform.c - `attn conform`: selects cases (the built-in lists of every op, a case file,
- * names), opens the backend, runs each case through the harness of attn_conform.c, and reports
- * (lines, summary, JSON, JUnit, expectations). docs/conformance.md describes the output. */
+ * names), opens the backend, runs each case through the harness of attn_conform.c (with
+ * --isolate each case in a child process of its own), and reports (lines, summary, JSON, JUnit,
+ * expectations). docs/conformance.md describes the output. */
 #include "attn_args.h"
 #include "attn_cmds.h"
 #include "attn_conform.h"
+#include "attn_isolate.h"
 #include "attn_report.h"
 #ifdef ATTN_HAVE_OPENCL
 #include "attn/attn_opencl.h"
@@ -22,14 +24,16 @@ typedef struct conf_opts {
     const char *options; /* more backend options, "key=value,..." */
     const char **names; /* --case, repeatable */
     int nnames, quick, list, verbose;
+    int isolate;        /* each case (and the header's backend query) in a child process */
     int memory;         /* -1 backend default, 0 host, 1 device */
     int64_t repeat;
+    int64_t timeout;    /* seconds per isolated case, 0 = none */
     uint64_t seed;
 } conf_opts;
 
 static const char usage_text[] =
     "usage: attn conform [--backend B] [--device P:D] [--options STR] [--memory device|host]\n"
-    "                    [--repeat N]\n"
+    "                    [--repeat N] [--isolate [--timeout S]]\n"
     "                    [--cases FILE] [--filter STR] [--case NAME]... [--seed N] [--quick]\n"
     "                    [--json FILE] [--junit FILE] [--expect FILE] [--write-expect FILE]\n"
     "                    [--list] [-v]\n"
@@ -42,6 +46,10 @@ static const char usage_text[] =
     "  --memory M    device: tensors in backend buffers with 1 KiB guard zones (default for\n"
     "                opencl); host: host memory, guarded outputs (default otherwise)\n"
     "  --repeat N    run the backend N times per case; every run must be bit-identical\n"
+    "  --isolate     run each case in a child process with its own backend: a crash or\n"
+    "                abort fails that case (\"crashed: signal 11 ...\") and the run goes on\n"
+    "  --timeout S   with --isolate: a case still running after S seconds is killed and\n"
+    "                FAILED\n"
     "  --cases FILE  case names, one per line ('#' comments) instead of the built-in list\n"
     "  --filter STR  only cases whose name contains STR\n"
     "  --case NAME   run this case (any valid name, e.g. from a repro line); repeatable\n"
@@ -88,6 +96,8 @@ static int parse_one(int argc, char **argv, int *i, conf_opts *o)
         return r < 0 || attn_parse_choice("--memory", val, memories, &o->memory) ? -1 : 1;
     if ((r = attn_arg_value(argc, argv, i, "--repeat", &val)) != 0)
         return r < 0 || attn_parse_i64("--repeat", val, 1, 1000, &o->repeat) ? -1 : 1;
+    if ((r = attn_arg_value(argc, argv, i, "--timeout", &val)) != 0)
+        return r < 0 || attn_parse_i64("--timeout", val, 1, 86400, &o->timeout) ? -1 : 1;
     if ((r = attn_arg_value(argc, argv, i, "--seed", &val)) != 0) {
         int64_t s;
         if (r < 0 || attn_parse_i64("--seed", val, 0, INT64_MAX, &s))
@@ -95,9 +105,9 @@ static int parse_one(int argc, char **argv, int *i, conf_opts *o)
         o->seed = (uint64_t)s;
         return 1;
     }
-    int *flags[] = {&o->quick, &o->list};
-    const char *flag_names[] = {"--quick", "--list"};
-    for (size_t k = 0; k < 2; k++)
+    int *flags[] = {&o->quick, &o->list, &o->isolate};
+    const char *flag_names[] = {"--quick", "--list", "--isolate"};
+    for (size_t k = 0; k < 3; k++)
         if ((r = attn_arg_flag(argv, *i, flag_names[k])) != 0)
             return r < 0 ? -1 : (*flags[k] = 1, 1);
     if (strcmp(argv[*i], "-v") == 0 || strcmp(argv[*i], "--verbose") == 0)
@@ -131,6 +141,11 @@ static int parse_opts(int argc, char **argv, conf_opts *o)
             fprintf(stderr, "attn: conform: unknown option '%s'\n%s", argv[i], usage_text);
             return -1;
         }
+    }
+    if (o->timeout && !o->isolate) {
+        fprintf(stderr, "attn: conform: --timeout needs --isolate (a case in this process "
+                        "cannot be stopped)\n");
+        return -1;
     }
     if (o->device && strcmp(o->backend, "opencl") != 0) {
         fprintf(stderr, "attn: conform: --device is an opencl option (backend is '%s')\n",
@@ -225,13 +240,23 @@ static int open_backend(const conf_opts *o, attn_backend **be)
     return 3;
 }
 
+/* The header facts of a run, self-contained so that a child process can send them. */
+typedef struct conf_info {
+    int rc; /* open_backend's result: the facts are valid when 0 */
+    attn_report_info info;
+    char describe[256], devid[400];
+} conf_info;
+
 /* Header facts: the backend's describe line, and for opencl the platform and device. */
-static void gather_info(attn_backend *be, const conf_opts *o, size_t n, attn_report_info *info,
-                        char *devid, size_t devid_size)
+static void gather_info(attn_backend *be, const conf_opts *o, size_t n, conf_info *ci)
 {
+    attn_report_info *info = &ci->info;
+    char *devid = ci->devid;
+    const size_t devid_size = sizeof ci->devid;
     memset(info, 0, sizeof *info);
+    snprintf(ci->describe, sizeof ci->describe, "%s", attn_backend_describe(be));
     info->backend = o->backend;
-    info->describe = attn_backend_describe(be);
+    info->describe = ci->describe;
     info->seed = o->seed;
     info->ncases = n;
     info->device_mem = o->memory == 1 || (o->memory < 0 && strcmp(o->backend, "opencl") == 0);
@@ -300,30 +325,77 @@ static int write_files(const conf_opts *o, const attn_report_info *info, const a
     return rc ? 1 : 0;
 }
 
-static int run_cases(const conf_opts *o, attn_backend *be, attn_expect *x, const attn_case *cs,
-                     size_t n, attn_conform_tamper tamper, void *ctx)
+/* One case, where it runs: in this process on `be`, or (be NULL, --isolate) in a child that
+ * opens its own backend. */
+typedef struct conf_case_job {
+    const conf_opts *o;
+    attn_backend *be;
+    const attn_case *c;
+    const attn_conform_opts *co;
+    attn_conform_tamper tamper;
+    void *ctx;
+} conf_case_job;
+
+static int case_in_child(void *arg, void *out, size_t size)
+{
+    const conf_case_job *j = arg;
+    attn_backend *be = NULL;
+    if (size != sizeof(attn_result) || open_backend(j->o, &be) != 0)
+        return 1;
+    attn_conform_case(be, j->c, j->co, j->tamper, j->ctx, out);
+    attn_backend_close(be);
+    return 0;
+}
+
+static void run_case(const conf_case_job *j, attn_result *r)
+{
+    if (j->be) {
+        attn_conform_case(j->be, j->c, j->co, j->tamper, j->ctx, r);
+        return;
+    }
+    char why[200];
+    if (attn_isolate_run(case_in_child, (void *)j, r, sizeof *r, (double)j->o->timeout, why,
+                         sizeof why) == 0)
+        return;
+    /* the child left no result: the case failed, named as the harness would have named it */
+    memset(r, 0, sizeof *r);
+    r->op = j->c->op;
+    r->expected = ATTN_PASSED;
+    r->status = ATTN_FAILED;
+    attn_case_format(j->c, r->name, sizeof r->name);
+    attn_report_repro(r->repro, sizeof r->repro, j->o->backend, j->co->repro_opts, j->o->seed,
+                      r->name);
+    r->features = attn_case_features(j->c);
+    snprintf(r->reason, sizeof r->reason, "isolated case %s", why);
+}
+
+static int run_cases(const conf_opts *o, attn_backend *be, const conf_info *ci, attn_expect *x,
+                     const attn_case *cs, size_t n, attn_conform_tamper tamper, void *ctx)
 {
     attn_result *rs = calloc(n ? n : 1, sizeof *rs);
     if (!rs) {
         fprintf(stderr, "attn: conform: out of memory\n");
         return 1;
     }
-    attn_report_info info;
-    char devid[400], ropts[400];
-    gather_info(be, o, n, &info, devid, sizeof devid);
+    const attn_report_info *info = &ci->info;
+    char ropts[400];
     repro_options(o, ropts, sizeof ropts);
-    const attn_conform_opts co = {.seed = o->seed, .device_mem = info.device_mem,
+    const attn_conform_opts co = {.seed = o->seed, .device_mem = info->device_mem,
                                   .repeat = (int)o->repeat, .repro_opts = ropts};
-    attn_report_header(stdout, &info);
-    if (x && x->device[0] && strcmp(x->device, devid) != 0)
+    attn_report_header(stdout, info);
+    if (o->isolate)
+        printf("isolated: each case in a child process%s\n",
+               o->timeout ? ", killed after --timeout" : "");
+    if (x && x->device[0] && strcmp(x->device, ci->devid) != 0)
         printf("warning: expectations file %s is for device '%s', this run is on '%s'\n",
-               o->expect, x->device, devid);
+               o->expect, x->device, ci->devid);
     size_t regressions = 0;
     for (size_t i = 0; i < n; i++) {
         char name[ATTN_CASE_NAME_MAX];
         attn_case_format(&cs[i], name, sizeof name);
         progress(i, n, name);
-        attn_conform_case(be, &cs[i], &co, tamper, ctx, &rs[i]);
+        const conf_case_job job = {o, be, &cs[i], &co, tamper, ctx};
+        run_case(&job, &rs[i]);
         if (x)
             regressions += attn_expect_apply(x, &rs[i], 1);
         progress_clear();
@@ -334,11 +406,47 @@ static int run_cases(const conf_opts *o, attn_backend *be, attn_expect *x, const
         expect_unused(x);
     size_t bad = attn_report_summary(stdout, rs, n, x ? o->expect : NULL);
     int rc = (x ? regressions : bad) ? 1 : 0;
-    rc |= write_files(o, &info, rs, n);
+    rc |= write_files(o, info, rs, n);
     if (n == 0)
         fprintf(stderr, "attn: conform: no case selected\n");
     free(rs);
     return rc;
+}
+
+typedef struct info_job {
+    const conf_opts *o;
+    size_t n;
+} info_job;
+
+static int info_in_child(void *arg, void *out, size_t size)
+{
+    const info_job *j = arg;
+    conf_info *ci = out;
+    attn_backend *be = NULL;
+    if (size != sizeof *ci)
+        return 1;
+    ci->rc = open_backend(j->o, &be); /* prints why it fails */
+    if (ci->rc == 0)
+        gather_info(be, j->o, j->n, ci);
+    attn_backend_close(be);
+    return 0;
+}
+
+/* The header facts from a child process; its pointers are re-aimed at this copy. */
+static int info_isolated(const conf_opts *o, size_t n, conf_info *ci)
+{
+    info_job j = {o, n};
+    char why[200];
+    if (attn_isolate_run(info_in_child, &j, ci, sizeof *ci, (double)o->timeout, why,
+                         sizeof why) != 0) {
+        fprintf(stderr, "attn: conform: opening backend '%s' in a child process: %s\n",
+                o->backend, why);
+        return 3;
+    }
+    ci->info.backend = o->backend;
+    ci->info.describe = ci->describe;
+    ci->info.device_id = ci->devid;
+    return ci->rc;
 }
 
 static int run_all(const conf_opts *o, const attn_case *cs, size_t n,
@@ -350,11 +458,19 @@ static int run_all(const conf_opts *o, const attn_case *cs, size_t n,
         fprintf(stderr, "attn: conform: %s\n", err);
         return 2;
     }
+    /* With --isolate this process never opens the backend: a child that inherits a process's
+     * OpenCL or OpenMP state cannot use it. */
     attn_backend *be = NULL;
-    int rc = open_backend(o, &be);
+    conf_info *ci = calloc(1, sizeof *ci);
+    int rc = !ci ? (fprintf(stderr, "attn: conform: out of memory\n"), 1)
+             : o->isolate ? info_isolated(o, n, ci)
+                          : open_backend(o, &be);
+    if (rc == 0 && !o->isolate)
+        gather_info(be, o, n, ci);
     if (rc == 0)
-        rc = run_cases(o, be, o->expect ? &x : NULL, cs, n, tamper, ctx);
+        rc = run_cases(o, be, ci, o->expect ? &x : NULL, cs, n, tamper, ctx);
     attn_backend_close(be);
+    free(ci);
     if (o->expect)
         attn_expect_free(&x);
     return rc;

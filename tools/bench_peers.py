@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""bench_peers.py - the cpu backend against PyTorch's CPU scaled_dot_product_attention, measured
+interleaved in one run (attn, torch, attn, torch, ... for --rounds rounds; medians), on the
+default shapes of `attn bench` and the shapes docs/cpu.md reports: prefill, short sequences,
+sliding windows, decode, the Sq sweep over a long KV cache and many short sequences. Prints a
+markdown table with the CPU named: attn's rate, the same-run BLIS sgemm (or memcpy) rate, the
+peer's rate on the same problem (same FLOP or byte count) and the ratio attn / peer.
+
+PyTorch is a peer for measuring, never a dependency: without it the script says so and exits 0.
+    python3 tools/bench_peers.py [--attn build/tools/attn] [--rounds 5] [--threads 2]
+                                 [--only SUBSTRING] [--json FILE]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+# (label, attn bench options). Decode shapes (Sq <= 4) report GB/s of K+V read; the others
+# GFLOP/s over attended query-key pairs (attn bench's conventions, used for both sides).
+SHAPES = [
+    ("D64", "--b 1 --h 8 --sq 2048 --skv 2048 --d 64"),
+    ("D64 causal", "--b 1 --h 8 --sq 2048 --skv 2048 --d 64 --causal"),
+    ("D128", "--b 1 --h 8 --sq 2048 --skv 2048 --d 128"),
+    ("D128 causal", "--b 1 --h 8 --sq 2048 --skv 2048 --d 128 --causal"),
+    ("S512 D128 causal", "--b 1 --h 8 --sq 512 --skv 512 --d 128 --causal"),
+    ("S1024 D128 causal", "--b 1 --h 8 --sq 1024 --skv 1024 --d 128 --causal"),
+    ("S4096 D128 causal w512", "--b 1 --h 8 --sq 4096 --skv 4096 --d 128 --causal --window 512"),
+    ("B8 S256 D64 causal", "--b 8 --h 8 --sq 256 --skv 256 --d 64 --causal"),
+    ("decode Skv1024 f16 KV", "--b 1 --h 32 --hkv 8 --sq 1 --skv 1024 --d 128 --kv-dtype f16"),
+    ("decode Skv8192 f16 KV", "--b 1 --h 32 --hkv 8 --sq 1 --skv 8192 --d 128 --kv-dtype f16"),
+    ("decode Skv8192 f32 KV", "--b 1 --h 32 --hkv 8 --sq 1 --skv 8192 --d 128"),
+] + [("Sq%d Skv8192 Hq32/Hkv8 f16 KV" % sq,
+      "--b 1 --h 32 --hkv 8 --sq %d --skv 8192 --d 128 --kv-dtype f16" % sq)
+     for sq in (2, 4, 5, 8, 16, 32, 64)]
+
+
+def opts_of(s):
+    """attn bench options -> dict"""
+    toks = s.split()
+    d = {"b": 1, "h": 8, "hkv": None, "sq": 1, "skv": 1, "d": 64, "causal": False,
+         "window": -1, "kv_dtype": "f32", "dtype": "f32"}
+    i = 0
+    while i < len(toks):
+        k = toks[i][2:].replace("-", "_")
+        if k == "causal":
+            d["causal"] = True
+            i += 1
+            continue
+        v = toks[i + 1]
+        d[k] = v if k in ("kv_dtype", "dtype") else int(v)
+        i += 2
+    d["hkv"] = d["hkv"] or d["h"]
+    return d
+
+
+def run_attn(exe, opts, threads, repeat):
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        path = f.name
+    try:
+        cmd = [exe, "bench", "--repeat", str(repeat), "--json", path] + opts.split()
+        if threads:
+            cmd += ["--threads", str(threads)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        with open(path) as f:
+            return json.load(f)[0]
+    finally:
+        os.unlink(path)
+
+
+def torch_case(torch, o):
+    """inputs and a call of torch's SDPA on the same problem ([B, H, S, D] layout)"""
+    f = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+    # torch wants one dtype: a half KV cache runs the whole call in that dtype
+    dt = f[o["kv_dtype"]] if o["kv_dtype"] != "f32" else f[o["dtype"]]
+    g = torch.Generator().manual_seed(1)
+    q = torch.rand(o["b"], o["h"], o["sq"], o["d"], generator=g).to(dt)
+    k = torch.rand(o["b"], o["hkv"], o["skv"], o["d"], generator=g).to(dt)
+    v = torch.rand(o["b"], o["hkv"], o["skv"], o["d"], generator=g).to(dt)
+    mask, causal = None, o["causal"]
+    if o["window"] >= 0:  # causal sliding window, bottom-right aligned: keys [i - w, i]
+        i = torch.arange(o["sq"]).unsqueeze(1) + (o["skv"] - o["sq"])
+        j = torch.arange(o["skv"]).unsqueeze(0)
+        mask = (j <= i) & (j >= i - o["window"])
+        causal = False
+    gqa = o["hkv"] != o["h"]
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def call():
+        with torch.no_grad():
+            return sdpa(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=gqa)
+    return call, dt
+
+
+def time_torch(call, repeat):
+    call()  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--attn", default="build/tools/attn")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3, help="timed calls per round (best)")
+    ap.add_argument("--threads", type=int, default=0, help="0: all cores")
+    ap.add_argument("--only", default="", help="shapes whose label contains this")
+    ap.add_argument("--json", default="")
+    a = ap.parse_args()
+    try:
+        import torch
+    except ImportError:
+        print("bench_peers: PyTorch is not installed (pip install torch): skipped")
+        return 0
+    threads = a.threads or os.cpu_count()
+    torch.set_num_threads(threads)
+    print("CPU: %s, %d threads; PyTorch %s; %d rounds interleaved, medians of best-of-%d"
+          % (cpu_name(), threads, torch.__version__, a.rounds, a.repeat))
+    rows = []
+    print("| shape | attn | same-run sgemm / memcpy | attn / sgemm | PyTorch SDPA | attn / PyTorch | attn impl |")
+    print("|---|---|---|---|---|---|---|")
+    for label, opts in SHAPES:
+        if a.only and a.only not in label:
+            continue
+        o = opts_of(opts)
+        call, dt = torch_case(torch, o)
+        at, pt, refs, j = [], [], [], None
+        for _ in range(a.rounds):
+            j = run_attn(a.attn, opts, a.threads, a.repeat)
+            at.append(j["seconds"])
+            refs.append(j.get("sgemm_gflops", j.get("memcpy_gbps_rw", 0.0)))
+            pt.append(time_torch(call, a.repeat))
+        ta, tp, ref = statistics.median(at), statistics.median(pt), statistics.median(refs)
+        decode = j["kind"] == "decode"
+        work = j["kv_bytes"] if decode else j["flops"]
+        unit = "GB/s" if decode else "GFLOP/s"
+        ra, rp = work / ta / 1e9, work / tp / 1e9
+        row = {"shape": label, "attn_opts": opts, "unit": unit, "attn": ra, "ref": ref,
+               "attn_over_ref": ra / ref if ref else 0.0, "torch": rp, "torch_dtype": str(dt),
+               "attn_over_torch": tp / ta, "impl": j["impl"]}
+        rows.append(row)
+        print("| %s | %.1f %s | %.1f | %.2f | %.1f (%s) | %.2f | %s |"
+              % (label, ra, unit, ref, row["attn_over_ref"], rp, str(dt).replace("torch.", ""),
+                 row["attn_over_torch"], j["impl"]), flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"cpu": cpu_name(), "threads": threads, "torch": torch.__version__,
+                       "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
