@@ -18,6 +18,7 @@ repo=$(git -C "$here" rev-parse --show-toplevel) || exit 2
 mutdir=$repo/tests/mutants
 timeout_quick=${ATTN_MUTANTS_TIMEOUT_QUICK:-300} # seconds per conform run (cold kernel builds)
 timeout_full=${ATTN_MUTANTS_TIMEOUT_FULL:-900}
+timeout_case=${ATTN_MUTANTS_TIMEOUT_CASE:-120} # per case, with --isolate --timeout
 scratch=${ATTN_MUTANTS_SCRATCH:-${TMPDIR:-/tmp}/attn-mutants-$(id -u)-$(printf '%s' "$repo" | cksum | cut -d' ' -f1)}
 table_out=""
 selected=()
@@ -139,7 +140,7 @@ gates = [c[t]["gate"] for t in ("out", "lse")
          if isinstance(c.get(t), dict) and c[t].get("verdict") not in (None, "PASSED")
          and c[t].get("gate")]
 reason = c.get("reason") or ""
-if any(w in reason for w in ("crash", "signal", "timed out", "timeout")):
+if any(w in reason for w in ("crashed", "signal", "timed out", "without a result")):
     gate = "crash"
 elif c.get("guard_bytes") or c.get("stray_bytes") or "guard" in reason or "modified" in reason \
         or "outside the output" in reason:
@@ -183,7 +184,13 @@ start=$(date +%s)
 restore
 echo "run.sh: scratch $scratch; building the unmutated tree" >&2
 build_tool "$out/base.build.log" || die "the unmutated tree does not build (see $out/base.build.log)"
-"$attn" conform --help 2>&1 | grep -q -- '--isolate' && isolate=(--isolate)
+# with --isolate a crash, abort or hang fails its case and the run goes on (gate "crash");
+# without it the whole run dies and the case it died in is taken from its log
+help=$("$attn" conform --help 2>&1)
+if grep -q -- '--isolate' <<<"$help"; then
+    isolate=(--isolate)
+    grep -q -- '--timeout' <<<"$help" && isolate+=(--timeout "$timeout_case")
+fi
 declare -A used
 for n in "${names[@]}"; do used[${backend[$n]}]=1; done
 for be in cpu opencl ref; do
