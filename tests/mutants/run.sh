@@ -95,7 +95,7 @@ git -C "$repo" diff --binary HEAD | gitx apply --allow-empty --whitespace=nowarn
 (cd "$repo" && git ls-files -z --others --exclude-standard) |
     (cd "$repo" && xargs -0 -r cp --parents -t "$scratch") || die "cannot copy untracked files"
 if [ -n "$(gitx status --porcelain)" ]; then
-    gitx add -A && gitx commit -q --no-verify -m "mutants: base (uncommitted state)" ||
+    { gitx add -A && gitx commit -q --no-verify -m "mutants: base (uncommitted state)"; } ||
         die "cannot record the base state in $scratch"
 fi
 trap restore EXIT
