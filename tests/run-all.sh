@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # run-all.sh - the whole test suite: every Check suite on a release build (including the full
-# conformance suite on the cpu backend), then again under AddressSanitizer + UBSan (conformance
-# reduced to its --quick subset there, see docs/conformance.md), then the reference-only build,
-# then a bounded run of the fuzz harnesses. Installs what is missing.
+# conformance suite on the cpu backend), a smoke run of the mutation harness, then again under
+# AddressSanitizer + UBSan (conformance reduced to its --quick subset there, see
+# docs/conformance.md), then the reference-only build, then a bounded run of the fuzz harnesses.
+# Installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/bootstrap.sh build
 meson test -C build --print-errorlogs --num-processes 1
+# Mutation testing (docs/mutation.md): every mutant must still apply to this tree, and two of
+# them are built and must be caught (the whole table takes about 16 minutes; run it by hand).
+for m in tests/mutants/*.patch; do
+    git apply --check "$m" || { echo "mutant $m no longer applies" >&2; exit 1; }
+done
+bash tests/mutants/run.sh cpu_rescale_missing cpu_bf16_store_rtz
 
 bash tools/bootstrap.sh build-asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined \
     -Db_lundef=false
