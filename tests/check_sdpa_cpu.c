@@ -1,6 +1,7 @@
 /* check_sdpa_cpu.c - what only the cpu backend's SDPA has, through the shared fixture
  * (sdpa_fixture.h; the case families every backend runs are in check_sdpa_backends.c): the
- * decode kernels with SIMD on and off, which implementation runs, results independent of the
+ * decode kernels with SIMD on and off, which implementation runs (the path rule and the forced
+ * paths), results independent of the
  * thread count, non-finite values in visible and hidden keys (the backend's own options and
  * environment: check_cpu.c). */
 #include "sdpa_fixture.h"
@@ -158,6 +159,64 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* The path rule (docs/cpu.md), on two threads: the decode path up to Sq 16 whatever the keys,
+ * up to Sq 64 when the keys split into a chunk per thread, else the tiles; path= forces one. */
+START_TEST(test_path_rule)
+{
+    static const struct {
+        int64_t sq, skv;
+        const char *options, *want;
+    } rows[] = {
+        {16, 300, "threads=2", "cpu:decode"},      /* few rows: one item still wins */
+        {17, 300, "threads=2", "cpu:flash_blis"},  /* one key chunk for two threads */
+        {17, 4096, "threads=2", "cpu:decode"},     /* four chunks */
+        {64, 4096, "threads=2", "cpu:decode"},
+        {65, 4096, "threads=2", "cpu:flash_blis"},
+        {17, 300, "threads=1", "cpu:decode"},      /* one chunk is one per thread */
+        {1, 300, "threads=2,path=tiled", "cpu:flash_blis"},
+        {200, 300, "threads=2,path=decode", "cpu:decode"},
+    };
+    for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+        const attn_sdpa_case c = sdpa_fx_case(rows[k].sq, rows[k].skv, 64);
+        const sdpa_fx x = {.backend = "cpu", .options = rows[k].options};
+        const attn_result r = sdpa_fx_run(&x, &c);
+        sdpa_fx_assert_pass(&x, &r);
+        ck_assert_msg(strncmp(r.impl, rows[k].want, strlen(rows[k].want)) == 0,
+                      "Sq %lld Skv %lld %s: %s", (long long)rows[k].sq, (long long)rows[k].skv,
+                      rows[k].options, r.impl);
+    }
+    attn_backend *be = NULL;
+    ck_assert_int_eq(attn_backend_open("cpu", "path=fast", &be), ATTN_ERR_BACKEND);
+    ck_assert_ptr_nonnull(strstr(attn_last_error(), "auto, decode or tiled"));
+}
+END_TEST
+
+/* Each path computes every shape: the window and mask families on the decode path whatever
+ * Sq, the edges family (tile boundaries) on the tiles whatever Sq. */
+START_TEST(test_forced_paths)
+{
+    const sdpa_fx dec = {.backend = "cpu", .options = "path=decode"};
+    const sdpa_fx til = {.backend = "cpu", .options = "path=tiled"};
+    for (int n = 0; n < sdpa_fx_windows_count(); n++) {
+        const attn_sdpa_case c = sdpa_fx_windows(n);
+        sdpa_fx_expect_pass(&dec, &c);
+    }
+    for (int n = 0; n < sdpa_fx_masks_count(); n++) {
+        const attn_sdpa_case c = sdpa_fx_masks(n);
+        sdpa_fx_expect_pass(&dec, &c);
+    }
+    for (int n = 0; n < sdpa_fx_decode_count(); n++) {
+        const attn_sdpa_case c = sdpa_fx_decode(n);
+        sdpa_fx_expect_pass(&til, &c);
+    }
+    for (int n = 0; n < sdpa_fx_edges_count(); n++) {
+        const attn_sdpa_case c = sdpa_fx_edges(n);
+        sdpa_fx_expect_pass(&til, &c);
+        sdpa_fx_expect_pass(&dec, &c);
+    }
+}
+END_TEST
+
 static Suite *cpu_suite(void)
 {
     Suite *s = suite_create("sdpa_cpu");
@@ -165,6 +224,8 @@ static Suite *cpu_suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_loop_test(tc, test_decode_kernels, 0, 2);
     tcase_add_test(tc, test_decode_impl_name);
+    tcase_add_test(tc, test_path_rule);
+    tcase_add_test(tc, test_forced_paths);
     tcase_add_loop_test(tc, test_decode_hidden_nonfinite_v, 0, 2);
     tcase_add_test(tc, test_nonfinite_prefill);
     tcase_add_test(tc, test_threads);

@@ -1,4 +1,5 @@
-/* cpu_backend.c - the "cpu" backend: options (threads=N, simd=on|off) and the describe line
+/* cpu_backend.c - the "cpu" backend: options (threads=N, simd=on|off, path=auto|decode|tiled)
+ * and the describe line
  * (BLIS version and kernel set, thread count, decode kernels). Host memory only; each op's
  * implementation is in src/cpu/cpu_<op>_impl.c. */
 #include "cpu_internal.h"
@@ -27,7 +28,20 @@ static attn_status parse_simd(const char *val, int *simd)
     return ATTN_OK;
 }
 
-/* "key=value,key=value": threads=N, simd=on|off (off forces the portable decode kernels). */
+static attn_status parse_path(const char *val, attn_cpu_path *path)
+{
+    static const char *const names[] = {"auto", "decode", "tiled"};
+    for (int k = 0; k < 3; k++)
+        if (strcmp(val, names[k]) == 0) {
+            *path = (attn_cpu_path)k;
+            return ATTN_OK;
+        }
+    return attn_fail(ATTN_ERR_BACKEND, "cpu: path must be auto, decode or tiled (got \"%s\")",
+                     val);
+}
+
+/* "key=value,key=value": threads=N, simd=on|off (off forces the portable decode kernels),
+ * path=auto|decode|tiled (forces one SDPA path, for tests and benchmarks). */
 static attn_status parse_options(const char *options, attn_cpu_state *s)
 {
     char buf[256];
@@ -46,9 +60,11 @@ static attn_status parse_options(const char *options, attn_cpu_state *s)
             st = parse_threads(eq + 1, &s->threads);
         else if (eq && strcmp(kv, "simd") == 0)
             st = parse_simd(eq + 1, &s->simd);
+        else if (eq && strcmp(kv, "path") == 0)
+            st = parse_path(eq + 1, &s->path);
         else
             return attn_fail(ATTN_ERR_BACKEND, "cpu: unknown option \"%s\" (known: threads=N, "
-                                               "simd=on|off)", kv);
+                                               "simd=on|off, path=auto|decode|tiled)", kv);
         if (st != ATTN_OK)
             return st;
     }

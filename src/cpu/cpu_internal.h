@@ -10,9 +10,13 @@
 
 #include <stdint.h>
 
+/* The SDPA path (option path=auto|decode|tiled; auto decides per problem). */
+typedef enum attn_cpu_path { ATTN_CPU_PATH_AUTO, ATTN_CPU_PATH_DECODE, ATTN_CPU_PATH_TILED } attn_cpu_path;
+
 typedef struct attn_cpu_state {
     int threads;
     int simd; /* use the AVX2 decode kernels where the CPU has them (option simd=on|off) */
+    attn_cpu_path path;
 } attn_cpu_state;
 
 /* ---- BLIS (cpu_blis_arch.c, cpu_blis.c) -------------------------------------------------- */

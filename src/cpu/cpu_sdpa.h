@@ -87,7 +87,12 @@ attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t
 attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int simd);
 /* Whether the decode path would use the AVX2 kernels for p. */
 int attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd);
-/* Sq at or below which the decode path is used. */
-#define ATTN_CPU_DECODE_MAX_SQ 4
+/* Work items the decode path would make for p: batch x key chunks. */
+int64_t attn_cpu_decode_items(const attn_sdpa_problem *p, int threads);
+/* Sq at or below which the decode path is always used: reading K/V once for all
+ * G = group * Sq rows beats BLIS tiles of so few rows even on one thread (docs/cpu.md). */
+#define ATTN_CPU_DECODE_MAX_SQ 16
+/* Sq at or below which it is used when its key chunks give every thread a work item. */
+#define ATTN_CPU_DECODE_WIDE_SQ 64
 
 #endif /* ATTN_CPU_SDPA_H_ */

@@ -1,4 +1,4 @@
-/* cpu_sdpa_decode.c - the decode path (Sq <= ATTN_CPU_DECODE_MAX_SQ): few queries over a long KV.
+/* cpu_sdpa_decode.c - the decode path (few queries over a long KV; cpu_sdpa_impl.c decides).
  * There is too little query work to split, so the KV range is split instead: a work item is
  * (batch, key chunk) and covers every KV head, each with all G = (Hq/Hkv) * Sq query rows of
  * its GQA group, so each K/V row is read from memory once per call and the two threads
@@ -234,6 +234,13 @@ static void plan(dec_ctx *c, int threads)
     c->chunk = (keys + c->n_chunks - 1) / c->n_chunks;
     c->chunk = (c->chunk + KB - 1) / KB * KB;
     c->n_chunks = keys > 0 ? (keys + c->chunk - 1) / c->chunk : 1;
+}
+
+int64_t attn_cpu_decode_items(const attn_sdpa_problem *p, int threads)
+{
+    dec_ctx c = {.p = p};
+    plan(&c, threads);
+    return p->B * c.n_chunks;
 }
 
 int attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd)

@@ -52,11 +52,22 @@ static attn_status cpu_sdpa_supported(attn_backend *be, const void *problem)
     return ATTN_OK;
 }
 
+/* The decode path for a few queries (always up to ATTN_CPU_DECODE_MAX_SQ, up to
+ * ATTN_CPU_DECODE_WIDE_SQ when its key chunks give every thread an item), else the tiles;
+ * option path= overrides. */
+static int use_decode(const attn_sdpa_problem *p, const attn_cpu_state *s)
+{
+    if (s->path != ATTN_CPU_PATH_AUTO)
+        return s->path == ATTN_CPU_PATH_DECODE;
+    return p->Sq <= ATTN_CPU_DECODE_MAX_SQ ||
+           (p->Sq <= ATTN_CPU_DECODE_WIDE_SQ && attn_cpu_decode_items(p, s->threads) >= s->threads);
+}
+
 static attn_status cpu_sdpa_run(attn_backend *be, const void *problem)
 {
     const attn_sdpa_problem *p = problem;
     const attn_cpu_state *s = be->impl;
-    attn_status st = p->Sq <= ATTN_CPU_DECODE_MAX_SQ
+    attn_status st = use_decode(p, s)
                          ? attn_cpu_sdpa_decode(p, s->threads, s->simd)
                          : attn_cpu_sdpa_tiled(p, s->threads, pick_br(p, s->threads), CPU_BC);
     return st == ATTN_OK ? attn_ok() : st;
@@ -67,7 +78,7 @@ static void cpu_sdpa_impl_name(attn_backend *be, const void *problem, char *buf,
 {
     const attn_sdpa_problem *p = problem;
     const attn_cpu_state *s = be->impl;
-    if (p->Sq <= ATTN_CPU_DECODE_MAX_SQ)
+    if (use_decode(p, s))
         snprintf(buf, n, "cpu:decode_splitkv_%s",
                  attn_cpu_decode_uses_simd(p, s->simd) ? "avx2" : "c");
     else
