@@ -81,7 +81,16 @@ mkdir -p "$(dirname "$scratch")"
 exec 9>"$scratch.lock"
 flock -n 9 || die "another run uses $scratch"
 git -C "$repo" worktree prune
+# A worktree whose repository is gone (a clone deleted and made again at the same path): its
+# .git file names a gitdir that no longer exists. Only then is the folder removed.
+stale_worktree() {
+    [ -f "$1/.git" ] && [ ! -d "$(sed -n 's/^gitdir: //p' "$1/.git")" ]
+}
 if [ "$(git -C "$scratch" rev-parse --show-toplevel 2>/dev/null)" != "$scratch" ]; then
+    if [ -e "$scratch" ] && stale_worktree "$scratch"; then
+        echo "run.sh: removing $scratch, a scratch worktree of a repository that is gone" >&2
+        rm -rf "$scratch"
+    fi
     [ -e "$scratch" ] && die "$scratch exists and is not a worktree of this repository"
     git -C "$repo" worktree add --detach -q "$scratch" HEAD || die "cannot create $scratch"
 fi
