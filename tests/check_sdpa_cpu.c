@@ -193,27 +193,23 @@ END_TEST
 
 /* Each path computes every shape: the window and mask families on the decode path whatever
  * Sq, the edges family (tile boundaries) on the tiles whatever Sq. */
+static void family_passes(int (*count)(void), attn_sdpa_case (*get)(int), const sdpa_fx *x)
+{
+    for (int n = 0; n < count(); n++) {
+        const attn_sdpa_case c = get(n);
+        sdpa_fx_expect_pass(x, &c);
+    }
+}
+
 START_TEST(test_forced_paths)
 {
     const sdpa_fx dec = {.backend = "cpu", .options = "path=decode"};
     const sdpa_fx til = {.backend = "cpu", .options = "path=tiled"};
-    for (int n = 0; n < sdpa_fx_windows_count(); n++) {
-        const attn_sdpa_case c = sdpa_fx_windows(n);
-        sdpa_fx_expect_pass(&dec, &c);
-    }
-    for (int n = 0; n < sdpa_fx_masks_count(); n++) {
-        const attn_sdpa_case c = sdpa_fx_masks(n);
-        sdpa_fx_expect_pass(&dec, &c);
-    }
-    for (int n = 0; n < sdpa_fx_decode_count(); n++) {
-        const attn_sdpa_case c = sdpa_fx_decode(n);
-        sdpa_fx_expect_pass(&til, &c);
-    }
-    for (int n = 0; n < sdpa_fx_edges_count(); n++) {
-        const attn_sdpa_case c = sdpa_fx_edges(n);
-        sdpa_fx_expect_pass(&til, &c);
-        sdpa_fx_expect_pass(&dec, &c);
-    }
+    family_passes(sdpa_fx_windows_count, sdpa_fx_windows, &dec);
+    family_passes(sdpa_fx_masks_count, sdpa_fx_masks, &dec);
+    family_passes(sdpa_fx_decode_count, sdpa_fx_decode, &til);
+    family_passes(sdpa_fx_edges_count, sdpa_fx_edges, &til);
+    family_passes(sdpa_fx_edges_count, sdpa_fx_edges, &dec);
 }
 END_TEST
 
