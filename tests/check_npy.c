@@ -256,7 +256,7 @@ static const bad_header bad_headers[] = {
     {1, "{'descr':'<f4','shape':(1,)}", 4, "missing key 'fortran_order'"},
     {1, "{'descr':'<f4','descr':'<f4','fortran_order':False,'shape':(1,)}", 4, "duplicate"},
     {1, "{'descr':'<f4','fortran_order':False,'shape':(1,),'extra':1}", 4, "unknown key"},
-    {1, "{'descr':'<i4','fortran_order':False,'shape':(1,)}", 4, "unsupported descr"},
+    {1, "{'descr':'<i2','fortran_order':False,'shape':(1,)}", 2, "unsupported descr"},
     {1, "{'descr':'<c8','fortran_order':False,'shape':(1,)}", 8, "unsupported descr"},
     {1, "{'descr':'<fx4','fortran_order':False,'shape':(1,)}", 4, "unsupported descr"},
     {1, "{'descr':'','fortran_order':False,'shape':(1,)}", 4, "unsupported descr"},

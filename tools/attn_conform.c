@@ -21,21 +21,25 @@
 
 /* ---- buffers with poison and guards --------------------------------------------------------- */
 
-/* Signalling-NaN patterns (quiet bit clear), distinct from anything a conversion produces. */
-static void poison_bytes(attn_dtype t, unsigned char pat[4])
+/* Signalling-NaN patterns (quiet bit clear), distinct from anything a conversion produces;
+ * integer dtypes (u8 masks, i32/i64 positions) get 0xa5 bytes. */
+static void poison_bytes(attn_dtype t, unsigned char pat[8])
 {
     static const unsigned char f32[4] = {0xa5, 0xa5, 0xa5, 0x7f}; /* 0x7fa5a5a5 */
     static const unsigned char f16[2] = {0x5a, 0x7d};             /* 0x7d5a */
     static const unsigned char bf16[2] = {0xa5, 0x7f};            /* 0x7fa5 */
     const unsigned char *src = t == ATTN_F32 ? f32 : t == ATTN_F16 ? f16 : bf16;
-    memcpy(pat, t == ATTN_U8 ? (const unsigned char *)"\xa5" : src, attn_dtype_size(t));
+    if (t == ATTN_U8 || t == ATTN_I32 || t == ATTN_I64)
+        memset(pat, 0xa5, attn_dtype_size(t));
+    else
+        memcpy(pat, src, attn_dtype_size(t));
 }
 
 /* Fill the whole host image (guards, gaps and view) with the poison pattern. */
 static void buf_poison(attn_conf_buf *b)
 {
     const size_t es = attn_dtype_size(b->t.dtype);
-    unsigned char pat[4];
+    unsigned char pat[8];
     poison_bytes(b->t.dtype, pat);
     for (size_t i = 0; i < b->bytes; i++)
         b->mem[i] = pat[i % es];
@@ -237,7 +241,7 @@ static int check_writes(const attn_conf_buf *b, int64_t *unwritten, int64_t *fir
                         int64_t *gap)
 {
     const size_t es = attn_dtype_size(b->t.dtype);
-    unsigned char pat[4];
+    unsigned char pat[8];
     poison_bytes(b->t.dtype, pat);
     unsigned char *mine = calloc(b->bytes, 1);
     if (!mine)

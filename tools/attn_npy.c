@@ -45,6 +45,7 @@ static const npy_type_info npy_types[] = {
     {ATTN_NPY_F32, 'f', 4, "f32"},      {ATTN_NPY_F16, 'f', 2, "f16"},
     {ATTN_NPY_F64, 'f', 8, "f64"},      {ATTN_NPY_U16, 'u', 2, "u16 (bf16)"},
     {ATTN_NPY_U8, 'u', 1, "u8"},        {ATTN_NPY_BOOL, 'b', 1, "bool"},
+    {ATTN_NPY_I32, 'i', 4, "i32"},      {ATTN_NPY_I64, 'i', 8, "i64"},
 };
 #define NPY_NTYPES (sizeof npy_types / sizeof npy_types[0])
 
@@ -94,7 +95,8 @@ static int parse_descr(const char *s, size_t n, attn_npy_dtype *t, int *swap, ch
         return 0;
     }
     return fail(err, "unsupported descr '%.*s' (supported: '<f4', '<f2', '<f8', '<u2' for bf16, "
-                     "'|u1', '|b1', and big-endian '>' forms)", (int)(n > 16 ? 16 : n), s);
+                     "'|u1', '|b1', '<i4', '<i8', and big-endian '>' forms)",
+                (int)(n > 16 ? 16 : n), s);
 }
 
 /* ---- header scanner ------------------------------------------------------------------------- */
@@ -486,15 +488,15 @@ void attn_npy_shape_str(int ndim, const int64_t *shape, char *buf, size_t n)
 
 static const char *descr_of(attn_npy_dtype t)
 {
-    static const char *const le[] = {"<f4", "<f2", "<f8", "<u2", "|u1", "|b1"};
-    static const char *const be[] = {">f4", ">f2", ">f8", ">u2", "|u1", "|b1"};
+    static const char *const le[] = {"<f4", "<f2", "<f8", "<u2", "|u1", "|b1", "<i4", "<i8"};
+    static const char *const be[] = {">f4", ">f2", ">f8", ">u2", "|u1", "|b1", ">i4", ">i8"};
     return host_is_little() ? le[t] : be[t];
 }
 
 int attn_npy_save(const char *path, attn_npy_dtype t, int ndim, const int64_t *shape,
                   const void *data, char *err)
 {
-    if ((unsigned)t > ATTN_NPY_BOOL || ndim < 0 || ndim > ATTN_NPY_MAXDIM)
+    if ((unsigned)t > ATTN_NPY_I64 || ndim < 0 || ndim > ATTN_NPY_MAXDIM)
         return fail(err, "%s: bad dtype or rank to write", path);
     npy_header h = {.dtype = t, .ndim = ndim};
     for (int d = 0; d < ndim; d++) {
@@ -567,6 +569,8 @@ double attn_npy_get(const attn_npy *a, int64_t off, int bf16)
     case ATTN_NPY_U16: memcpy(&h, p, 2); return bf16 ? attn_load_f64(&h, ATTN_BF16, 0) : h;
     case ATTN_NPY_U8:
     case ATTN_NPY_BOOL: return *p;
+    case ATTN_NPY_I32: { int32_t i; memcpy(&i, p, 4); return i; }
+    case ATTN_NPY_I64: { int64_t i; memcpy(&i, p, 8); return (double)i; }
     }
     return 0.0;
 }

@@ -19,7 +19,9 @@ typedef enum attn_npy_dtype {
     ATTN_NPY_F64,     /* '<f8' */
     ATTN_NPY_U16,     /* '<u2' (bf16 bit patterns when the user says so) */
     ATTN_NPY_U8,      /* '|u1' */
-    ATTN_NPY_BOOL     /* '|b1' */
+    ATTN_NPY_BOOL,    /* '|b1' */
+    ATTN_NPY_I32,     /* '<i4' (positions) */
+    ATTN_NPY_I64      /* '<i8' */
 } attn_npy_dtype;
 
 typedef struct attn_npy {

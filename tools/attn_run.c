@@ -124,6 +124,22 @@ int attn_run_load_bool(attn_run_array *r)
     return 0;
 }
 
+/* File [S] or [B, S], padded on the left to [1, 1, B|1, S], viewed as [B|1, S, 1, 1]. */
+static const int perm_positions[4] = {2, 3, 0, 1};
+
+int attn_run_load_positions(attn_run_array *r)
+{
+    char err[ATTN_NPY_ERRLEN];
+    if (attn_run_load_array(r, 1, 2, err))
+        return -1;
+    if (r->a.dtype != ATTN_NPY_I32 && r->a.dtype != ATTN_NPY_I64)
+        return attn_run_error("%s %s: positions must be int32 or int64, not %s", r->opt, r->path,
+                              attn_npy_dtype_name(r->a.dtype));
+    r->t.dtype = r->a.dtype == ATTN_NPY_I32 ? ATTN_I32 : ATTN_I64;
+    attn_run_view_dims(&r->a, perm_positions, &r->t);
+    return 0;
+}
+
 /* ---- output --------------------------------------------------------------------------------- */
 
 const attn_npy_dtype attn_run_out_file_dtype[] = {ATTN_NPY_F32, ATTN_NPY_F16, ATTN_NPY_U16,

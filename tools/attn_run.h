@@ -44,6 +44,8 @@ extern const int attn_run_perm_bhsd[4];
 int attn_run_load_float(attn_run_array *r, int min_rank, int max_rank, const int perm[4],
                         int bf16);
 int attn_run_load_bool(attn_run_array *r);
+/* Integer positions (int32 or int64 file [S] or [B, S]) as the view [B|1, S, 1, 1]. */
+int attn_run_load_positions(attn_run_array *r);
 
 /* Output dtypes by ATTN_RUN_OUT_*: in the file, and computed by the library. */
 extern const attn_npy_dtype attn_run_out_file_dtype[];

@@ -69,7 +69,9 @@ typedef enum attn_dtype {
     ATTN_F32 = 0,
     ATTN_F16 = 1,  /* IEEE binary16 */
     ATTN_BF16 = 2, /* bfloat16 */
-    ATTN_U8 = 3    /* boolean masks only: nonzero = visible */
+    ATTN_U8 = 3,   /* boolean masks only: nonzero = visible */
+    ATTN_I32 = 4,  /* integer positions (rope) */
+    ATTN_I64 = 5
 } attn_dtype;
 
 ATTN_API const char *attn_dtype_name(attn_dtype t);

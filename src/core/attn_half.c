@@ -92,6 +92,8 @@ double attn_load_f64(const void *base, attn_dtype t, int64_t idx)
     case ATTN_F16: return attn_f16_to_f32(((const uint16_t *)base)[idx]);
     case ATTN_BF16: return attn_bf16_to_f32(((const uint16_t *)base)[idx]);
     case ATTN_U8: return ((const uint8_t *)base)[idx];
+    case ATTN_I32: return ((const int32_t *)base)[idx];
+    case ATTN_I64: return (double)((const int64_t *)base)[idx]; /* exact below 2^53 */
     }
     return NAN;
 }
@@ -103,6 +105,8 @@ void attn_store_f64(void *base, attn_dtype t, int64_t idx, double x)
     case ATTN_F16: ((uint16_t *)base)[idx] = attn_f64_to_f16(x); break;
     case ATTN_BF16: ((uint16_t *)base)[idx] = attn_f64_to_bf16(x); break;
     case ATTN_U8: ((uint8_t *)base)[idx] = x != 0.0; break;
+    case ATTN_I32: ((int32_t *)base)[idx] = (int32_t)llrint(x); break; /* caller keeps x in range */
+    case ATTN_I64: ((int64_t *)base)[idx] = (int64_t)llrint(x); break;
     }
 }
 

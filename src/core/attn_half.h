@@ -1,4 +1,4 @@
-/* attn_half.h - conversions between the storage dtypes (f32, f16, bf16, u8) and float/double,
+/* attn_half.h - conversions between the storage dtypes (f32, f16, bf16, u8, i32, i64) and float/double,
  * plus typed element load/store used by the reference and the host backends. Round to nearest
  * even everywhere; NaN stays NaN, infinities are kept. */
 #ifndef ATTN_HALF_H_

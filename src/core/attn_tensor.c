@@ -8,6 +8,8 @@ const char *attn_dtype_name(attn_dtype t)
     case ATTN_F16: return "f16";
     case ATTN_BF16: return "bf16";
     case ATTN_U8: return "u8";
+    case ATTN_I32: return "i32";
+    case ATTN_I64: return "i64";
     }
     return "unknown";
 }
@@ -19,6 +21,8 @@ size_t attn_dtype_size(attn_dtype t)
     case ATTN_F16:
     case ATTN_BF16: return 2;
     case ATTN_U8: return 1;
+    case ATTN_I32: return 4;
+    case ATTN_I64: return 8;
     }
     return 0;
 }

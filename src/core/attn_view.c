@@ -42,7 +42,7 @@ static attn_status view_span(const attn_tensor *t, const char *name, attn_span *
 
 static int dtype_in(attn_dtype t, unsigned allowed_mask)
 {
-    return (unsigned)t <= ATTN_U8 && (allowed_mask >> (unsigned)t) & 1u;
+    return (unsigned)t <= ATTN_I64 && (allowed_mask >> (unsigned)t) & 1u;
 }
 
 attn_status attn_view_check(const attn_tensor *t, const char *name, unsigned dtypes,

@@ -34,6 +34,7 @@ typedef struct attn_span {
 #define ATTN_DTYPES_FLOAT ((1u << ATTN_F32) | (1u << ATTN_F16) | (1u << ATTN_BF16))
 #define ATTN_DTYPES_F32 (1u << ATTN_F32)
 #define ATTN_DTYPES_U8 (1u << ATTN_U8)
+#define ATTN_DTYPES_INT ((1u << ATTN_I32) | (1u << ATTN_I64))
 
 /* Names of the four dims in messages, e.g. {"batch", "seq", "heads", "dim"}. */
 typedef const char *const attn_dim_names[4];
