@@ -25,13 +25,7 @@ enum { N_RUNS = sizeof runs / sizeof runs[0] };
 
 static int available(const char *backend)
 {
-    attn_backend *be = NULL;
-    if (attn_backend_open(backend, NULL, &be) != ATTN_OK) {
-        fprintf(stderr, "skipping backend %s: %s\n", backend, attn_last_error());
-        return 0;
-    }
-    attn_backend_close(be);
-    return 1;
+    return linear_fx_available(backend);
 }
 
 static int step(void)

@@ -15,6 +15,17 @@
 
 #define FX_SEED 4242u
 
+int linear_fx_available(const char *backend)
+{
+    attn_backend *be = NULL;
+    const attn_status st = attn_backend_open(backend, NULL, &be);
+    if (st != ATTN_OK)
+        fprintf(stderr, "skipping backend %s: %s\n", backend, attn_last_error());
+    else
+        attn_backend_close(be);
+    return st == ATTN_OK;
+}
+
 attn_linear_case linear_fx_parse(const char *name)
 {
     attn_case ac;

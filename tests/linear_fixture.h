@@ -17,6 +17,8 @@ typedef struct linear_fx {
     int device_mem;
 } linear_fx;
 
+/* Whether the backend opens here (else its reason goes to stderr: the caller skips it). */
+int linear_fx_available(const char *backend);
 /* The case of a conformance name; fails the test on a bad name. */
 attn_linear_case linear_fx_parse(const char *name);
 /* Run a case through the harness on x's backend (opened for the call). */

@@ -230,16 +230,12 @@ static int parse_keyval(const char *key, const char *val, attn_linear_case *c)
 int attn_linear_case_token(char *tok, attn_linear_case *c, char *err, size_t errsize)
 {
     char *eq = strchr(tok, '=');
-    if (eq) {
+    if (eq)
         *eq = '\0';
-        int r = parse_keyval(tok, eq + 1, c);
-        if (r == 1)
-            return 0;
-        return attn_perr(err, errsize, r == 0 ? "unknown key '%s'" : "bad value '%s' for '%s'",
-                         r == 0 ? tok : eq + 1, tok);
-    }
-    int r = parse_size(tok, c);
+    const int r = eq ? parse_keyval(tok, eq + 1, c) : parse_size(tok, c);
     if (r == 1)
         return 0;
+    if (eq)
+        return attn_perr(err, errsize, r == 0 ? "unknown key '%s'" : "bad value for '%s'", tok);
     return attn_perr(err, errsize, r == 0 ? "unknown token '%s'" : "bad size '%s'", tok);
 }

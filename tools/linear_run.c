@@ -126,29 +126,29 @@ static int linear_parse(int argc, char **argv, linear_run *r)
         r->in[k].opt = file_opts[k];
     for (int i = 1; i < argc; i++) {
         int c = attn_run_common_arg(argc, argv, &i, &r->o);
-        if (c == 0)
-            c = attn_args_linear(argc, argv, &i, &r->d, r->decay, MAX_DECAY_VALUES, &r->n_decay);
-        if (c == 0)
-            c = attn_arg_value(argc, argv, &i, "--state-out", &r->state_out);
-        if (c == 0)
-            c = attn_arg_value(argc, argv, &i, "--z-out", &r->z_out);
-        for (int k = 0; k < IN_N && c == 0; k++)
-            c = attn_arg_value(argc, argv, &i, file_opts[k], &r->in[k].path);
-        if (c < 0)
-            return -1;
-        if (c == 0)
-            return attn_run_error("unknown option '%s' (see attn run --variant linear --help)",
-                                  argv[i]);
+        c = c ? c : attn_args_linear(argc, argv, &i, &r->d, r->decay, MAX_DECAY_VALUES,
+                                     &r->n_decay);
+        c = c ? c : attn_arg_value(argc, argv, &i, "--state-out", &r->state_out);
+        c = c ? c : attn_arg_value(argc, argv, &i, "--z-out", &r->z_out);
+        for (int k = 0; k < IN_N && !c; k++)
+            c = attn_arg_value(argc, argv, &i, r->in[k].opt, &r->in[k].path);
+        if (c <= 0)
+            return c < 0 ? -1
+                         : attn_run_error("unknown option '%s' (see attn run --variant linear "
+                                          "--help)", argv[i]);
     }
-    for (int k = 0; k <= IN_V; k++)
-        if (!r->in[k].path)
-            return attn_run_error("%s FILE is required", file_opts[k]);
-    if (!r->o.out)
-        return attn_run_error("--out FILE is required");
-    if (r->o.out_dtype == ATTN_RUN_OUT_F64 && strcmp(r->o.backend, "ref") != 0)
-        return attn_run_error("--out-dtype f64 is the ground truth of --backend ref, not %s",
-                              r->o.backend);
-    return 0;
+    const char *missing = !r->in[IN_Q].path   ? "--q"
+                          : !r->in[IN_K].path ? "--k"
+                          : !r->in[IN_V].path ? "--v"
+                          : !r->o.out         ? "--out"
+                                              : NULL;
+    if (missing)
+        return attn_run_error("%s FILE is required", missing);
+    const int f64 = r->o.out_dtype == ATTN_RUN_OUT_F64;
+    return f64 && strcmp(r->o.backend, "ref") != 0
+               ? attn_run_error("--out-dtype f64 (the unrounded ground truth) needs --backend "
+                                "ref, not %s", r->o.backend)
+               : 0;
 }
 
 /* q, k, v in the chosen layout; the state [B,Hkv,Df,Dv] as is; z [B,Hkv,Df] as [B,Hkv,Df,1]. */
