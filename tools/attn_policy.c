@@ -44,6 +44,12 @@ void attn_policy_setup(attn_policy_in *in, attn_dtype out_dtype, int is_lse)
     attn_policy_setup_u(in, attn_dtype_roundoff(is_lse ? ATTN_F32 : out_dtype), is_lse);
 }
 
+void attn_policy_setup_state(attn_policy_in *in)
+{
+    attn_policy_setup_u(in, 0x1p-24, 0);
+    in->calib_factor = 16.0;
+}
+
 /* PASSED < MISTRUSTED < FAILED: a definite error outranks a result that proves nothing. */
 static int severity(attn_verdict v)
 {

@@ -56,6 +56,10 @@ double attn_dtype_roundoff(attn_dtype t);
 void attn_policy_setup_u(attn_policy_in *in, double u_out, int is_lse);
 /* The same with u_out of the output dtype (the LSE is always f32). */
 void attn_policy_setup(attn_policy_in *in, attn_dtype out_dtype, int is_lse);
+/* A state tensor (linear attention's final state S and running sum z, f32): gated as an output
+ * of its own with u_out = 2^-24, the NMSE limit of the f32 class, F = 16 (PyTorch's states
+ * class) and the trust gate on (docs/conformance.md, "Linear attention"). */
+void attn_policy_setup_state(attn_policy_in *in);
 void attn_policy_check(const attn_policy_in *in, attn_policy_out *out);
 
 #endif /* ATTN_POLICY_H_ */

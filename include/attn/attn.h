@@ -9,6 +9,7 @@
 /* One line per op (docs/adding-an-op.md). */
 #include "attn/attn_sdpa.h"
 #include "attn/attn_rope.h"
+#include "attn/attn_linear.h"
 
 #include "attn/attn_schedule.h"
 

@@ -1,4 +1,5 @@
-/* cpu_backend.c - the "cpu" backend: options (threads=N, simd=on|off, path=auto|decode|tiled)
+/* cpu_backend.c - the "cpu" backend: options (threads=N, simd=on|off, path=auto|decode|tiled,
+ * chunk=N)
  * and the describe line
  * (BLIS version and kernel set, thread count, decode kernels). Host memory only; each op's
  * implementation is in src/cpu/cpu_<op>_impl.c. */
@@ -28,6 +29,18 @@ static attn_status parse_simd(const char *val, int *simd)
     return ATTN_OK;
 }
 
+/* chunk=N: the chunk length of the chunked linear-attention forms. */
+static attn_status parse_chunk(const char *val, int64_t *chunk)
+{
+    char *end;
+    long n = strtol(val, &end, 10);
+    if (end == val || *end != '\0' || n < 1 || n > 4096)
+        return attn_fail(ATTN_ERR_BACKEND, "cpu: chunk must be an integer in [1, 4096] (got "
+                                           "\"%s\")", val);
+    *chunk = n;
+    return ATTN_OK;
+}
+
 static attn_status parse_path(const char *val, attn_cpu_path *path)
 {
     static const char *const names[] = {"auto", "decode", "tiled"};
@@ -41,7 +54,8 @@ static attn_status parse_path(const char *val, attn_cpu_path *path)
 }
 
 /* "key=value,key=value": threads=N, simd=on|off (off forces the portable decode kernels),
- * path=auto|decode|tiled (forces one SDPA path, for tests and benchmarks). */
+ * path=auto|decode|tiled (forces one SDPA path, for tests and benchmarks), chunk=N (the chunk
+ * length of linear attention). */
 static attn_status parse_options(const char *options, attn_cpu_state *s)
 {
     char buf[256];
@@ -62,9 +76,12 @@ static attn_status parse_options(const char *options, attn_cpu_state *s)
             st = parse_simd(eq + 1, &s->simd);
         else if (eq && strcmp(kv, "path") == 0)
             st = parse_path(eq + 1, &s->path);
+        else if (eq && strcmp(kv, "chunk") == 0)
+            st = parse_chunk(eq + 1, &s->chunk);
         else
             return attn_fail(ATTN_ERR_BACKEND, "cpu: unknown option \"%s\" (known: threads=N, "
-                                               "simd=on|off, path=auto|decode|tiled)", kv);
+                                               "simd=on|off, path=auto|decode|tiled, chunk=N)",
+                             kv);
         if (st != ATTN_OK)
             return st;
     }

@@ -17,6 +17,7 @@ typedef struct attn_cpu_state {
     int threads;
     int simd; /* use the AVX2 decode kernels where the CPU has them (option simd=on|off) */
     attn_cpu_path path;
+    int64_t chunk; /* chunk length of the chunked linear forms (option chunk=N); 0 = each op's default */
 } attn_cpu_state;
 
 /* ---- BLIS (cpu_blis_arch.c, cpu_blis.c) -------------------------------------------------- */

@@ -14,6 +14,7 @@ typedef struct cl_options {
     char kernels[512];
     char cache[512];
     int tune[5];   /* br, bc, vw, wg, local; -1 = table default */
+    int chunk;     /* chunk length of the chunked linear forms; 0 = each op's default */
 } cl_options;
 
 static const char *const tune_keys[5] = {"br", "bc", "vw", "wg", "local"};
@@ -38,13 +39,15 @@ static attn_status set_option(cl_options *o, const char *key, const char *val)
         snprintf(o->kernels, sizeof o->kernels, "%s", val);
     else if (strcmp(key, "cache") == 0)
         snprintf(o->cache, sizeof o->cache, "%s", val);
+    else if (strcmp(key, "chunk") == 0)
+        return parse_int(key, val, &o->chunk);
     else {
         for (int i = 0; i < 5; i++)
             if (strcmp(key, tune_keys[i]) == 0)
                 return parse_int(key, val, &o->tune[i]);
         return attn_fail(ATTN_ERR_BACKEND,
                          "opencl: unknown option '%s' (device, kernels, cache, br, bc, vw, wg, "
-                         "local)",
+                         "local, chunk)",
                          key);
     }
     return ATTN_OK;
@@ -154,6 +157,7 @@ static attn_status setup(attn_backend *be, attn_cl_backend *cb, const cl_options
             *t[i] = o->tune[i];
             cb->tune_set[i] = 1;
         }
+    cb->chunk = o->chunk;
     snprintf(cb->kernel_dir, sizeof cb->kernel_dir, "%s", o->kernels);
     resolve_cache_dir(o->cache, cb->cache_dir, sizeof cb->cache_dir);
     snprintf(cb->stats.cache_dir, sizeof cb->stats.cache_dir, "%s", cb->cache_dir);

@@ -63,6 +63,7 @@ typedef struct attn_cl_backend {
     attn_opencl_device_info info;
     attn_cl_tune tune;       /* table defaults with option overrides applied */
     int tune_set[5];         /* which of br, bc, vw, wg, local the options set */
+    int chunk;               /* option chunk=: chunked linear forms' chunk length (0 default) */
     char kernel_dir[512];    /* "" = embedded sources */
     char cache_dir[512];     /* "" = no disk cache */
     pthread_mutex_t lock;    /* guards programs and stats */

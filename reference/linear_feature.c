@@ -1,0 +1,111 @@
+/* linear_feature.c - the feature maps phi of linear attention in the reference (f64, or every
+ * intermediate rounded to float), and the input access every reference form of linear
+ * attention shares (phi of a q/k row, decay powers, the initial state). rattention's residual
+ * branch (softmax-pair and relu-pair maps) uses the same maps. */
+#include "linear_ref.h"
+
+#include "attn_half.h"
+
+#include <math.h>
+
+static inline double rnd(attn_ref_precision prec, double x)
+{
+    return prec == ATTN_REF_F32 ? (double)(float)x : x;
+}
+
+static inline double r_exp(attn_ref_precision prec, double x)
+{
+    return prec == ATTN_REF_F32 ? (double)expf((float)x) : exp(x);
+}
+
+static inline double r_expm1(attn_ref_precision prec, double x)
+{
+    return prec == ATTN_REF_F32 ? (double)expm1f((float)x) : expm1(x);
+}
+
+/* max(x, 0) that keeps a NaN (PyTorch's relu). */
+static inline double relu(double x)
+{
+    return x > 0 || isnan(x) ? x : 0.0;
+}
+
+/* softmax of sign * x over dk values into y, max-subtracted (a NaN makes the row NaN). */
+static void softmax_half(attn_ref_precision prec, const double *x, int64_t dk, double sign,
+                         double *y)
+{
+    double m = -INFINITY, l = 0.0;
+    for (int64_t d = 0; d < dk; d++)
+        m = isnan(x[d]) || sign * x[d] > m ? sign * x[d] : m;
+    for (int64_t d = 0; d < dk; d++) {
+        y[d] = r_exp(prec, rnd(prec, sign * x[d] - m));
+        l = rnd(prec, l + y[d]);
+    }
+    for (int64_t d = 0; d < dk; d++)
+        y[d] = rnd(prec, y[d] / l);
+}
+
+void attn_ref_linear_phi(attn_linear_feature f, attn_ref_precision prec, const double *x,
+                         int64_t dk, double *y)
+{
+    switch (f) {
+    case ATTN_LINEAR_SOFTMAX_PAIR:
+        softmax_half(prec, x, dk, 1.0, y);
+        softmax_half(prec, x, dk, -1.0, y + dk);
+        return;
+    case ATTN_LINEAR_RELU_PAIR:
+        for (int64_t d = 0; d < dk; d++) {
+            y[d] = relu(x[d]);
+            y[dk + d] = relu(-x[d]);
+        }
+        return;
+    default:
+        break;
+    }
+    for (int64_t d = 0; d < dk; d++) {
+        const double v = x[d];
+        switch (f) {
+        case ATTN_LINEAR_ELU:
+            y[d] = v > 0 ? v : r_expm1(prec, v);
+            break;
+        case ATTN_LINEAR_ELU1: /* elu(x) + 1 = x + 1, or exp(x) where x <= 0 */
+            y[d] = v > 0 ? rnd(prec, v + 1.0) : r_exp(prec, v);
+            break;
+        case ATTN_LINEAR_RELU:
+            y[d] = relu(v);
+            break;
+        case ATTN_LINEAR_SILU:
+            y[d] = rnd(prec, v / rnd(prec, 1.0 + r_exp(prec, -v)));
+            break;
+        default: /* identity */
+            y[d] = v;
+            break;
+        }
+    }
+}
+
+void attn_ref_linear_phi_row(const attn_linear_problem *p, const attn_operand *o, int64_t b,
+                             int64_t s, int64_t h, attn_ref_precision prec, double *tmp,
+                             double *y)
+{
+    for (int64_t d = 0; d < p->Dk; d++)
+        tmp[d] = attn_load_f64(o->ptr, o->dtype, attn_at(o, b, s, h, d));
+    attn_ref_linear_phi(p->feature, prec, tmp, p->Dk, y);
+}
+
+double attn_ref_linear_decay_pow(const attn_linear_problem *p, int64_t g, double n)
+{
+    return p->log_decay ? exp(n * p->log_decay[g]) : 1.0;
+}
+
+double attn_ref_linear_state_in(const attn_operand *o, int64_t b, int64_t g, int64_t d,
+                                int64_t c)
+{
+    return o->t ? attn_load_f64(o->ptr, ATTN_F32, attn_at(o, b, g, d, c)) : 0.0;
+}
+
+void attn_ref_linear_load_v(const attn_linear_problem *p, int64_t b, int64_t g, double *v)
+{
+    for (int64_t j = 0; j < p->S; j++)
+        for (int64_t c = 0; c < p->Dv; c++)
+            v[j * p->Dv + c] = attn_load_f64(p->v.ptr, p->v.dtype, attn_at(&p->v, b, j, g, c));
+}

@@ -1,0 +1,52 @@
+/* linear_ref.h - the ground-truth entry points of kernel linear attention (plain loops, no
+ * BLIS): the quadratic masked form (the definition, with the condition scales the conformance
+ * policy needs), the recurrent form (also in float working precision) and the chunked form
+ * (Lightning Attention's intra/inter-chunk algorithm), and the feature maps every form (and
+ * rattention's reference) shares. The documented internal interface of the conformance
+ * driver (tools/linear_conform.c); docs/ops/linear.md. */
+#ifndef ATTN_LINEAR_REF_H_
+#define ATTN_LINEAR_REF_H_
+
+#include "attn_linear_problem.h"
+#include "sdpa_ref.h" /* attn_ref_precision, attn_ref_alloc */
+
+/* Results of a reference form, in f64, row-major; any pointer but out may be NULL.
+ * out [B][S][Hq][Dv]; state [B][Hkv][Df][Dv]; z [B][Hkv][Df]. The *_cond arrays (same layouts,
+ * quadratic form only) hold each element's condition scale: the same sums with every term
+ * replaced by its magnitude (docs/conformance.md, "Linear attention"). */
+typedef struct attn_linear_ref_out {
+    double *out, *state, *z;
+    double *out_cond, *state_cond, *z_cond;
+} attn_linear_ref_out;
+
+/* The definition: every (query, visible key) pair weighed as a product of phi rows, f64.
+ * Fills the conditions when asked. ATTN_ERR_OUT_OF_MEMORY if scratch cannot be allocated. */
+attn_status attn_ref_linear(const attn_linear_problem *p, attn_linear_ref_out *o);
+/* The recurrent (RNN) form: one state update and one read per token. F32 rounds every
+ * intermediate to float (expf, ...): the naive float implementation the calibration gate
+ * compares a backend with. Conditions are not filled. */
+attn_status attn_ref_linear_recurrent(const attn_linear_problem *p, attn_ref_precision prec,
+                                      attn_linear_ref_out *o);
+/* The chunked form with chunks of `chunk` positions: masked products inside a chunk, the state
+ * across chunks, decay powers per position (f64). Conditions are not filled. */
+attn_status attn_ref_linear_chunked(const attn_linear_problem *p, int64_t chunk,
+                                    attn_linear_ref_out *o);
+
+/* ---- shared by the forms (linear_feature.c) ---- */
+
+/* y[0..Df) = phi(x[0..dk)) in working precision prec. */
+void attn_ref_linear_phi(attn_linear_feature f, attn_ref_precision prec, const double *x,
+                         int64_t dk, double *y);
+/* phi of row [b, s, h, :] of operand o (q or k) into y (Df values); tmp holds dk doubles. */
+void attn_ref_linear_phi_row(const attn_linear_problem *p, const attn_operand *o, int64_t b,
+                             int64_t s, int64_t h, attn_ref_precision prec, double *tmp,
+                             double *y);
+/* lambda_g^n (1 without decay), as exp(n log lambda_g). */
+double attn_ref_linear_decay_pow(const attn_linear_problem *p, int64_t g, double n);
+/* Element [b, g, d, c] of state_in (or z_in with cols = 1), 0 when absent. */
+double attn_ref_linear_state_in(const attn_operand *o, int64_t b, int64_t g, int64_t d,
+                                int64_t c);
+/* The value rows of one (batch, KV head) as f64: v[S][Dv]. */
+void attn_ref_linear_load_v(const attn_linear_problem *p, int64_t b, int64_t g, double *v);
+
+#endif /* ATTN_LINEAR_REF_H_ */

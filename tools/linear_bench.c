@@ -1,0 +1,198 @@
+/* linear_bench.c - `attn bench --op linear`: forward speed of linear attention on a backend
+ * beside a BLIS sgemm (2048^3, BLIS-threaded) measured in the same process right before. The
+ * GFLOP/s count the products the chunked algorithm performs with chunk C (read from the
+ * implementation name), per KV head and chunk of L positions with G = Hq/Hkv query heads and
+ * W = Dv (+1 with the normaliser):
+ *   2 G L L Df (Q K^T) + 2 G L L W (A V) + 2 G L Df W (Q S) + 2 L Df W (state update)
+ * so the fraction of sgemm says how close the kernel runs to the machine's matrix rate.
+ * Shapes are conformance case names (`--case 'linear b1 s4096 hq8 hkv8 d128 ...'`); the
+ * defaults are S4096 D128 with H8/Hkv8 and the GQA 16/4, elu+1 and softmax-pair maps. */
+#include "linear_tool.h"
+
+#include "attn_args.h"
+#include "attn_conform.h"
+#include "attn_fill.h"
+#include "attn_linear_problem.h"
+#include "cpu/cpu_bench.h"
+#include "linear_case.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SGEMM_SIZE 2048
+#define MAX_SHAPES 16
+
+static const char *const default_shapes[] = {
+    "linear b1 s4096 hq8 hkv8 d128 feature=elu1 norm=1 causal=1",
+    "linear b1 s4096 hq16 hkv4 d128 feature=elu1 norm=1 causal=1",
+    "linear b1 s4096 hq8 hkv8 d128 feature=softmax_pair norm=0 causal=1",
+    "linear b1 s4096 hq16 hkv4 d128 feature=softmax_pair norm=0 causal=1",
+};
+
+/* GFLOP/s of one BLIS-threaded SGEMM_SIZE^3 sgemm, best of `repeat`. */
+static double machine_sgemm(int threads, int repeat)
+{
+    const size_t n = (size_t)SGEMM_SIZE * SGEMM_SIZE;
+    float *m = malloc(3 * n * sizeof(float));
+    if (!m)
+        return -1.0;
+    for (size_t i = 0; i < 2 * n; i++)
+        m[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+    double best = 1e30;
+    for (int r = 0; r < repeat; r++) {
+        const double t0 = omp_get_wtime();
+        attn_cpu_sgemm_threads(threads, SGEMM_SIZE, SGEMM_SIZE, SGEMM_SIZE, m, m + n, m + 2 * n);
+        const double t = omp_get_wtime() - t0;
+        best = t < best ? t : best;
+    }
+    free(m);
+    return 2.0 * SGEMM_SIZE * (double)n / best * 1e-9;
+}
+
+/* The chunked algorithm's products (see the header comment). */
+static double chunked_flops(const attn_linear_case *c, int64_t chunk)
+{
+    const double df = (double)attn_linear_features(c->feature, c->dk);
+    const double w = (double)c->dv + (c->normalize ? 1.0 : 0.0), g = (double)(c->hq / c->hkv);
+    double f = 0.0;
+    for (int64_t c0 = 0; c0 < c->s; c0 += chunk) {
+        const double l = (double)(c->s - c0 < chunk ? c->s - c0 : chunk);
+        f += 2.0 * (g * l * l * (df + w) + g * l * df * w + l * df * w);
+    }
+    return f * (double)(c->b * c->hkv);
+}
+
+/* Dense tensors of a case, filled like conformance inputs. */
+typedef struct bench_io {
+    attn_tensor q, k, v, out;
+    float *mem;
+} bench_io;
+
+static int io_make(const attn_linear_case *c, bench_io *io)
+{
+    const size_t nq = (size_t)(c->b * c->s * c->hq * c->dk);
+    const size_t nk = (size_t)(c->b * c->s * c->hkv * c->dk);
+    const size_t nv = (size_t)(c->b * c->s * c->hkv * c->dv);
+    const size_t no = (size_t)(c->b * c->s * c->hq * c->dv);
+    io->mem = malloc(sizeof(float) * (nq + nk + nv + no));
+    if (!io->mem)
+        return -1;
+    io->q = attn_tensor_bshd(io->mem, ATTN_F32, c->b, c->s, c->hq, c->dk);
+    io->k = attn_tensor_bshd(io->mem + nq, ATTN_F32, c->b, c->s, c->hkv, c->dk);
+    io->v = attn_tensor_bshd(io->mem + nq + nk, ATTN_F32, c->b, c->s, c->hkv, c->dv);
+    io->out = attn_tensor_bshd(io->mem + nq + nk + nv, ATTN_F32, c->b, c->s, c->hq, c->dv);
+    attn_fill_tensor(&io->q, ATTN_FILL_UNIFORM, 42, ATTN_FILL_Q);
+    attn_fill_tensor(&io->k, ATTN_FILL_UNIFORM, 42, ATTN_FILL_K);
+    attn_fill_tensor(&io->v, ATTN_FILL_UNIFORM, 42, ATTN_FILL_V);
+    return 0;
+}
+
+/* Best time of `repeat` forwards after one warm-up; the implementation name into impl. */
+static attn_status time_case(attn_backend *be, const attn_linear_case *c, int repeat,
+                             double *best, char *impl, size_t n)
+{
+    bench_io io;
+    float dv[1024];
+    if (c->hkv > 1024 || io_make(c, &io))
+        return ATTN_ERR_OUT_OF_MEMORY;
+    const attn_linear_desc d = attn_linear_case_desc(c, dv);
+    attn_status st = attn_linear_impl_name(be, &d, &io.q, &io.k, &io.v, &io.out, NULL, impl, n);
+    *best = 1e30;
+    for (int r = 0; r <= repeat && st == ATTN_OK; r++) {
+        const double t0 = omp_get_wtime();
+        st = attn_linear_forward(be, &d, &io.q, &io.k, &io.v, &io.out, NULL);
+        const double t = omp_get_wtime() - t0;
+        if (r > 0 && t < *best)
+            *best = t;
+    }
+    free(io.mem);
+    return st;
+}
+
+/* The chunk length in an implementation name ("...chunk128..."), else 128. */
+static int64_t chunk_of(const char *impl)
+{
+    const char *s = strstr(impl, "chunk");
+    return s ? strtoll(s + 5, NULL, 10) : 128;
+}
+
+typedef struct bench_args {
+    const char *backend, *options;
+    int repeat, threads, n;
+    const char *shapes[MAX_SHAPES];
+} bench_args;
+
+static int parse_args(int argc, char **argv, bench_args *a)
+{
+    a->backend = "cpu";
+    a->repeat = 3;
+    a->threads = omp_get_max_threads();
+    for (int i = 1; i < argc; i++) {
+        const char *val;
+        int64_t x;
+        int r = attn_arg_value(argc, argv, &i, "--backend", &a->backend);
+        if (r == 0)
+            r = attn_arg_value(argc, argv, &i, "--options", &a->options);
+        if (r == 0 && (r = attn_arg_value(argc, argv, &i, "--repeat", &val)) > 0)
+            r = attn_parse_i64("--repeat", val, 1, 1000, &x) ? -1 : (a->repeat = (int)x, 1);
+        if (r == 0 && (r = attn_arg_value(argc, argv, &i, "--case", &val)) > 0) {
+            if (a->n == MAX_SHAPES)
+                r = -1;
+            else
+                a->shapes[a->n++] = val;
+        }
+        if (r <= 0) {
+            if (r == 0)
+                fprintf(stderr, "attn bench --op linear: unknown option '%s'\n"
+                                "usage: attn bench --op linear [--backend B] [--options STR] "
+                                "[--repeat N] [--case 'linear ...']...\n", argv[i]);
+            return -1;
+        }
+    }
+    for (int k = 0; a->n == 0 && k < 4; k++)
+        a->shapes[k] = default_shapes[k];
+    if (a->n == 0)
+        a->n = 4;
+    return 0;
+}
+
+int attn_linear_cmd_bench(int argc, char **argv)
+{
+    bench_args a;
+    memset(&a, 0, sizeof a);
+    if (parse_args(argc, argv, &a))
+        return 2;
+    attn_backend *be;
+    attn_status st = attn_backend_open(a.backend, a.options, &be);
+    if (st != ATTN_OK) {
+        fprintf(stderr, "attn bench: %s\n", attn_last_error());
+        return 3;
+    }
+    const double sgemm = machine_sgemm(a.threads, a.repeat);
+    printf("attn bench --op linear: %s\nsgemm %d^3 (BLIS, %d threads): %.1f GFLOP/s\n",
+           attn_backend_describe(be), SGEMM_SIZE, a.threads, sgemm);
+    int rc = 0;
+    for (int k = 0; k < a.n; k++) {
+        attn_case c;
+        char err[200], impl[200] = "";
+        double t;
+        if (attn_case_parse(a.shapes[k], &c, err, sizeof err) || strcmp(c.op->stem, "linear")) {
+            fprintf(stderr, "attn bench: bad case '%s': %s\n", a.shapes[k], err);
+            rc = 2;
+            continue;
+        }
+        const attn_linear_case *lc = attn_case_cdata(&c);
+        if ((st = time_case(be, lc, a.repeat, &t, impl, sizeof impl)) != ATTN_OK) {
+            fprintf(stderr, "attn bench: %s: %s\n", a.shapes[k], attn_last_error());
+            rc = 1;
+            continue;
+        }
+        const double gf = chunked_flops(lc, chunk_of(impl)) / t * 1e-9;
+        printf("%-70s %8.2f ms %7.1f GFLOP/s %5.1f%% of sgemm  %s\n", a.shapes[k], t * 1e3, gf,
+               100.0 * gf / sgemm, impl);
+    }
+    attn_backend_close(be);
+    return rc;
+}
