@@ -8,6 +8,7 @@
 
 /* One line per op (docs/adding-an-op.md). */
 #include "attn/attn_sdpa.h"
+#include "attn/attn_transnormer.h"
 
 #include "attn/attn_schedule.h"
 
