@@ -1,9 +1,8 @@
 /* ocl_transnormer.c - TransNormer on the OpenCL backend: the plan (kernel specialisations,
  * shared by supported, impl_name and run), operand binding (device buffers in place, host
  * views uploaded, a host output gathered in a compact buffer and scattered back), and the
- * launches: NormAttention's chunk states, scan and rows (cl/transnormer_norm.cl) or
- * DiagAttention's rows (cl/transnormer_diag.cl), then the SimpleRMSNorm store
- * (cl/transnormer_srms.cl). */
+ * launches: NormAttention's chunk states, scan and rows or DiagAttention's rows
+ * (cl/transnormer_attn.cl), then the SimpleRMSNorm store (cl/transnormer_srms.cl). */
 #include "attn_transnormer_problem.h"
 #include "ocl_internal.h"
 
@@ -182,7 +181,7 @@ static attn_status kernel(attn_cl_backend *cb, const char *file, const char *nam
 static attn_status run_norm(attn_cl_backend *cb, const attn_transnormer_problem *p,
                             const tn_plan *pl, const tn_bind *bd)
 {
-    const char *f = "transnormer_norm.cl";
+    const char *f = "transnormer_attn.cl";
     const int64_t nbg = p->B * p->Hkv, e = p->Dk * p->Dv;
     tn_args a;
     ATTN_TRY(kernel(cb, f, "attn_tn_chunk_state", pl->attn_options, &a));
@@ -209,7 +208,7 @@ static attn_status run_diag(attn_cl_backend *cb, const attn_transnormer_problem 
                             const tn_plan *pl, const tn_bind *bd)
 {
     tn_args a;
-    ATTN_TRY(kernel(cb, "transnormer_diag.cl", "attn_tn_diag_rows", pl->attn_options, &a));
+    ATTN_TRY(kernel(cb, "transnormer_attn.cl", "attn_tn_diag_rows", pl->attn_options, &a));
     put_mem(&a, &bd->q, 1);
     put_mem(&a, &bd->k, 1);
     put_mem(&a, &bd->v, 1);
