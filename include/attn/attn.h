@@ -10,6 +10,7 @@
 #include "attn/attn_sdpa.h"
 #include "attn/attn_rope.h"
 #include "attn/attn_linear.h"
+#include "attn/attn_transnormer.h"
 
 #include "attn/attn_schedule.h"
 
