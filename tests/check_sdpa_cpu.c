@@ -41,7 +41,7 @@ START_TEST(test_decode_impl_name)
     c.sq = 100;
     const sdpa_fx x = {.backend = "cpu"};
     const attn_result r = sdpa_fx_run(&x, &c);
-    ck_assert_msg(strncmp(r.impl, "cpu:flash_blis_br", 17) == 0, "%s", r.impl);
+    ck_assert_msg(strncmp(r.impl, "cpu:flash_ukr", 13) == 0, "%s", r.impl);
 }
 END_TEST
 
@@ -87,13 +87,16 @@ static void plant_hidden_v(attn_conf_data *d, void *ctx)
 
 START_TEST(test_nonfinite_prefill)
 {
+    static const char *const paths[] = {"path=auto", "path=tiled", "path=sgemm"};
     for (int64_t sq = 2; sq <= 200; sq += 198) {
         attn_sdpa_case c = sdpa_fx_case(sq, 300, 32);
         c.causal = 1;
         c.align = ATTN_ALIGN_TOP_LEFT;
-        const sdpa_fx nan_key = {.backend = "cpu", .inputs = plant_nan_key};
+        const sdpa_fx nan_key = {.backend = "cpu", .options = paths[_i], .inputs = plant_nan_key};
         sdpa_fx_expect_pass(&nan_key, &c);
-        const sdpa_fx hidden = {.backend = "cpu", .inputs = plant_hidden_v};
+        const sdpa_fx hidden = {.backend = "cpu", .options = paths[_i], .inputs = plant_hidden_v};
+        sdpa_fx_expect_pass(&hidden, &c);
+        c.wl = 100; /* keys 150, 151 visible to rows 150..251 only */
         sdpa_fx_expect_pass(&hidden, &c);
     }
 }
@@ -160,7 +163,9 @@ START_TEST(test_threads)
 END_TEST
 
 /* The path rule (docs/cpu.md), on two threads: the decode path up to Sq 16 whatever the keys,
- * up to Sq 64 when the keys split into a chunk per thread, else the tiles; path= forces one. */
+ * up to Sq 64 when the keys split into a chunk per thread, else the tiles on BLIS's
+ * micro-kernel; path= forces one (sgemm: the tiles on sgemm calls). A mask sends the tiles to
+ * sgemm calls (their row steps). */
 START_TEST(test_path_rule)
 {
     static const struct {
@@ -168,12 +173,13 @@ START_TEST(test_path_rule)
         const char *options, *want;
     } rows[] = {
         {16, 300, "threads=2", "cpu:decode"},      /* few rows: one item still wins */
-        {17, 300, "threads=2", "cpu:flash_blis"},  /* one key chunk for two threads */
+        {17, 300, "threads=2", "cpu:flash_ukr"},   /* one key chunk for two threads */
         {17, 4096, "threads=2", "cpu:decode"},     /* four chunks */
         {64, 4096, "threads=2", "cpu:decode"},
-        {65, 4096, "threads=2", "cpu:flash_blis"},
+        {65, 4096, "threads=2", "cpu:flash_ukr"},
         {17, 300, "threads=1", "cpu:decode"},      /* one chunk is one per thread */
-        {1, 300, "threads=2,path=tiled", "cpu:flash_blis"},
+        {1, 300, "threads=2,path=tiled", "cpu:flash_ukr"},
+        {1, 300, "threads=2,path=sgemm", "cpu:flash_blis"},
         {200, 300, "threads=2,path=decode", "cpu:decode"},
     };
     for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
@@ -185,14 +191,20 @@ START_TEST(test_path_rule)
                       "Sq %lld Skv %lld %s: %s", (long long)rows[k].sq, (long long)rows[k].skv,
                       rows[k].options, r.impl);
     }
+    attn_sdpa_case m = sdpa_fx_case(200, 300, 64);
+    m.mask_bool = ATTN_MDIM_S;
+    const sdpa_fx x = {.backend = "cpu"};
+    const attn_result r = sdpa_fx_run(&x, &m);
+    sdpa_fx_assert_pass(&x, &r);
+    ck_assert_msg(strncmp(r.impl, "cpu:flash_blis", 14) == 0, "%s", r.impl);
     attn_backend *be = NULL;
     ck_assert_int_eq(attn_backend_open("cpu", "path=fast", &be), ATTN_ERR_BACKEND);
-    ck_assert_ptr_nonnull(strstr(attn_last_error(), "auto, decode or tiled"));
+    ck_assert_ptr_nonnull(strstr(attn_last_error(), "auto, decode, tiled or sgemm"));
 }
 END_TEST
 
 /* Each path computes every shape: the window and mask families on the decode path whatever
- * Sq, the edges family (tile boundaries) on the tiles whatever Sq. */
+ * Sq, the edges family (tile boundaries) and the windows on both kinds of tiles whatever Sq. */
 static void family_passes(int (*count)(void), attn_sdpa_case (*get)(int), const sdpa_fx *x)
 {
     for (int n = 0; n < count(); n++) {
@@ -204,12 +216,16 @@ static void family_passes(int (*count)(void), attn_sdpa_case (*get)(int), const 
 START_TEST(test_forced_paths)
 {
     const sdpa_fx dec = {.backend = "cpu", .options = "path=decode"};
-    const sdpa_fx til = {.backend = "cpu", .options = "path=tiled"};
+    const sdpa_fx tiles[2] = {{.backend = "cpu", .options = "path=tiled"},
+                              {.backend = "cpu", .options = "path=sgemm"}};
     family_passes(sdpa_fx_windows_count, sdpa_fx_windows, &dec);
     family_passes(sdpa_fx_masks_count, sdpa_fx_masks, &dec);
-    family_passes(sdpa_fx_decode_count, sdpa_fx_decode, &til);
-    family_passes(sdpa_fx_edges_count, sdpa_fx_edges, &til);
     family_passes(sdpa_fx_edges_count, sdpa_fx_edges, &dec);
+    for (int t = 0; t < 2; t++) {
+        family_passes(sdpa_fx_decode_count, sdpa_fx_decode, &tiles[t]);
+        family_passes(sdpa_fx_edges_count, sdpa_fx_edges, &tiles[t]);
+        family_passes(sdpa_fx_windows_count, sdpa_fx_windows, &tiles[t]);
+    }
 }
 END_TEST
 
@@ -223,7 +239,7 @@ static Suite *cpu_suite(void)
     tcase_add_test(tc, test_path_rule);
     tcase_add_test(tc, test_forced_paths);
     tcase_add_loop_test(tc, test_decode_hidden_nonfinite_v, 0, 2);
-    tcase_add_test(tc, test_nonfinite_prefill);
+    tcase_add_loop_test(tc, test_nonfinite_prefill, 0, 3);
     tcase_add_test(tc, test_threads);
     suite_add_tcase(s, tc);
     return s;

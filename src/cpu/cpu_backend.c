@@ -43,18 +43,18 @@ static attn_status parse_chunk(const char *val, int64_t *chunk)
 
 static attn_status parse_path(const char *val, attn_cpu_path *path)
 {
-    static const char *const names[] = {"auto", "decode", "tiled"};
-    for (int k = 0; k < 3; k++)
+    static const char *const names[] = {"auto", "decode", "tiled", "sgemm"};
+    for (int k = 0; k < 4; k++)
         if (strcmp(val, names[k]) == 0) {
             *path = (attn_cpu_path)k;
             return ATTN_OK;
         }
-    return attn_fail(ATTN_ERR_BACKEND, "cpu: path must be auto, decode or tiled (got \"%s\")",
+    return attn_fail(ATTN_ERR_BACKEND, "cpu: path must be auto, decode, tiled or sgemm (got \"%s\")",
                      val);
 }
 
 /* "key=value,key=value": threads=N, simd=on|off (off forces the portable decode kernels),
- * path=auto|decode|tiled (forces one SDPA path, for tests and benchmarks), chunk=N (the chunk
+ * path=auto|decode|tiled|sgemm (forces one SDPA path, for tests and benchmarks), chunk=N (the chunk
  * length of linear attention). */
 static attn_status parse_options(const char *options, attn_cpu_state *s)
 {
@@ -80,7 +80,7 @@ static attn_status parse_options(const char *options, attn_cpu_state *s)
             st = parse_chunk(eq + 1, &s->chunk);
         else
             return attn_fail(ATTN_ERR_BACKEND, "cpu: unknown option \"%s\" (known: threads=N, "
-                                               "simd=on|off, path=auto|decode|tiled, chunk=N)",
+                                               "simd=on|off, path=auto|decode|tiled|sgemm, chunk=N)",
                              kv);
         if (st != ATTN_OK)
             return st;

@@ -10,8 +10,14 @@
 
 #include <stdint.h>
 
-/* The SDPA path (option path=auto|decode|tiled; auto decides per problem). */
-typedef enum attn_cpu_path { ATTN_CPU_PATH_AUTO, ATTN_CPU_PATH_DECODE, ATTN_CPU_PATH_TILED } attn_cpu_path;
+/* The SDPA path (option path=auto|decode|tiled|sgemm; auto decides per problem): tiled runs
+ * the tiles on BLIS's micro-kernel where the problem allows, sgemm always on sgemm calls. */
+typedef enum attn_cpu_path {
+    ATTN_CPU_PATH_AUTO,
+    ATTN_CPU_PATH_DECODE,
+    ATTN_CPU_PATH_TILED,
+    ATTN_CPU_PATH_SGEMM
+} attn_cpu_path;
 
 typedef struct attn_cpu_state {
     int threads;
@@ -37,6 +43,34 @@ typedef struct attn_cpu_mat {
 /* C[m x n] (row-major, ldc) = alpha * A[m x k] * B[k x n] + beta * C on ONE thread. */
 void attn_cpu_sgemm(int64_t m, int64_t n, int64_t k, float alpha, attn_cpu_mat a,
                     attn_cpu_mat b, float beta, float *c, int64_t ldc);
+/* BLIS's native sgemm micro-kernel (cpu_ukr.c), for products on operands packed once. The
+ * two operands are called by role: the "q side" (lq lanes per panel: query rows) and the
+ * "k side" (lk lanes per panel: keys, or value dims). A product of one q panel and one k
+ * panel over k steps writes the lk x lq block C with element (kidx, qidx) at kidx*lq + qidx,
+ * on any kernel: row-preferring kernels (rows = 1) take the k side as A. */
+typedef struct attn_cpu_ukr {
+    void (*fn)(void);
+    void *cntx;
+    int64_t mr, nr, lq, lk;
+    int rows;
+} attn_cpu_ukr;
+/* The micro-kernel of the kernel set BLIS runs with: 1, or 0 when BLIS gives none. */
+int attn_cpu_ukr_get(attn_cpu_ukr *u);
+/* C = alpha * (q panel x k panel over k steps) + beta * C, in the layout above; both panels
+ * hold k steps of lq (lk) values, full (zero-padded) panels. */
+void attn_cpu_ukr_panel(const attn_cpu_ukr *u, int64_t k, float alpha, const float *qside,
+                        const float *kside, float beta, float *c);
+/* Rows converted per step by the packers (their tmp holds this many rows of cols floats). */
+#define ATTN_CPU_PACK_ROWS 64
+/* Packs rows [r0, r0+n) of plane (b, h) (cols values each) "across": panels of `lanes`
+ * rows, element (r, c) of a panel at c*lanes + r, the last panel zero-padded; panel t starts
+ * at dst + t*lanes*cols. (Q rows, or K rows for the scores.) lanes <= ATTN_CPU_PACK_ROWS. */
+void attn_cpu_pack_across(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,
+                          int64_t cols, int64_t lanes, float *dst, float *tmp);
+/* Packs the same rows "along": panels of `lanes` columns, element (r, c) of column panel t at
+ * dst[t*ld_panel + r*lanes + c - t*lanes], columns past cols zero. (V rows for P V.) */
+void attn_cpu_pack_along(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,
+                         int64_t cols, int64_t lanes, int64_t ld_panel, float *dst, float *tmp);
 /* attn_cpu_sgemm_threads (BLIS-threaded, for `attn bench`) is declared in cpu_bench.h. */
 
 /* ---- operand access (cpu_operand.c) ------------------------------------------------------ */

@@ -32,6 +32,12 @@ static inline int attn_cpu_p_hidden(float p)
 {
     return attn_f32_bits(p) == 0x80000000u;
 }
+/* The same step on a score panel of nk keys x lq query lanes ((key, q) at key*lq + q, lq a
+ * multiple of 16), for every lane: m, l, alpha hold lq values; alpha gets each lane's rescale
+ * factor. Hidden keys get p = -0 as in the row step. */
+void attn_cpu_softmax_panel(float *s, int64_t nk, int64_t lq, float *m, float *l, float *alpha);
+/* o (nd x lq, (d, q) at d*lq + q): lane q *= alpha[q]. */
+void attn_cpu_scale_panel(float *o, int64_t nd, int64_t lq, const float *alpha);
 /* o[0..n) *= f */
 void attn_cpu_scale_row(float *o, int64_t n, float f);
 /* Final output of one row from (o, m, l): out = o / l (0 when l == 0); *lse_out = m + log l
@@ -83,6 +89,14 @@ void attn_cpu_dec_pv_avx2(const float *p, int64_t ldp, int64_t nq, const attn_cp
 /* ---- drivers (cpu_sdpa.c, cpu_sdpa_decode.c) -------------------------------------------------- */
 attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t br,
                                 int64_t bc);
+/* The tiled forward on BLIS's micro-kernel with K and V packed once per KV group
+ * (cpu_sdpa_packed.c). Requires attn_cpu_sdpa_packed_fits(p, u). */
+attn_status attn_cpu_sdpa_packed(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
+                                 int threads, int64_t br, int64_t bc);
+/* Whether the packed forward runs p: no masks or soft-cap, a micro-kernel whose query lanes
+ * are a multiple of 16 and key lanes fit a packing step. (V rows with Inf/NaN are handled per
+ * group: such groups take the tiled forward's exact path.) */
+int attn_cpu_sdpa_packed_fits(const attn_sdpa_problem *p, const attn_cpu_ukr *u);
 /* simd: use the AVX2 kernels when available and K/V rows are contiguous. */
 attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int simd);
 /* Whether the decode path would use the AVX2 kernels for p. */

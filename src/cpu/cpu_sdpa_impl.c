@@ -63,24 +63,43 @@ static int use_decode(const attn_sdpa_problem *p, const attn_cpu_state *s)
            (p->Sq <= ATTN_CPU_DECODE_WIDE_SQ && attn_cpu_decode_items(p, s->threads) >= s->threads);
 }
 
+/* The tiles run on BLIS's micro-kernel (K and V packed once) unless path=sgemm or the problem
+ * has masks or a soft-cap (their row steps work on rows of a score tile). */
+static int use_packed(const attn_sdpa_problem *p, const attn_cpu_state *s, attn_cpu_ukr *u)
+{
+    return s->path != ATTN_CPU_PATH_SGEMM && attn_cpu_ukr_get(u) &&
+           attn_cpu_sdpa_packed_fits(p, u);
+}
+
 static attn_status cpu_sdpa_run(attn_backend *be, const void *problem)
 {
     const attn_sdpa_problem *p = problem;
     const attn_cpu_state *s = be->impl;
-    attn_status st = use_decode(p, s)
-                         ? attn_cpu_sdpa_decode(p, s->threads, s->simd)
-                         : attn_cpu_sdpa_tiled(p, s->threads, pick_br(p, s->threads), CPU_BC);
+    attn_cpu_ukr u;
+    attn_status st;
+    if (use_decode(p, s))
+        st = attn_cpu_sdpa_decode(p, s->threads, s->simd);
+    else if (use_packed(p, s, &u))
+        st = attn_cpu_sdpa_packed(p, &u, s->threads, pick_br(p, s->threads), CPU_BC);
+    else
+        st = attn_cpu_sdpa_tiled(p, s->threads, pick_br(p, s->threads), CPU_BC);
     return st == ATTN_OK ? attn_ok() : st;
 }
 
-/* "cpu:decode_splitkv_avx2" / "cpu:decode_splitkv_c" / "cpu:flash_blis_br256_bc512". */
+/* "cpu:decode_splitkv_avx2" / "cpu:decode_splitkv_c" / "cpu:flash_ukr16x6_br256_bc510"
+ * (micro-kernel lanes: query rows x keys) / "cpu:flash_blis_br256_bc512". */
 static void cpu_sdpa_impl_name(attn_backend *be, const void *problem, char *buf, size_t n)
 {
     const attn_sdpa_problem *p = problem;
     const attn_cpu_state *s = be->impl;
+    attn_cpu_ukr u;
     if (use_decode(p, s))
         snprintf(buf, n, "cpu:decode_splitkv_%s",
                  attn_cpu_decode_uses_simd(p, s->simd) ? "avx2" : "c");
+    else if (use_packed(p, s, &u))
+        snprintf(buf, n, "cpu:flash_ukr%lldx%lld_br%lld_bc%lld", (long long)u.lq,
+                 (long long)u.lk, (long long)pick_br(p, s->threads),
+                 (long long)(CPU_BC / u.lk * u.lk));
     else
         snprintf(buf, n, "cpu:flash_blis_br%lld_bc%d", (long long)pick_br(p, s->threads),
                  CPU_BC);

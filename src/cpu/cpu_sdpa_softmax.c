@@ -190,3 +190,45 @@ void attn_cpu_store_row(const attn_operand *out, int64_t b, int64_t i, int64_t h
     for (int64_t j = 0; j < n; j++)
         attn_store_f64(dst, out->dtype, j * st, src[j]);
 }
+
+/* Online-softmax step of a score panel of nk keys x lq query lanes ((key, q) at key*lq + q,
+ * lq a multiple of 16): per lane the same arithmetic as attn_cpu_softmax_row (hidden keys
+ * marked -0), with the reductions over keys in lane order instead of row order. */
+ATTN_CPU_HOT
+void attn_cpu_softmax_panel(float *s, int64_t nk, int64_t lq, float *m, float *l, float *alpha)
+{
+    for (int64_t g = 0; g < lq; g += 16) {
+        int32_t key_max[16];
+        float mu[16], sum[16] = {0};
+        for (int k = 0; k < 16; k++)
+            key_max[k] = KEY_NEG_INF;
+        for (int64_t j = 0; j < nk; j++)
+            for (int k = 0; k < 16; k++) {
+                int32_t key = order_key(s[j * lq + g + k]);
+                key_max[k] = key > key_max[k] ? key : key_max[k];
+            }
+        for (int k = 0; k < 16; k++) {
+            float mx = key_value(key_max[k]), m_new = mx > m[g + k] ? mx : m[g + k];
+            mu[k] = m_new == -INFINITY ? 0.0f : m_new;
+            alpha[g + k] = attn_cpu_expf(m[g + k] - mu[k]);
+            m[g + k] = m_new;
+        }
+        for (int64_t j = 0; j < nk; j++)
+            for (int k = 0; k < 16; k++) {
+                float x = s[j * lq + g + k], e = attn_cpu_expf(x - mu[k]);
+                uint32_t hidden = (uint32_t)(attn_f32_bits(x) == 0xff800000u) << 31;
+                s[j * lq + g + k] = attn_bits_f32(attn_f32_bits(e) | hidden);
+                sum[k] += e;
+            }
+        for (int k = 0; k < 16; k++)
+            l[g + k] = l[g + k] * alpha[g + k] + sum[k];
+    }
+}
+
+ATTN_CPU_HOT
+void attn_cpu_scale_panel(float *o, int64_t nd, int64_t lq, const float *alpha)
+{
+    for (int64_t d = 0; d < nd; d++)
+        for (int64_t q = 0; q < lq; q++)
+            o[d * lq + q] *= alpha[q];
+}

@@ -1,0 +1,287 @@
+/* cpu_sdpa_packed.c - the FlashAttention-2 forward of the CPU backend on BLIS's micro-kernel.
+ * K and V of a KV group are packed once (converted from f16/bf16 on the way) into the panel
+ * layouts the micro-kernel reads, and reused by every query tile and head of the group; BLIS's
+ * sgemm would repack them, and the probabilities, on every tile product. A work item is
+ * (batch, query head, query tile); it packs its Q rows once, then takes the tile's query
+ * panels (lq rows, the kernel's lane count) one at a time: scores for the keys that panel's
+ * rows can see (so band edges cost a panel, not a tile), the online-softmax step on the panel
+ * in place, and O += P V on the panel's accumulator, all in the layout the kernel writes. */
+#include "cpu_sdpa.h"
+
+#include "attn_band.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* K/V are packed in chunks of groups of at most this many bytes (>= 1 group). */
+#define PK_CHUNK_BYTES ((int64_t)64 << 20)
+
+typedef struct pk_ctx {
+    const attn_sdpa_problem *p;
+    const attn_cpu_ukr *u;
+    int64_t br, bc, n_qt, lq, lk;
+    int64_t k_floats, dv_pad; /* packed K of a group; V dims rounded up to lk */
+    int64_t tmp_floats;       /* conversion rows of a packer */
+    float *kv;                /* packed K then V of each group of the chunk */
+    uint8_t *vbad;            /* per group of the chunk, Skv flags: V row holds Inf/NaN */
+    int64_t g0;
+} pk_ctx;
+
+typedef struct pk_scratch {
+    float *q, *s, *o, *m, *l, *alpha, *row, *tmp;
+} pk_scratch;
+
+/* Sizes in floats rounded up to 16, so every buffer starts on a 64-byte line: the q side of
+ * a product (Q panels, P panels) is read with aligned vector loads by the kernels. */
+static int64_t r16(int64_t n)
+{
+    return (n + 15) / 16 * 16;
+}
+
+static int64_t group_floats(const pk_ctx *c)
+{
+    return r16(c->k_floats) + r16(c->dv_pad * c->p->Skv);
+}
+
+static int64_t scratch_floats(const pk_ctx *c)
+{
+    const attn_sdpa_problem *p = c->p;
+    return r16(c->br * p->Dk) + r16((c->bc + c->lk) * c->lq) + r16(c->br * c->dv_pad) +
+           3 * r16(c->br) + r16(p->Dv) + r16(c->tmp_floats);
+}
+
+static pk_scratch scratch_at(const pk_ctx *c, float *base)
+{
+    pk_scratch w;
+    w.q = base;
+    w.s = w.q + r16(c->br * c->p->Dk);
+    w.o = w.s + r16((c->bc + c->lk) * c->lq);
+    w.m = w.o + r16(c->br * c->dv_pad);
+    w.l = w.m + r16(c->br);
+    w.alpha = w.l + r16(c->br);
+    w.row = w.alpha + r16(c->br);
+    w.tmp = w.row + r16(c->p->Dv);
+    return w;
+}
+
+static float *group_k(const pk_ctx *c, int64_t g)
+{
+    return c->kv + (g - c->g0) * group_floats(c);
+}
+
+static float *group_v(const pk_ctx *c, int64_t g)
+{
+    return group_k(c, g) + r16(c->k_floats);
+}
+
+/* Packs keys [r0, r0 + n) of group g (r0 a multiple of lk) and flags their V rows holding
+ * Inf/NaN; those rows are zeroed in the pack (their terms are added exactly, see fix_bad). */
+static void pack_rows(const pk_ctx *c, float *tmp, int64_t g, int64_t r0, int64_t n)
+{
+    const attn_sdpa_problem *p = c->p;
+    int64_t b = g / p->Hkv, hk = g % p->Hkv, ld = p->Skv * c->lk;
+    attn_cpu_pack_across(&p->k, b, hk, r0, n, p->Dk, c->lk, group_k(c, g) + r0 * p->Dk, tmp);
+    float *v = group_v(c, g);
+    attn_cpu_pack_along(&p->v, b, hk, r0, n, p->Dv, c->lk, ld, v + r0 * c->lk, tmp);
+    uint8_t *bad = c->vbad + (g - c->g0) * p->Skv;
+    for (int64_t j = r0; j < r0 + n; j++) {
+        uint32_t top = 0;
+        for (int64_t t = 0; t < c->dv_pad / c->lk; t++)
+            for (int64_t e = 0; e < c->lk; e++) {
+                uint32_t x = attn_f32_bits(v[t * ld + j * c->lk + e]) & 0x7f800000u;
+                top = x > top ? x : top;
+            }
+        bad[j] = top == 0x7f800000u;
+        if (bad[j])
+            for (int64_t t = 0; t < c->dv_pad / c->lk; t++)
+                memset(v + t * ld + j * c->lk, 0, (size_t)c->lk * sizeof(float));
+    }
+}
+
+static void pack_chunk(const pk_ctx *c, float *tmp, int64_t g0, int64_t g1)
+{
+    const int64_t step = (ATTN_CPU_PACK_ROWS / c->lk) * c->lk, skv = c->p->Skv;
+    int64_t per = (skv + step - 1) / step, n = (g1 - g0) * per;
+#pragma omp for schedule(static)
+    for (int64_t it = 0; it < n; it++) {
+        int64_t g = g0 + it / per, r0 = it % per * step;
+        pack_rows(c, tmp, g, r0, skv - r0 < step ? skv - r0 : step);
+    }
+}
+
+/* Rows [i0, i0 + nr) of head h, group g, batch b. */
+typedef struct pk_item {
+    int64_t g, h, b, i0, nr;
+} pk_item;
+
+/* Keys hidden by a band edge get -inf, per lane (rows past nr are padding, left as they are). */
+static void mask_panel(const attn_sdpa_problem *p, float *s, int64_t lq, int64_t i, int64_t rows,
+                       int64_t k0, int64_t nk)
+{
+    for (int64_t q = 0; q < rows; q++) {
+        int64_t lo, hi;
+        attn_band(p, i + q, &lo, &hi);
+        lo = lo - k0 < 0 ? 0 : lo - k0 > nk ? nk : lo - k0;
+        hi = hi - k0 < lo ? lo : hi - k0 > nk ? nk : hi - k0;
+        for (int64_t j = 0; j < lo; j++)
+            s[j * lq + q] = -INFINITY;
+        for (int64_t j = hi; j < nk; j++)
+            s[j * lq + q] = -INFINITY;
+    }
+}
+
+/* The terms of keys with non-finite V rows (zeroed in the pack), added exactly for the lanes
+ * that see them: p = +0 included, hidden keys (p = -0) never (as attn_cpu_pv). */
+static void fix_bad(const pk_ctx *c, pk_scratch *w, const pk_item *it, const float *s,
+                    float *o, int64_t k0, int64_t nk)
+{
+    const attn_sdpa_problem *p = c->p;
+    const uint8_t *bad = c->vbad + (it->g - c->g0) * p->Skv;
+    for (int64_t j = 0; j < nk; j++) {
+        if (!bad[k0 + j])
+            continue;
+        attn_cpu_plane_to_f32(&p->v, it->b, it->g % p->Hkv, k0 + j, 1, p->Dv, w->row);
+        for (int64_t q = 0; q < c->lq; q++)
+            if (!attn_cpu_p_hidden(s[j * c->lq + q]))
+                for (int64_t d = 0; d < p->Dv; d++)
+                    o[d * c->lq + q] += s[j * c->lq + q] * w->row[d];
+    }
+}
+
+static int all_one(const float *a, int64_t n)
+{
+    int ok = 1;
+    for (int64_t i = 0; i < n; i++)
+        ok &= a[i] == 1.0f;
+    return ok;
+}
+
+/* Query panel t of the item (rows i0 + t*lq ...) against keys [j0, j0 + nc): only the keys
+ * its rows can see, from a multiple of lk (K is packed in lk-key panels). */
+static void panel_step(const pk_ctx *c, pk_scratch *w, const pk_item *it, int64_t t, int64_t j0,
+                       int64_t nc)
+{
+    const attn_sdpa_problem *p = c->p;
+    const int64_t lq = c->lq, lk = c->lk, i = it->i0 + t * lq;
+    const int64_t rows = it->nr - t * lq < lq ? it->nr - t * lq : lq;
+    int64_t lo_first, hi_first, lo_last, hi_last;
+    attn_band(p, i, &lo_first, &hi_first);
+    attn_band(p, i + rows - 1, &lo_last, &hi_last);
+    int64_t k0 = lo_first > j0 ? lo_first - lo_first % lk : j0;
+    int64_t k1 = hi_last < j0 + nc ? hi_last : j0 + nc;
+    if (k1 <= k0 || k1 <= lo_first)
+        return; /* no row of the panel sees a key here: its state is unchanged */
+    const int64_t nk = k1 - k0;
+    const float *kp = group_k(c, it->g), *vp = group_v(c, it->g);
+    float *qp = w->q + t * lq * p->Dk, *o = w->o + t * lq * c->dv_pad;
+    float *m = w->m + t * lq, *l = w->l + t * lq;
+    for (int64_t kb = 0; kb < nk; kb += lk)
+        attn_cpu_ukr_panel(c->u, p->Dk, (float)p->scale, qp, kp + (k0 + kb) * p->Dk, 0.0f,
+                           w->s + kb * lq);
+    if (lo_last > k0 || hi_first < k1)
+        mask_panel(p, w->s, lq, i, rows, k0, nk);
+    attn_cpu_softmax_panel(w->s, nk, lq, m, l, w->alpha);
+    if (!all_one(w->alpha, lq))
+        attn_cpu_scale_panel(o, c->dv_pad, lq, w->alpha);
+    for (int64_t d = 0; d < c->dv_pad; d += lk)
+        attn_cpu_ukr_panel(c->u, nk, 1.0f, w->s, vp + d * p->Skv + k0 * lk, 1.0f, o + d * lq);
+    fix_bad(c, w, it, w->s, o, k0, nk);
+}
+
+static void finish_item(const pk_ctx *c, pk_scratch *w, const pk_item *it)
+{
+    const attn_sdpa_problem *p = c->p;
+    for (int64_t r = 0; r < it->nr; r++) {
+        const float *o = w->o + (r / c->lq) * c->lq * c->dv_pad;
+        int64_t q = r % c->lq;
+        float lse;
+        for (int64_t d = 0; d < p->Dv; d++)
+            w->row[d] = o[d * c->lq + q];
+        attn_cpu_finish_row(w->row, p->Dv, w->m[r], w->l[r], &lse);
+        attn_cpu_store_row(&p->out, it->b, it->i0 + r, it->h, w->row, p->Dv);
+        if (p->lse.t)
+            *(float *)attn_cpu_elem(&p->lse, it->b, it->i0 + r, it->h, 0) = lse;
+    }
+}
+
+static void run_item(const pk_ctx *c, pk_scratch *w, const pk_item *it)
+{
+    const attn_sdpa_problem *p = c->p;
+    const int64_t n_panels = (it->nr + c->lq - 1) / c->lq;
+    attn_cpu_pack_across(&p->q, it->b, it->h, it->i0, it->nr, p->Dk, c->lq, w->q, w->tmp);
+    for (int64_t r = 0; r < n_panels * c->lq; r++) {
+        w->m[r] = -INFINITY;
+        w->l[r] = 0.0f;
+    }
+    memset(w->o, 0, (size_t)(n_panels * c->lq * c->dv_pad) * sizeof(float));
+    /* Bands are monotone in i: the union over the tile's rows is within [lo(i0), hi(last)). */
+    int64_t jlo, jhi, unused;
+    attn_band(p, it->i0, &jlo, &unused);
+    attn_band(p, it->i0 + it->nr - 1, &unused, &jhi);
+    jhi = jhi < p->Skv ? jhi : p->Skv;
+    for (int64_t j0 = jlo - jlo % c->lk; j0 < jhi; j0 += c->bc)
+        for (int64_t t = 0; t < n_panels; t++)
+            panel_step(c, w, it, t, j0, jhi - j0 < c->bc ? jhi - j0 : c->bc);
+    finish_item(c, w, it);
+}
+
+/* Work items of the groups [g0, g1): the last query tiles (the longest under causal
+ * masks) first. */
+static void run_items(const pk_ctx *c, pk_scratch *w, int64_t g0, int64_t g1)
+{
+    const attn_sdpa_problem *p = c->p;
+    int64_t per_group = p->group * c->n_qt, n = (g1 - g0) * per_group;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t k = 0; k < n; k++) {
+        int64_t g = g0 + k / per_group, rem = k % per_group;
+        pk_item it = {.g = g, .b = g / p->Hkv, .h = (g % p->Hkv) * p->group + rem / c->n_qt};
+        it.i0 = (c->n_qt - 1 - rem % c->n_qt) * c->br;
+        it.nr = p->Sq - it.i0 < c->br ? p->Sq - it.i0 : c->br;
+        run_item(c, w, &it);
+    }
+}
+
+int attn_cpu_sdpa_packed_fits(const attn_sdpa_problem *p, const attn_cpu_ukr *u)
+{
+    return u->fn && u->lq % 16 == 0 && u->lq <= ATTN_CPU_PACK_ROWS &&
+           u->lk <= ATTN_CPU_PACK_ROWS && !p->mask_add.t && !p->mask_bool.t && !(p->softcap > 0);
+}
+
+attn_status attn_cpu_sdpa_packed(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
+                                 int threads, int64_t br, int64_t bc)
+{
+    pk_ctx c = {.p = p, .u = u, .lq = u->lq, .lk = u->lk};
+    c.br = (br + c.lq - 1) / c.lq * c.lq;
+    c.bc = bc / c.lk * c.lk;
+    c.n_qt = (p->Sq + c.br - 1) / c.br;
+    c.k_floats = (p->Skv + c.lk - 1) / c.lk * c.lk * p->Dk;
+    c.dv_pad = (p->Dv + c.lk - 1) / c.lk * c.lk;
+    c.tmp_floats = ATTN_CPU_PACK_ROWS * (p->Dk > p->Dv ? p->Dk : p->Dv);
+    int64_t n_groups = p->B * p->Hkv, gf = group_floats(&c);
+    int64_t chunk = gf > 0 ? PK_CHUNK_BYTES / (gf * (int64_t)sizeof(float)) : n_groups;
+    chunk = chunk < 1 ? 1 : chunk > n_groups ? n_groups : chunk;
+    int64_t per_thread = scratch_floats(&c);
+    size_t total = (size_t)(per_thread * threads + gf * chunk);
+    size_t bytes = total * sizeof(float) + (size_t)(chunk * p->Skv);
+    float *mem = aligned_alloc(64, (bytes + 64) / 64 * 64);
+    if (!mem)
+        return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes of scratch",
+                         bytes);
+    c.kv = mem + per_thread * threads;
+    c.vbad = (uint8_t *)(mem + total);
+#pragma omp parallel num_threads(threads)
+    {
+        pk_scratch w = scratch_at(&c, mem + per_thread * omp_get_thread_num());
+        for (int64_t g0 = 0; g0 < n_groups; g0 += chunk) {
+            int64_t g1 = g0 + chunk < n_groups ? g0 + chunk : n_groups;
+#pragma omp single
+            c.g0 = g0;
+            pack_chunk(&c, w.tmp, g0, g1);
+            run_items(&c, &w, g0, g1);
+        }
+    }
+    free(mem);
+    return ATTN_OK;
+}
