@@ -1,8 +1,10 @@
 /* cpu_sdpa_decode.c - the decode path (few queries over a long KV; cpu_sdpa_impl.c decides).
  * There is too little query work to split, so the KV range is split instead: a work item is
- * (batch, key chunk) and covers every KV head, each with all G = (Hq/Hkv) * Sq query rows of
- * its GQA group, so each K/V row is read from memory once per call and the two threads
- * stream disjoint contiguous ranges. Per tile of KB keys and KV head: scores of the G rows
+ * (batch, key chunk, block of KV heads), each head with all G = (Hq/Hkv) * Sq query rows of
+ * its GQA group, so each K/V row is read from memory once per call and the threads stream
+ * disjoint ranges. Items cover every KV head (rows of all heads of a key are adjacent in BSHD
+ * layouts) unless the key chunks are too few to keep the threads busy (short caches), then
+ * the SIMD path splits the heads into blocks. Per tile of KB keys and KV head: scores of the G rows
  * (G x KB), one online-softmax step per row, then O += P V.
  * - SIMD path (AVX2+FMA+F16C CPUs, rows with unit element stride; cpu_sdpa_decode_avx2.c):
  *   register-blocked kernels read K and V in place in their storage dtype. A tile where some
@@ -26,6 +28,7 @@
 typedef struct dec_ctx {
     const attn_sdpa_problem *p;
     int64_t G, jlo, jhi, chunk, n_chunks;
+    int64_t hblock, n_hblocks; /* KV heads per item, blocks per (batch, chunk) */
     int simd; /* AVX2 kernels reading K/V in place */
     float *part; /* per item: G rows of (m, l, o[Dv]) */
 } dec_ctx;
@@ -79,11 +82,12 @@ static float *partial(const dec_ctx *c, int64_t g, int64_t chunk)
     return c->part + (g * c->n_chunks + chunk) * c->G * row_floats(c->p);
 }
 
-static void init_item(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t chunk)
+static void init_item(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t chunk, int64_t h0,
+                      int64_t h1)
 {
     const attn_sdpa_problem *p = c->p;
     int64_t G = c->G;
-    for (int64_t hk = 0; hk < p->Hkv; hk++) {
+    for (int64_t hk = h0; hk < h1; hk++) {
         float *part = partial(c, b * p->Hkv + hk, chunk);
         for (int64_t r = 0; r < G; r++) {
             int64_t h, i;
@@ -171,10 +175,14 @@ static void head_tile(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, i
     attn_cpu_pv_block(w->s, KB, G, w->v + hk * nc * p->Dv, nc, p->Dv, o);
 }
 
-static void run_item(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t chunk)
+/* Item it: batch, key chunk, KV heads [h0, h1). */
+static void run_item(const dec_ctx *c, dec_scratch *w, int64_t it)
 {
     const attn_sdpa_problem *p = c->p;
-    init_item(c, w, b, chunk);
+    int64_t b = it / (c->n_chunks * c->n_hblocks), chunk = it / c->n_hblocks % c->n_chunks;
+    int64_t h0 = it % c->n_hblocks * c->hblock;
+    int64_t h1 = h0 + c->hblock < p->Hkv ? h0 + c->hblock : p->Hkv;
+    init_item(c, w, b, chunk, h0, h1);
     int64_t j_begin = c->jlo + chunk * c->chunk;
     int64_t j_end = j_begin + c->chunk < c->jhi ? j_begin + c->chunk : c->jhi;
     for (int64_t j0 = j_begin; j0 < j_end; j0 += KB) {
@@ -183,9 +191,8 @@ static void run_item(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t chunk)
             attn_cpu_heads_to_f32(&p->k, b, j0, nc, p->Hkv, p->Dk, w->k);
             attn_cpu_heads_to_f32(&p->v, b, j0, nc, p->Hkv, p->Dv, w->v);
         }
-        for (int64_t hk = 0; hk < p->Hkv; hk++) {
+        for (int64_t hk = h0; hk < h1; hk++)
             head_tile(c, w, b, hk, chunk, j0, nc);
-        }
     }
 }
 
@@ -234,6 +241,11 @@ static void plan(dec_ctx *c, int threads)
     c->chunk = (keys + c->n_chunks - 1) / c->n_chunks;
     c->chunk = (c->chunk + KB - 1) / KB * KB;
     c->n_chunks = keys > 0 ? (keys + c->chunk - 1) / c->chunk : 1;
+    int64_t blocks = (ITEMS_PER_THREAD * threads + p->B * c->n_chunks - 1) / (p->B * c->n_chunks);
+    blocks = blocks < 1 || !c->simd ? 1 : blocks > p->Hkv ? p->Hkv : blocks; /* the portable
+                                     path converts the tiles of all heads at once */
+    c->hblock = p->Hkv > 0 ? (p->Hkv + blocks - 1) / blocks : 1;
+    c->n_hblocks = p->Hkv > 0 ? (p->Hkv + c->hblock - 1) / c->hblock : 1;
 }
 
 int64_t attn_cpu_decode_items(const attn_sdpa_problem *p, int threads)
@@ -257,7 +269,7 @@ attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int si
     plan(&c, threads);
     if (c.chunk == 0)
         c.chunk = 1; /* no visible key at all: one empty item per group */
-    int64_t groups = p->B * p->Hkv, n_items = p->B * c.n_chunks;
+    int64_t groups = p->B * p->Hkv, n_items = p->B * c.n_chunks * c.n_hblocks;
     int64_t per_thread = scratch_floats(&c);
     size_t total = (size_t)(per_thread * threads + groups * c.n_chunks * c.G * row_floats(p));
     float *mem = malloc(total * sizeof(float));
@@ -270,7 +282,7 @@ attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int si
         dec_scratch w = scratch_at(mem + per_thread * omp_get_thread_num(), &c);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t it = 0; it < n_items; it++)
-            run_item(&c, &w, it / c.n_chunks, it % c.n_chunks);
+            run_item(&c, &w, it);
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < groups * c.G; it++)
             merge_row(&c, it / c.G, it % c.G, w.o);
