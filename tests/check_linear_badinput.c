@@ -5,6 +5,8 @@
 #include "attn/attn.h"
 #include "linear_fixture.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -230,9 +232,5 @@ int main(void)
     tcase_add_loop_test(tc, bad_input, 0, N_ROWS * 3);
     tcase_add_loop_test(tc, valid_and_empty, 0, 3);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

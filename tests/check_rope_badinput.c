@@ -4,6 +4,7 @@
  * view. */
 #include "attn/attn.h"
 
+#include "check_run.h"
 #include "rope_fixture.h"
 
 #include <check.h>
@@ -290,5 +291,5 @@ int main(void)
     tcase_add_loop_test(tc, zero_size_is_empty, 0, ROPE_FX_N_BACKENDS);
     tcase_add_test(tc, messages_name_the_axis);
     suite_add_tcase(s, tc);
-    return rope_fx_main(s);
+    return attn_check_run(s);
 }

@@ -3,6 +3,8 @@
  * 0) are empty and succeed. */
 #include "attn/attn.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -401,9 +403,5 @@ int main(void)
     tcase_add_loop_test(tc, broadcast_beyond_memory, 0, N_BACKENDS);
     tcase_add_test(tc, backend_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

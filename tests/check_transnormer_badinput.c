@@ -3,6 +3,8 @@
  * output keeps every byte it had (forward, supported and impl_name alike). */
 #include "attn/attn.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -165,9 +167,5 @@ int main(void)
     tcase_add_loop_test(tc, bad_input_row, 0, N_TABLE * 3);
     tcase_add_test(tc, null_backend);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }
