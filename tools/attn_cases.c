@@ -102,6 +102,19 @@ int attn_tok_dtypes(const char *s, const char *const *names, int max, int *out)
     }
 }
 
+int attn_tok_dtypes_qkv(const char *s, const char *const *names, attn_dtype *q, attn_dtype *kv,
+                        attn_dtype *out)
+{
+    int dt[3];
+    const int k = attn_tok_dtypes(s, names, 3, dt);
+    if (k != 1 && k != 3)
+        return -1;
+    *q = (attn_dtype)dt[0];
+    *kv = (attn_dtype)dt[k == 3 ? 1 : 0];
+    *out = (attn_dtype)dt[k == 3 ? 2 : 0];
+    return 0;
+}
+
 int attn_tok_size(const char *tok, const attn_tok_size_key *keys, size_t n, void *c)
 {
     for (size_t i = 0; i < n; i++) {

@@ -4,6 +4,8 @@
 #ifndef ATTN_CASES_H_
 #define ATTN_CASES_H_
 
+#include "attn/attn_core.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +29,9 @@ int attn_tok_factor(const char *s, double lo, double *out);
 /* dt=a:b:...: up to max dtype names (each of `names`, NULL-terminated) between colons into
  * out[]; the count read, or -1 (an unknown or empty name, too many). */
 int attn_tok_dtypes(const char *s, const char *const *names, int max, int *out);
+/* dt=q:kv:out, or one dtype for all three: 0, or -1. */
+int attn_tok_dtypes_qkv(const char *s, const char *const *names, attn_dtype *q, attn_dtype *kv,
+                        attn_dtype *out);
 
 /* Size tokens: a prefix and digits in [1, 2^40] ("hkv2", "d64"), stored at the int64 fields at
  * byte offsets off and off2 of the case (equal for one field; "d" sets dk and dv). */

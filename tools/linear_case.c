@@ -118,19 +118,6 @@ int attn_linear_case_format(const attn_linear_case *c, char *buf, size_t size)
     return (int)s.len;
 }
 
-/* dt=q:kv:out, or one dtype for all three. */
-static int parse_dtypes(const char *s, attn_linear_case *c)
-{
-    int dt[3];
-    const int k = attn_tok_dtypes(s, dtype_names, 3, dt);
-    if (k != 1 && k != 3)
-        return -1;
-    c->dt_q = (attn_dtype)dt[0];
-    c->dt_kv = (attn_dtype)dt[k == 3 ? 1 : 0];
-    c->dt_out = (attn_dtype)dt[k == 3 ? 2 : 0];
-    return 0;
-}
-
 /* Size tokens ("hkv2"); d64 sets dk = dv = 64. */
 static int parse_size(const char *tok, attn_linear_case *c)
 {
@@ -195,7 +182,7 @@ static int parse_keyval(const char *key, const char *val, attn_linear_case *c)
         return 1;
     }
     if (strcmp(key, "dt") == 0)
-        return parse_dtypes(val, c) ? -1 : 1;
+        return attn_tok_dtypes_qkv(val, dtype_names, &c->dt_q, &c->dt_kv, &c->dt_out) ? -1 : 1;
     if (strcmp(key, "layout") == 0) {
         static const char *const layouts[] = {"bshd", "bhsd", NULL};
         if ((v = attn_tok_choice(val, layouts)) < 0)

@@ -176,19 +176,6 @@ static int parse_mask(const char *s, int *m)
     return *m & ~ATTN_MDIM_K1 ? 0 : -1;
 }
 
-/* dt=q:kv:out, or one dtype for all three. */
-static int parse_dtypes(const char *s, attn_sdpa_case *c)
-{
-    int dt[3];
-    const int k = attn_tok_dtypes(s, dtype_names, 3, dt);
-    if (k != 1 && k != 3)
-        return -1;
-    c->dt_q = (attn_dtype)dt[0];
-    c->dt_kv = (attn_dtype)dt[k == 3 ? 1 : 0];
-    c->dt_out = (attn_dtype)dt[k == 3 ? 2 : 0];
-    return 0;
-}
-
 /* Size tokens ("skv512"); d64 sets dk = dv = 64. */
 static int parse_size(const char *tok, attn_sdpa_case *c)
 {
@@ -223,7 +210,7 @@ static int parse_keyval(const char *key, const char *val, attn_sdpa_case *c)
     if (strcmp(key, "mask_bool") == 0)
         return parse_mask(val, &c->mask_bool) ? -1 : 1;
     if (strcmp(key, "dt") == 0)
-        return parse_dtypes(val, c) ? -1 : 1;
+        return attn_tok_dtypes_qkv(val, dtype_names, &c->dt_q, &c->dt_kv, &c->dt_out) ? -1 : 1;
     if (strcmp(key, "layout") == 0) {
         if ((v = attn_tok_choice(val, layout_names)) < 0)
             return -1;

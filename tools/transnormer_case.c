@@ -130,19 +130,6 @@ int attn_transnormer_case_format(const attn_transnormer_case *c, char *buf, size
 
 /* ---- parsing -------------------------------------------------------------------------------- */
 
-/* dt=q:kv:out, or one dtype for all three. */
-static int parse_dtypes(const char *s, attn_transnormer_case *c)
-{
-    int dt[3];
-    const int k = attn_tok_dtypes(s, dtype_names, 3, dt);
-    if (k != 1 && k != 3)
-        return -1;
-    c->dt_q = (attn_dtype)dt[0];
-    c->dt_kv = (attn_dtype)dt[k == 3 ? 1 : 0];
-    c->dt_out = (attn_dtype)dt[k == 3 ? 2 : 0];
-    return 0;
-}
-
 /* Size tokens ("hkv2"); h and d set both head counts or both head dims. */
 static int parse_size(const char *tok, attn_transnormer_case *c)
 {
@@ -189,7 +176,7 @@ static int parse_keyval(const char *key, const char *val, attn_transnormer_case 
     else if (strcmp(key, "scale") == 0)
         r = attn_tok_factor(val, -1e30, &c->scale) ? -1 : 1;
     else if (strcmp(key, "dt") == 0)
-        r = parse_dtypes(val, c) ? -1 : 1;
+        r = attn_tok_dtypes_qkv(val, dtype_names, &c->dt_q, &c->dt_kv, &c->dt_out) ? -1 : 1;
     return r;
 }
 
