@@ -10,8 +10,8 @@
  *   o_i = sum_j p_j v_j / l,  lse_i = m + log l,  absmag_i = sum_j p_j |v_j| / l
  *
  * ATTN_REF_F64 accumulates in double. ATTN_REF_F32 runs the very same code with every
- * intermediate rounded to float (rnd(), ref_precision.h), which makes it behave like a naive float
- * implementation; the conformance policy calibrates fast backends against it.
+ * intermediate rounded to float (rnd(), ref_precision.h), which makes it behave like a naive
+ * float implementation; the conformance policy calibrates fast backends against it.
  * See docs/sdpa.md. */
 #include "sdpa_ref.h"
 
