@@ -19,4 +19,16 @@ extern const char *const attn_qkv_names[4];
 attn_status attn_qkv_check(const attn_tensor *const t[4], unsigned kv_zero_ok,
                            const char *self_seq, attn_span s[4]);
 
+/* The sizes every attention problem p holds (fields B, Hq, Dk, Hkv, Dv, group), from checked
+ * q and k, v; each op adds its sequence lengths. */
+#define ATTN_QKV_SIZES(p, q, k, v)                                                               \
+    do {                                                                                         \
+        (p)->B = (q)->shape[0];                                                                  \
+        (p)->Hq = (q)->shape[2];                                                                 \
+        (p)->Dk = (q)->shape[3];                                                                 \
+        (p)->Hkv = (k)->shape[2];                                                                \
+        (p)->Dv = (v)->shape[3];                                                                 \
+        (p)->group = (p)->Hq / (p)->Hkv;                                                         \
+    } while (0)
+
 #endif /* ATTN_QKV_H_ */

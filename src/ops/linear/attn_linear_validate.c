@@ -167,14 +167,9 @@ attn_status attn_linear_validate(const attn_linear_desc *d, const attn_tensor *q
         }
     }
     memset(p, 0, sizeof *p);
-    p->B = q->shape[0];
+    ATTN_QKV_SIZES(p, q, k, v);
     p->S = q->shape[1];
-    p->Hq = q->shape[2];
-    p->Dk = q->shape[3];
-    p->Hkv = k->shape[2];
-    p->Dv = v->shape[3];
     p->Df = attn_linear_features(d->feature, p->Dk);
-    p->group = p->Hq / p->Hkv;
     p->feature = d->feature;
     p->normalize = d->normalize;
     p->eps = d->eps;

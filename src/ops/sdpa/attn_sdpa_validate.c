@@ -116,14 +116,9 @@ attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
     ATTN_TRY(attn_view_check_outputs(t, s, names, 5, 7));
 
     memset(p, 0, sizeof *p);
-    p->B = q->shape[0];
+    ATTN_QKV_SIZES(p, q, k, v);
     p->Sq = q->shape[1];
-    p->Hq = q->shape[2];
-    p->Dk = q->shape[3];
     p->Skv = k->shape[1];
-    p->Hkv = k->shape[2];
-    p->Dv = v->shape[3];
-    p->group = p->Hq / p->Hkv;
     p->scale = d->scale != 0.0f ? (double)d->scale : 1.0 / sqrt((double)p->Dk);
     p->softcap = d->softcap;
     p->causal = d->causal;

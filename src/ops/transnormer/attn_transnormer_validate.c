@@ -64,13 +64,8 @@ attn_status attn_transnormer_validate(const attn_transnormer_desc *d, const attn
     ATTN_TRY(attn_view_check_outputs(t, s, attn_qkv_names, 3, 4));
 
     memset(p, 0, sizeof *p);
-    p->B = q->shape[0];
+    ATTN_QKV_SIZES(p, q, k, v);
     p->S = q->shape[1];
-    p->Hq = q->shape[2];
-    p->Dk = q->shape[3];
-    p->Hkv = k->shape[2];
-    p->Dv = v->shape[3];
-    p->group = p->Hq / p->Hkv;
     p->mode = d->mode;
     p->causal = d->causal;
     p->feature = d->feature;
