@@ -8,27 +8,6 @@
 
 #include <math.h>
 
-static inline double rnd(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)(float)x : x;
-}
-
-static inline double r_exp(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)expf((float)x) : exp(x);
-}
-
-static inline double r_expm1(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)expm1f((float)x) : expm1(x);
-}
-
-/* max(x, 0) that keeps a NaN (PyTorch's relu). */
-static inline double relu(double x)
-{
-    return x > 0 || isnan(x) ? x : 0.0;
-}
-
 /* softmax of sign * x over dk values into y, max-subtracted (a NaN makes the row NaN). */
 static void softmax_half(attn_ref_precision prec, const double *x, int64_t dk, double sign,
                          double *y)

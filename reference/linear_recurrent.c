@@ -19,11 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline double rnd(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)(float)x : x;
-}
-
 typedef struct rec_state {
     double *s, *z, *f, *kf, *tmp; /* S [Df][Dv], z [Df], f and phi(k) [Df], tmp [Dk] */
     double lambda;

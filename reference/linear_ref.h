@@ -8,7 +8,8 @@
 #define ATTN_LINEAR_REF_H_
 
 #include "attn_linear_problem.h"
-#include "sdpa_ref.h" /* attn_ref_precision, attn_ref_alloc */
+#include "ref_alloc.h"
+#include "ref_precision.h"
 
 /* Results of a reference form, in f64, row-major; any pointer but out may be NULL.
  * out [B][S][Hq][Dv]; state [B][Hkv][Df][Dv]; z [B][Hkv][Df]. The *_cond arrays (same layouts,

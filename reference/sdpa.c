@@ -10,8 +10,8 @@
  *   o_i = sum_j p_j v_j / l,  lse_i = m + log l,  absmag_i = sum_j p_j |v_j| / l
  *
  * ATTN_REF_F64 accumulates in double. ATTN_REF_F32 runs the very same code with every
- * intermediate rounded to float (rnd() below), which makes it behave like a naive float
- * implementation; the conformance policy calibrates fast backends against it.
+ * intermediate rounded to float (rnd(), ref_precision.h), which makes it behave like a naive
+ * float implementation; the conformance policy calibrates fast backends against it.
  * See docs/sdpa.md. */
 #include "sdpa_ref.h"
 
@@ -23,33 +23,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-/* ---- working precision --------------------------------------------------------------------- */
-
-/* Round an intermediate to the working precision: identity for F64, to float for F32 (a
- * double holds every float and rounding float+float or float*float through double gives the
- * float result, so this reproduces float arithmetic exactly). */
-static inline double rnd(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)(float)x : x;
-}
-
-/* The transcendental functions of the working precision (the float library functions in F32,
- * as a float implementation would call them). */
-static inline double r_exp(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)expf((float)x) : exp(x);
-}
-
-static inline double r_tanh(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)tanhf((float)x) : tanh(x);
-}
-
-static inline double r_log(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)logf((float)x) : log(x);
-}
 
 /* ---- visibility ---------------------------------------------------------------------------- */
 

@@ -23,29 +23,6 @@
 #include <omp.h>
 #endif
 
-/* ---- working precision --------------------------------------------------------------------- */
-
-static inline double rnd(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)(float)x : x;
-}
-
-static inline double r_exp(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)expf((float)x) : exp(x);
-}
-
-static inline double r_expm1(attn_ref_precision prec, double x)
-{
-    return prec == ATTN_REF_F32 ? (double)expm1f((float)x) : expm1(x);
-}
-
-/* max(x, 0) that keeps NaN (fmax would turn it into 0). */
-static inline double relu(double x)
-{
-    return x > 0.0 || isnan(x) ? x : 0.0;
-}
-
 /* The feature map phi of NormAttention. */
 static double phi(const attn_transnormer_problem *p, attn_ref_precision prec, double x)
 {

@@ -6,7 +6,8 @@
 #define ATTN_TRANSNORMER_REF_H_
 
 #include "attn_transnormer_problem.h"
-#include "sdpa_ref.h" /* attn_ref_precision, attn_ref_alloc */
+#include "ref_alloc.h"
+#include "ref_precision.h"
 
 /* Naive TransNormer of a validated problem with host-accessible q, k, v.
  * out:    double [B][S][Hq][Dv], required: the result (after SimpleRMSNorm when p->srms);

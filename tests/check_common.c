@@ -4,6 +4,8 @@
 #include "attn_half.h"
 #include "attn_rng.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -205,9 +207,5 @@ int main(void)
     tcase_add_test(tc, schedule_patterns);
     tcase_add_test(tc, schedule_kv_bytes);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

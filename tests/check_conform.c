@@ -14,6 +14,8 @@
 #include "attn/attn_opencl.h"
 #endif
 
+#include "check_run.h"
+
 #include <check.h>
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -789,9 +791,5 @@ int main(void)
     tcase_add_test(cmd, isolate_contains_crash_and_hang);
     tcase_add_test(cmd, isolate_matches_in_process);
     suite_add_tcase(s, cmd);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

@@ -5,6 +5,8 @@
 #include "sdpa_fixture.h"
 
 #include <blis.h>
+#include "check_run.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,9 +178,5 @@ static Suite *cpu_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cpu_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return attn_check_run(cpu_suite());
 }

@@ -12,6 +12,8 @@
 #include "cpu/cpu_linear.h"
 #endif
 
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -146,9 +148,5 @@ int main(void)
     tcase_add_loop_test(tc, cpu_shift, 0, 24);
 #endif
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

@@ -5,6 +5,9 @@
 #include "attn/attn.h"
 #include "linear_fixture.h"
 
+#include "check_badinput.h"
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -129,11 +132,7 @@ static void m_state_out_aliases_in(setup *s) { s->so.data = s->sid; }
 static void m_z_out_aliases_out(setup *s) { s->zo.data = s->outd; }
 static void m_huge_stride(setup *s) { s->k.stride[0] = INT64_MAX / 2; }
 
-static const struct {
-    const char *name;
-    void (*mutate)(setup *);
-    attn_status want;
-} table[] = {
+static const ATTN_BAD_ROW(setup) table[] = {
     {"null backend", m_null_backend, ATTN_ERR_NULL_POINTER},
     {"null q", m_null_q, ATTN_ERR_NULL_POINTER},
     {"null out", m_null_out, ATTN_ERR_NULL_POINTER},
@@ -184,11 +183,7 @@ START_TEST(bad_input)
     if (!make_valid(&s, backend))
         return;
     table[_i / 3].mutate(&s);
-    attn_status st = call(&s);
-    ck_assert_msg(st == table[_i / 3].want, "%s on %s: got %s (%s), want %s", table[_i / 3].name,
-                  backend, attn_status_name(st), attn_last_error(),
-                  attn_status_name(table[_i / 3].want));
-    ck_assert_msg(attn_last_error()[0] != '\0', "%s: no message", table[_i / 3].name);
+    attn_bad_expect(call(&s), table[_i / 3].want, table[_i / 3].name, backend);
     ck_assert_msg(untouched(&s), "%s on %s: an output was written", table[_i / 3].name, backend);
     attn_status ss = attn_linear_supported(s.be, &s.d, s.pq, &s.k, &s.v, s.pout, &s.st);
     ck_assert_int_eq(ss, table[_i / 3].want);
@@ -230,9 +225,5 @@ int main(void)
     tcase_add_loop_test(tc, bad_input, 0, N_ROWS * 3);
     tcase_add_loop_test(tc, valid_and_empty, 0, 3);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

@@ -7,6 +7,8 @@
 #include "attn_fill.h"
 #include "linear_ref.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -237,9 +239,5 @@ int main(void)
     tcase_add_test(tc, decay_slopes);
     tcase_add_test(tc, float_recurrent_close);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

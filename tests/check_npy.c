@@ -7,6 +7,8 @@
 #include "attn_npy.h"
 #include "test_files.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <dirent.h>
 #include <math.h>
@@ -453,9 +455,5 @@ static Suite *npy_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(npy_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(npy_suite());
 }

@@ -5,6 +5,8 @@
  * reference on a grid of shapes, options,
  * dtypes and layouts (host tensors and device buffers), plus bit-identical reruns. Tests that
  * need a device print why and pass when no OpenCL platform is present. */
+#include "check_run.h"
+
 #include <check.h>
 
 #include <stdio.h>
@@ -643,11 +645,7 @@ static Suite *opencl_suite(void)
 int main(void)
 {
     /* No OpenCL call here: PoCL starts worker threads, which a forked test would lack. */
-    SRunner *sr = srunner_create(opencl_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return attn_check_run(opencl_suite());
 }
 
 #endif /* ATTN_HAVE_OPENCL */

@@ -4,6 +4,7 @@
  * equals out of place bit for bit, on host views and device buffers, for every dtype. Under
  * sanitizers (ATTN_TEST_QUICK=1) every fourth case runs.
  * A backend this build or machine lacks is skipped with its reason. */
+#include "check_run.h"
 #include "rope_fixture.h"
 
 #include "attn_half.h"
@@ -106,5 +107,5 @@ int main(void)
     tcase_add_loop_test(tc, family_on_backend, 0, 4 * ROPE_FX_N_BACKENDS);
     tcase_add_loop_test(tc, in_place_equals_out_of_place, 0, ROPE_FX_N_BACKENDS);
     suite_add_tcase(s, tc);
-    return rope_fx_main(s);
+    return attn_check_run(s);
 }

@@ -4,6 +4,8 @@
  * view. */
 #include "attn/attn.h"
 
+#include "check_badinput.h"
+#include "check_run.h"
 #include "rope_fixture.h"
 
 #include <check.h>
@@ -152,11 +154,7 @@ static void m_buffer_foreign(setup *s)
 static void m_misaligned(setup *s) { s->x.data = (char *)s->xd + 2; }
 static void m_pos_misaligned(setup *s) { s->pos.offset = 2; s->d.positions = &s->pos; }
 
-typedef struct bad_case {
-    const char *name;
-    void (*mutate)(setup *);
-    attn_status want;
-} bad_case;
+typedef ATTN_BAD_ROW(setup) bad_case;
 
 static const bad_case table[] = {
     {"backend NULL", m_null_backend, ATTN_ERR_NULL_POINTER},
@@ -204,8 +202,7 @@ enum { N_CASES = sizeof table / sizeof table[0] };
 
 static void assert_out_untouched(const setup *s, const char *what)
 {
-    for (size_t b = 0; b < sizeof s->outd; b++)
-        ck_assert_msg(((const unsigned char *)s->outd)[b] == SENTINEL, "%s: out written", what);
+    attn_bad_untouched(s->outd, sizeof s->outd, SENTINEL, what, "out");
 }
 
 /* _i = backend * N_CASES + row: status, a message, out untouched, supported() agreeing. */
@@ -216,11 +213,7 @@ START_TEST(bad_input_row)
     if (!s)
         return;
     row->mutate(s);
-    const attn_status st = call(s);
-    ck_assert_msg(st == row->want && strlen(attn_last_error()) > 10,
-                  "%s on %s: got %s ('%s'), want %s with a message", row->name,
-                  rope_fx_backends[_i / N_CASES], attn_status_name(st), attn_last_error(),
-                  attn_status_name(row->want));
+    attn_bad_expect(call(s), row->want, row->name, rope_fx_backends[_i / N_CASES]);
     assert_out_untouched(s, row->name);
     ck_assert(!s->be || attn_rope_supported(s->be, &s->d, s->px, s->pout) == row->want);
     free_setup(s);
@@ -290,5 +283,5 @@ int main(void)
     tcase_add_loop_test(tc, zero_size_is_empty, 0, ROPE_FX_N_BACKENDS);
     tcase_add_test(tc, messages_name_the_axis);
     suite_add_tcase(s, tc);
-    return rope_fx_main(s);
+    return attn_check_run(s);
 }

@@ -6,6 +6,7 @@
 #include "cpu/cpu_rope.h"
 #include "rope_ref.h"
 
+#include "check_run.h"
 #include "rope_fixture.h"
 
 #include <check.h>
@@ -92,5 +93,5 @@ int main(void)
     tcase_add_loop_test(tc, row_helpers_equal_lowp, 0, 4);
     tcase_add_test(tc, op_equals_lowp_on_any_thread_count);
     suite_add_tcase(s, tc);
-    return rope_fx_main(s);
+    return attn_check_run(s);
 }

@@ -9,6 +9,7 @@
 #include "attn_policy.h"
 #include "rope_ref.h"
 
+#include "check_run.h"
 #include "rope_fixture.h"
 
 #include <check.h>
@@ -285,5 +286,5 @@ int main(void)
     tcase_add_test(tc, half_outputs_rounded_once);
     tcase_add_test(tc, f32_angle_fails_the_policy);
     suite_add_tcase(s, tc);
-    return rope_fx_main(s);
+    return attn_check_run(s);
 }

@@ -7,6 +7,8 @@
  * with its reason. */
 #include "sdpa_fixture.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,9 +81,5 @@ static Suite *backends_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(backends_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(backends_suite());
 }

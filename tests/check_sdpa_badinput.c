@@ -3,6 +3,9 @@
  * 0) are empty and succeed. */
 #include "attn/attn.h"
 
+#include "check_badinput.h"
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -145,11 +148,7 @@ static void m_misaligned(setup *s) { s->q.data = (char *)s->qd + 2; }
 static void m_offset_wraps(setup *s) { s->q.offset = SIZE_MAX - 4095; }
 static void m_offset_misaligned(setup *s) { s->v.offset = 3; }
 
-typedef struct bad_case {
-    const char *name;
-    void (*mutate)(setup *);
-    attn_status want;
-} bad_case;
+typedef ATTN_BAD_ROW(setup) bad_case;
 
 static const bad_case table[] = {
     {"backend NULL", m_null_backend, ATTN_ERR_NULL_POINTER},
@@ -220,15 +219,9 @@ static void run_row(int i, const char *backend)
     ck_assert_ptr_nonnull(s);
     make_valid(s, backend);
     table[i].mutate(s);
-    attn_status st = call(s);
-    ck_assert_msg(st == table[i].want, "%s on %s: got %s (%s), want %s", table[i].name, backend,
-                  attn_status_name(st), attn_last_error(), attn_status_name(table[i].want));
-    ck_assert_msg(strlen(attn_last_error()) > 10, "%s: message too short: '%s'", table[i].name,
-                  attn_last_error());
-    for (size_t b = 0; b < sizeof s->outd; b++)
-        ck_assert_msg(((unsigned char *)s->outd)[b] == SENTINEL, "%s: out written", table[i].name);
-    for (size_t b = 0; b < sizeof s->lsed; b++)
-        ck_assert_msg(((unsigned char *)s->lsed)[b] == SENTINEL, "%s: lse written", table[i].name);
+    attn_bad_expect(call(s), table[i].want, table[i].name, backend);
+    attn_bad_untouched(s->outd, sizeof s->outd, SENTINEL, table[i].name, "out");
+    attn_bad_untouched(s->lsed, sizeof s->lsed, SENTINEL, table[i].name, "lse");
     /* supported() runs the same checks and must agree. */
     if (s->be)
         ck_assert_int_eq(attn_sdpa_supported(s->be, &s->d, s->pq, s->pk, s->pv, s->pout, s->plse),
@@ -401,9 +394,5 @@ int main(void)
     tcase_add_loop_test(tc, broadcast_beyond_memory, 0, N_BACKENDS);
     tcase_add_test(tc, backend_errors);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

@@ -6,6 +6,8 @@
  * environment: check_cpu.c). */
 #include "sdpa_fixture.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -247,9 +249,5 @@ static Suite *cpu_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cpu_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return attn_check_run(cpu_suite());
 }

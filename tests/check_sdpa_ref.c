@@ -3,6 +3,8 @@
  * teaching implementation (reference/sdpa_flash.c), which must agree with it on every shape.
  * Expected values come from hand-derived formulas or from a second, independent way of
  * computing the same thing (permuted layouts, repeated heads, expanded masks). */
+#include "check_run.h"
+
 #include <check.h>
 
 #include <math.h>
@@ -957,9 +959,5 @@ static Suite *ref_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ref_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return attn_check_run(ref_suite());
 }

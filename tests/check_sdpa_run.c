@@ -11,6 +11,8 @@
 #include "sdpa_tool.h"
 #include "test_files.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdarg.h>
@@ -539,9 +541,5 @@ static Suite *run_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(run_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(run_suite());
 }

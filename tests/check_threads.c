@@ -4,6 +4,8 @@
  * every problem several times in its own order: every output must be bit-identical to the
  * serial one. On opencl the threads alternate host tensors and device buffers, and a second,
  * fresh handle makes them build the kernel specialisations concurrently. */
+#include "check_run.h"
+
 #include <check.h>
 
 #include <pthread.h>
@@ -335,9 +337,5 @@ static Suite *threads_suite(void)
 int main(void)
 {
     /* No OpenCL call here: PoCL starts worker threads, which a forked test would lack. */
-    SRunner *sr = srunner_create(threads_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return attn_check_run(threads_suite());
 }

@@ -4,6 +4,8 @@
  * A backend this build or machine lacks is skipped with its reason. */
 #include "transnormer_fixture.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +39,5 @@ int main(void)
     tcase_set_timeout(tc, 1200);
     tcase_add_loop_test(tc, grid_on_backend, 0, N_RUNS);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

@@ -3,6 +3,9 @@
  * output keeps every byte it had (forward, supported and impl_name alike). */
 #include "attn/attn.h"
 
+#include "check_badinput.h"
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -69,11 +72,7 @@ static void bad_zero_dim(call *c) { c->q.shape[2] = 0; }
 static void bad_overlap_self(call *c) { c->o.stride[2] = 1; }
 static void bad_alias(call *c) { c->o.data = qb; }
 
-static const struct {
-    const char *what;
-    void (*apply)(call *);
-    attn_status want;
-} table[] = {
+static const ATTN_BAD_ROW(call) table[] = {
     {"null desc", bad_null_desc, ATTN_ERR_NULL_POINTER},
     {"null q", bad_null_q, ATTN_ERR_NULL_POINTER},
     {"null out", bad_null_out, ATTN_ERR_NULL_POINTER},
@@ -117,7 +116,7 @@ START_TEST(bad_input_row)
     for (int what = 0; what < 3; what++) {
         call c;
         good(&c);
-        table[row].apply(&c);
+        table[row].mutate(&c);
         memset(ob, 0x5a, sizeof ob);
         memset(qb, 0, sizeof qb);
         char name[64] = "";
@@ -125,14 +124,9 @@ START_TEST(bad_input_row)
                          : what == 1 ? attn_transnormer_supported(be, c.dp, c.qp, c.kp, c.vp, c.op)
                                      : attn_transnormer_impl_name(be, c.dp, c.qp, c.kp, c.vp,
                                                                   c.op, name, sizeof name);
-        ck_assert_msg(st == table[row].want, "%s on %s: got %s (%s), want %s", table[row].what,
-                      backends[_i % 3], attn_status_name(st), attn_last_error(),
-                      attn_status_name(table[row].want));
-        ck_assert_msg(strlen(attn_last_error()) > 10, "%s: no message", table[row].what);
-        for (size_t b = 0; b < sizeof ob; b++)
-            ck_assert_msg(((unsigned char *)ob)[b] == 0x5a, "%s: out written", table[row].what);
-        for (size_t b = 0; b < sizeof qb; b++) /* out aliases q: q stays too */
-            ck_assert_msg(((unsigned char *)qb)[b] == 0, "%s: q written", table[row].what);
+        attn_bad_expect(st, table[row].want, table[row].name, backends[_i % 3]);
+        attn_bad_untouched(ob, sizeof ob, 0x5a, table[row].name, "out");
+        attn_bad_untouched(qb, sizeof qb, 0, table[row].name, "q"); /* out aliases q: q stays */
     }
     /* the good call itself runs and writes every output element */
     call c;
@@ -165,9 +159,5 @@ int main(void)
     tcase_add_loop_test(tc, bad_input_row, 0, N_TABLE * 3);
     tcase_add_test(tc, null_backend);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

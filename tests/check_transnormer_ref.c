@@ -9,6 +9,8 @@
 
 #include "attn_rng.h"
 
+#include "check_run.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
@@ -293,9 +295,5 @@ int main(void)
     tcase_add_test(tc, f32_mode_close_not_equal);
     tcase_add_test(tc, feature_maps);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return attn_check_run(s);
 }

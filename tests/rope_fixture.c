@@ -22,15 +22,6 @@ attn_backend *rope_fx_open(const char *name)
     return NULL;
 }
 
-int rope_fx_main(Suite *s)
-{
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
-
 attn_rope_case rope_fx_parse(const char *name)
 {
     attn_case ac;

@@ -15,8 +15,6 @@
 extern const char *const rope_fx_backends[ROPE_FX_N_BACKENDS];
 /* The backend opened, or NULL after printing why it is skipped. */
 attn_backend *rope_fx_open(const char *name);
-/* Run a suite: the process exit status. */
-int rope_fx_main(Suite *s);
 
 /* A case from its conformance name ("rope b1 s17 ..."); fails the test on a bad name. */
 attn_rope_case rope_fx_parse(const char *name);

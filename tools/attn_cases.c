@@ -74,6 +74,82 @@ int attn_tok_choice(const char *s, const char *const *names)
     return -1;
 }
 
+int attn_tok_factor(const char *s, double lo, double *out)
+{
+    double v;
+    if (attn_tok_real(s, lo, 1e30, &v) || (v != 0 && fabs(v) < 1e-30))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int attn_tok_dtypes(const char *s, const char *const *names, int max, int *out)
+{
+    int k = 0;
+    for (const char *at = s;; k++) {
+        const char *colon = strchr(at, ':');
+        char tok[16];
+        size_t n = colon ? (size_t)(colon - at) : strlen(at);
+        if (k == max || n >= sizeof tok)
+            return -1;
+        memcpy(tok, at, n);
+        tok[n] = '\0';
+        if ((out[k] = attn_tok_choice(tok, names)) < 0)
+            return -1;
+        if (!colon)
+            return k + 1;
+        at = colon + 1;
+    }
+}
+
+int attn_tok_dtypes_qkv(const char *s, const char *const *names, attn_dtype *q, attn_dtype *kv,
+                        attn_dtype *out)
+{
+    int dt[3];
+    const int k = attn_tok_dtypes(s, names, 3, dt);
+    if (k != 1 && k != 3)
+        return -1;
+    *q = (attn_dtype)dt[0];
+    *kv = (attn_dtype)dt[k == 3 ? 1 : 0];
+    *out = (attn_dtype)dt[k == 3 ? 2 : 0];
+    return 0;
+}
+
+int attn_tok_size(const char *tok, const attn_tok_size_key *keys, size_t n, void *c)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(keys[i].prefix);
+        if (strncmp(tok, keys[i].prefix, len) != 0 || !isdigit((unsigned char)tok[len]))
+            continue;
+        int64_t v;
+        if (attn_tok_int(tok + len, 1, (int64_t)1 << 40, &v))
+            return -1;
+        memcpy((char *)c + keys[i].off, &v, sizeof v);
+        memcpy((char *)c + keys[i].off2, &v, sizeof v);
+        return 1;
+    }
+    return 0;
+}
+
+char *attn_tok_split(char *tok)
+{
+    char *eq = strchr(tok, '=');
+    if (!eq)
+        return NULL;
+    *eq = '\0';
+    return eq + 1;
+}
+
+int attn_tok_verdict(int r, const char *tok, const char *val, char *err, size_t errsize)
+{
+    if (r == 1)
+        return 0;
+    if (val)
+        return r == 0 ? attn_perr(err, errsize, "unknown key '%s'", tok)
+                      : attn_perr(err, errsize, "bad value '%s' for '%s'", val, tok);
+    return attn_perr(err, errsize, r == 0 ? "unknown token '%s'" : "bad size '%s'", tok);
+}
+
 /* ---- names ---------------------------------------------------------------------------------- */
 
 static const attn_conform_driver *driver_of(const char *stem)

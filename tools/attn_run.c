@@ -59,6 +59,16 @@ int attn_run_error(const char *fmt, ...)
     return -1;
 }
 
+int attn_run_check_out(const attn_run_opts *o)
+{
+    if (!o->out)
+        return attn_run_error("--out FILE is required");
+    if (o->out_dtype == ATTN_RUN_OUT_F64 && strcmp(o->backend, "ref") != 0)
+        return attn_run_error("--out-dtype f64 is the ground truth of --backend ref, not %s",
+                              o->backend);
+    return 0;
+}
+
 /* Pad the file's dims on the left with size-1 dims (NumPy broadcasting) to 4, then view them
  * as [batch, seq, heads, dim] taking file dim perm[k] for view dim k. */
 static void attn_run_view_dims(const attn_npy *a, const int perm[4], attn_tensor *t)

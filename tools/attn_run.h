@@ -26,6 +26,9 @@ typedef struct attn_run_opts {
 extern const char attn_run_common_help[];
 /* 1 consumed, 0 not a common option, -1 error (printed). */
 int attn_run_common_arg(int argc, char **argv, int *i, attn_run_opts *o);
+/* The common options complete: --out given, --out-dtype f64 only with --backend ref (the
+ * ground truth). 0, or -1 after printing why. */
+int attn_run_check_out(const attn_run_opts *o);
 /* Print "attn run: <message>" to stderr; returns -1. */
 int attn_run_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

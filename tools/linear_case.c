@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -117,50 +118,15 @@ int attn_linear_case_format(const attn_linear_case *c, char *buf, size_t size)
     return (int)s.len;
 }
 
-/* dt=q:kv:out, or one dtype for all three: names between colons. */
-static int parse_dtypes(const char *s, attn_linear_case *c)
-{
-    attn_dtype got[3];
-    int k = 0;
-    for (const char *p = s;; p += strcspn(p, ":") + 1) {
-        char name[8];
-        size_t n = strcspn(p, ":");
-        int v = -1;
-        if (n > 0 && n < sizeof name && k < 3) {
-            memcpy(name, p, n);
-            name[n] = '\0';
-            v = attn_tok_choice(name, dtype_names);
-        }
-        if (v < 0)
-            return -1;
-        got[k++] = (attn_dtype)v;
-        if (p[n] == '\0')
-            break;
-    }
-    if (k == 2)
-        return -1;
-    c->dt_q = got[0];
-    c->dt_kv = got[k == 3 ? 1 : 0];
-    c->dt_out = got[k == 3 ? 2 : 0];
-    return 0;
-}
-
-/* Size tokens: a prefix and digits ("hkv" before "hq", "dk" before "d"). */
+/* Size tokens ("hkv2"); d64 sets dk = dv = 64. */
 static int parse_size(const char *tok, attn_linear_case *c)
 {
-    const char *const pre[] = {"hkv", "hq", "dk", "dv", "b", "s", "d"};
-    int64_t *const dst[] = {&c->hkv, &c->hq, &c->dk, &c->dv, &c->b, &c->s, &c->dk};
-    for (int i = 0; i < 7; i++) {
-        size_t n = strlen(pre[i]);
-        if (strncmp(tok, pre[i], n) != 0 || !isdigit((unsigned char)tok[n]))
-            continue;
-        if (attn_tok_int(tok + n, 1, (int64_t)1 << 40, dst[i]))
-            return -1;
-        if (i == 6) /* d64: dk = dv = 64 */
-            c->dv = c->dk;
-        return 1;
-    }
-    return 0;
+#define K2(p, f, g) {p, offsetof(attn_linear_case, f), offsetof(attn_linear_case, g)}
+    static const attn_tok_size_key keys[] = {
+        K2("hkv", hkv, hkv), K2("hq", hq, hq), K2("dk", dk, dk), K2("dv", dv, dv),
+        K2("b", b, b),       K2("s", s, s),    K2("d", dk, dv)};
+#undef K2
+    return attn_tok_size(tok, keys, sizeof keys / sizeof keys[0], c);
 }
 
 /* A real in [lo, hi] kept as the float the descriptor holds, so %.9g round-trips it. */
@@ -216,7 +182,7 @@ static int parse_keyval(const char *key, const char *val, attn_linear_case *c)
         return 1;
     }
     if (strcmp(key, "dt") == 0)
-        return parse_dtypes(val, c) ? -1 : 1;
+        return attn_tok_dtypes_qkv(val, dtype_names, &c->dt_q, &c->dt_kv, &c->dt_out) ? -1 : 1;
     if (strcmp(key, "layout") == 0) {
         static const char *const layouts[] = {"bshd", "bhsd", NULL};
         if ((v = attn_tok_choice(val, layouts)) < 0)
@@ -229,13 +195,7 @@ static int parse_keyval(const char *key, const char *val, attn_linear_case *c)
 
 int attn_linear_case_token(char *tok, attn_linear_case *c, char *err, size_t errsize)
 {
-    char *eq = strchr(tok, '=');
-    if (eq)
-        *eq = '\0';
-    const int r = eq ? parse_keyval(tok, eq + 1, c) : parse_size(tok, c);
-    if (r == 1)
-        return 0;
-    if (eq)
-        return attn_perr(err, errsize, r == 0 ? "unknown key '%s'" : "bad value for '%s'", tok);
-    return attn_perr(err, errsize, r == 0 ? "unknown token '%s'" : "bad size '%s'", tok);
+    char *val = attn_tok_split(tok);
+    return attn_tok_verdict(val ? parse_keyval(tok, val, c) : parse_size(tok, c), tok, val, err,
+                            errsize);
 }

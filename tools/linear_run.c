@@ -137,18 +137,10 @@ static int linear_parse(int argc, char **argv, linear_run *r)
                          : attn_run_error("unknown option '%s' (see attn run --variant linear "
                                           "--help)", argv[i]);
     }
-    const char *missing = !r->in[IN_Q].path   ? "--q"
-                          : !r->in[IN_K].path ? "--k"
-                          : !r->in[IN_V].path ? "--v"
-                          : !r->o.out         ? "--out"
-                                              : NULL;
-    if (missing)
-        return attn_run_error("%s FILE is required", missing);
-    const int f64 = r->o.out_dtype == ATTN_RUN_OUT_F64;
-    return f64 && strcmp(r->o.backend, "ref") != 0
-               ? attn_run_error("--out-dtype f64 (the unrounded ground truth) needs --backend "
-                                "ref, not %s", r->o.backend)
-               : 0;
+    for (int k = IN_Q; k <= IN_V; k++)
+        if (!r->in[k].path)
+            return attn_run_error("%s FILE is required", r->in[k].opt);
+    return attn_run_check_out(&r->o);
 }
 
 /* q, k, v in the chosen layout; the state [B,Hkv,Df,Dv] as is; z [B,Hkv,Df] as [B,Hkv,Df,1]. */

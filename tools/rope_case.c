@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #define ROPE_DEFAULT_PMAX 4096
@@ -109,19 +110,12 @@ int attn_rope_case_format(const attn_rope_case *c, char *buf, size_t size)
 /* dt=X:OUT, or one dtype for both. */
 static int parse_dt(const char *v, attn_rope_case *c)
 {
-    const char *colon = strchr(v, ':');
-    char first[8];
-    size_t n = colon ? (size_t)(colon - v) : strlen(v);
-    if (n >= sizeof first)
+    int dt[2];
+    const int k = attn_tok_dtypes(v, dtype_names, 2, dt);
+    if (k < 1)
         return -1;
-    memcpy(first, v, n);
-    first[n] = '\0';
-    const int x = attn_tok_choice(first, dtype_names);
-    const int o = colon ? attn_tok_choice(colon + 1, dtype_names) : x;
-    if (x < 0 || o < 0)
-        return -1;
-    c->dt_x = (attn_dtype)x;
-    c->dt_out = (attn_dtype)o;
+    c->dt_x = (attn_dtype)dt[0];
+    c->dt_out = (attn_dtype)dt[k - 1];
     return 0;
 }
 
@@ -151,27 +145,15 @@ static int parse_keyval(const char *key, const char *v, attn_rope_case *c)
 /* Sizes: one letter and digits ("s17"). */
 static int parse_size(const char *tok, attn_rope_case *c)
 {
-    int64_t *dst = tok[0] == 'b' ? &c->b : tok[0] == 's' ? &c->s : tok[0] == 'h' ? &c->h
-                 : tok[0] == 'd' ? &c->d : NULL;
-    if (!dst || !isdigit((unsigned char)tok[1]))
-        return 0;
-    return attn_tok_int(tok + 1, 1, (int64_t)1 << 40, dst) ? -1 : 1;
+#define K1(p, f) {p, offsetof(attn_rope_case, f), offsetof(attn_rope_case, f)}
+    static const attn_tok_size_key keys[] = {K1("b", b), K1("s", s), K1("h", h), K1("d", d)};
+#undef K1
+    return attn_tok_size(tok, keys, sizeof keys / sizeof keys[0], c);
 }
 
 int attn_rope_case_token(char *tok, attn_rope_case *c, char *err, size_t errsize)
 {
-    char *eq = strchr(tok, '=');
-    int r;
-    if (eq) {
-        *eq = '\0';
-        r = parse_keyval(tok, eq + 1, c);
-        if (r == 1)
-            return 0;
-        return attn_perr(err, errsize, r == 0 ? "unknown key '%s'" : "bad value '%s' for '%s'",
-                         r == 0 ? tok : eq + 1, tok);
-    }
-    r = parse_size(tok, c);
-    if (r == 1)
-        return 0;
-    return attn_perr(err, errsize, r == 0 ? "unknown token '%s'" : "bad size '%s'", tok);
+    char *val = attn_tok_split(tok);
+    return attn_tok_verdict(val ? parse_keyval(tok, val, c) : parse_size(tok, c), tok, val, err,
+                            errsize);
 }

@@ -74,12 +74,9 @@ static int rope_parse(int argc, char **argv, rope_run *r)
             return attn_run_error("unknown option '%s' (see attn run --variant rope --help)",
                                   argv[i]);
     }
-    if (!r->x.path || !r->o.out)
-        return attn_run_error("--x FILE and --out FILE are required");
-    if (r->o.out_dtype == ATTN_RUN_OUT_F64 && strcmp(r->o.backend, "ref") != 0)
-        return attn_run_error("--out-dtype f64 is the ground truth of --backend ref, not %s",
-                              r->o.backend);
-    return 0;
+    if (!r->x.path)
+        return attn_run_error("--x FILE is required");
+    return attn_run_check_out(&r->o);
 }
 
 static int rope_load(rope_run *r, attn_tensor *out)

@@ -176,60 +176,15 @@ static int parse_mask(const char *s, int *m)
     return *m & ~ATTN_MDIM_K1 ? 0 : -1;
 }
 
-/* dt=q:kv:out, or one dtype for all three. */
-static int parse_dtypes(const char *s, attn_sdpa_case *c)
-{
-    char tmp[64];
-    if (strlen(s) >= sizeof tmp)
-        return -1;
-    strcpy(tmp, s);
-    attn_dtype *dst[3] = {&c->dt_q, &c->dt_kv, &c->dt_out};
-    int k = 0;
-    for (char *save = NULL, *t = strtok_r(tmp, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
-        int v = attn_tok_choice(t, dtype_names);
-        if (v < 0 || k == 3)
-            return -1;
-        *dst[k++] = (attn_dtype)v;
-    }
-    if (k == 1)
-        c->dt_kv = c->dt_out = c->dt_q;
-    return k == 1 || k == 3 ? 0 : -1;
-}
-
-/* Size tokens: a name prefix followed by digits ("skv512"); longest prefixes first. */
+/* Size tokens ("skv512"); d64 sets dk = dv = 64. */
 static int parse_size(const char *tok, attn_sdpa_case *c)
 {
-    static const struct { const char *p; size_t off; } keys[] = {
-        {"skv", offsetof(attn_sdpa_case, skv)}, {"sq", offsetof(attn_sdpa_case, sq)},
-        {"hkv", offsetof(attn_sdpa_case, hkv)}, {"hq", offsetof(attn_sdpa_case, hq)},
-        {"dk", offsetof(attn_sdpa_case, dk)},   {"dv", offsetof(attn_sdpa_case, dv)},
-        {"b", offsetof(attn_sdpa_case, b)},     {"d", 0}};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        size_t n = strlen(keys[i].p);
-        if (strncmp(tok, keys[i].p, n) != 0 || !isdigit((unsigned char)tok[n]))
-            continue;
-        int64_t v;
-        if (attn_tok_int(tok + n, 1, (int64_t)1 << 40, &v))
-            return -1;
-        if (strcmp(keys[i].p, "d") == 0) { /* d64: dk = dv = 64 */
-            c->dk = c->dv = v;
-        } else {
-            *(int64_t *)((char *)c + keys[i].off) = v;
-        }
-        return 1;
-    }
-    return 0;
-}
-
-/* cap=X, scale=X: 0, or a magnitude in [1e-30, 1e30], normal in float (the descriptor's type)
- * and in double, so the value runs as named and its canonical %.9g spelling parses back. */
-static int parse_factor(const char *val, double lo, double *out)
-{
-    double v;
-    if (attn_tok_real(val, lo, 1e30, &v) || (v != 0 && fabs(v) < 1e-30))
-        return -1;
-    *out = v;
-    return 0;
+#define K1(p, f) {p, offsetof(attn_sdpa_case, f), offsetof(attn_sdpa_case, f)}
+    static const attn_tok_size_key keys[] = {
+        K1("skv", skv), K1("sq", sq), K1("hkv", hkv), K1("hq", hq), K1("dk", dk), K1("dv", dv),
+        K1("b", b), {"d", offsetof(attn_sdpa_case, dk), offsetof(attn_sdpa_case, dv)}};
+#undef K1
+    return attn_tok_size(tok, keys, sizeof keys / sizeof keys[0], c);
 }
 
 /* key=value tokens; returns 1 when consumed, 0 unknown key, -1 bad value. */
@@ -247,15 +202,15 @@ static int parse_keyval(const char *key, const char *val, attn_sdpa_case *c)
     if (strcmp(key, "wl") == 0 || strcmp(key, "wr") == 0)
         return attn_tok_int(val, -1, (int64_t)1 << 40, key[1] == 'l' ? &c->wl : &c->wr) ? -1 : 1;
     if (strcmp(key, "cap") == 0)
-        return parse_factor(val, 0, &c->cap) ? -1 : 1;
+        return attn_tok_factor(val, 0, &c->cap) ? -1 : 1;
     if (strcmp(key, "scale") == 0)
-        return parse_factor(val, -1e30, &c->scale) ? -1 : 1;
+        return attn_tok_factor(val, -1e30, &c->scale) ? -1 : 1;
     if (strcmp(key, "mask_add") == 0)
         return parse_mask(val, &c->mask_add) ? -1 : 1;
     if (strcmp(key, "mask_bool") == 0)
         return parse_mask(val, &c->mask_bool) ? -1 : 1;
     if (strcmp(key, "dt") == 0)
-        return parse_dtypes(val, c) ? -1 : 1;
+        return attn_tok_dtypes_qkv(val, dtype_names, &c->dt_q, &c->dt_kv, &c->dt_out) ? -1 : 1;
     if (strcmp(key, "layout") == 0) {
         if ((v = attn_tok_choice(val, layout_names)) < 0)
             return -1;
@@ -288,17 +243,7 @@ int attn_sdpa_case_token(char *tok, attn_sdpa_case *c, char *err, size_t errsize
         c->causal = 1;
         return 0;
     }
-    char *eq = strchr(tok, '=');
-    if (eq) {
-        *eq = '\0';
-        int r = parse_keyval(tok, eq + 1, c);
-        if (r == 1)
-            return 0;
-        return attn_perr(err, errsize, r == 0 ? "unknown key '%s'" : "bad value '%s' for '%s'",
-                    r == 0 ? tok : eq + 1, tok);
-    }
-    int r = parse_size(tok, c);
-    if (r == 1)
-        return 0;
-    return attn_perr(err, errsize, r == 0 ? "unknown token '%s'" : "bad size '%s'", tok);
+    char *val = attn_tok_split(tok);
+    return attn_tok_verdict(val ? parse_keyval(tok, val, c) : parse_size(tok, c), tok, val, err,
+                            errsize);
 }

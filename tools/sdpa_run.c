@@ -54,12 +54,7 @@ static int sdpa_parse(int argc, char **argv, sdpa_run *r)
     for (int k = 0; k <= SDPA_V; k++)
         if (!r->in[k].path)
             return attn_run_error("%s FILE is required", file_opts[k]);
-    if (!r->o.out)
-        return attn_run_error("--out FILE is required");
-    if (r->o.out_dtype == ATTN_RUN_OUT_F64 && strcmp(r->o.backend, "ref") != 0)
-        return attn_run_error("--out-dtype f64 is the ground truth of --backend ref, not %s",
-                         r->o.backend);
-    return 0;
+    return attn_run_check_out(&r->o);
 }
 
 static int sdpa_load(sdpa_run *r)

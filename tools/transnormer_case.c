@@ -130,68 +130,15 @@ int attn_transnormer_case_format(const attn_transnormer_case *c, char *buf, size
 
 /* ---- parsing -------------------------------------------------------------------------------- */
 
-/* dt=q:kv:out, or one dtype for all three. */
-static int parse_dtypes(const char *s, attn_transnormer_case *c)
-{
-    attn_dtype *dst[3] = {&c->dt_q, &c->dt_kv, &c->dt_out};
-    int k = 0;
-    for (const char *at = s;; k++) {
-        const char *colon = strchr(at, ':');
-        char tok[8];
-        size_t n = colon ? (size_t)(colon - at) : strlen(at);
-        if (k == 3 || n >= sizeof tok)
-            return -1;
-        memcpy(tok, at, n);
-        tok[n] = '\0';
-        int v = attn_tok_choice(tok, dtype_names);
-        if (v < 0)
-            return -1;
-        *dst[k] = (attn_dtype)v;
-        if (!colon)
-            break;
-        at = colon + 1;
-    }
-    if (k == 0)
-        c->dt_kv = c->dt_out = c->dt_q;
-    return k == 0 || k == 2 ? 0 : -1;
-}
-
-/* Size tokens: a prefix followed by digits ("hkv2"); longest prefixes first. h and d set both
- * head counts or both head dims. */
+/* Size tokens ("hkv2"); h and d set both head counts or both head dims. */
 static int parse_size(const char *tok, attn_transnormer_case *c)
 {
-    static const struct { const char *p; size_t a, b; } keys[] = {
-        {"hkv", offsetof(attn_transnormer_case, hkv), offsetof(attn_transnormer_case, hkv)},
-        {"hq", offsetof(attn_transnormer_case, hq), offsetof(attn_transnormer_case, hq)},
-        {"h", offsetof(attn_transnormer_case, hq), offsetof(attn_transnormer_case, hkv)},
-        {"dk", offsetof(attn_transnormer_case, dk), offsetof(attn_transnormer_case, dk)},
-        {"dv", offsetof(attn_transnormer_case, dv), offsetof(attn_transnormer_case, dv)},
-        {"d", offsetof(attn_transnormer_case, dk), offsetof(attn_transnormer_case, dv)},
-        {"b", offsetof(attn_transnormer_case, b), offsetof(attn_transnormer_case, b)},
-        {"s", offsetof(attn_transnormer_case, s), offsetof(attn_transnormer_case, s)}};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        size_t n = strlen(keys[i].p);
-        if (strncmp(tok, keys[i].p, n) != 0 || !isdigit((unsigned char)tok[n]))
-            continue;
-        int64_t v;
-        if (attn_tok_int(tok + n, 1, (int64_t)1 << 40, &v))
-            return -1;
-        *(int64_t *)((char *)c + keys[i].a) = v;
-        *(int64_t *)((char *)c + keys[i].b) = v;
-        return 1;
-    }
-    return 0;
-}
-
-/* A real that survives float (the descriptor's type) and its %.9g spelling: 0, or a magnitude
- * in [1e-30, 1e30]. */
-static int parse_real(const char *val, double lo, double *out)
-{
-    double v;
-    if (attn_tok_real(val, lo, 1e30, &v) || (v != 0 && fabs(v) < 1e-30))
-        return -1;
-    *out = v;
-    return 0;
+#define K2(p, f, g) {p, offsetof(attn_transnormer_case, f), offsetof(attn_transnormer_case, g)}
+    static const attn_tok_size_key keys[] = {
+        K2("hkv", hkv, hkv), K2("hq", hq, hq), K2("h", hq, hkv), K2("dk", dk, dk),
+        K2("dv", dv, dv),    K2("d", dk, dv),  K2("b", b, b),    K2("s", s, s)};
+#undef K2
+    return attn_tok_size(tok, keys, sizeof keys / sizeof keys[0], c);
 }
 
 static int choice(const char *val, const char *const *names, int *out)
@@ -225,11 +172,11 @@ static int parse_keyval(const char *key, const char *val, attn_transnormer_case 
     else if (strcmp(key, "block") == 0)
         r = attn_tok_int(val, 1, (int64_t)1 << 40, &c->block) ? -1 : 1;
     else if (strcmp(key, "eps") == 0)
-        r = parse_real(val, 0, &c->eps) ? -1 : 1;
+        r = attn_tok_factor(val, 0, &c->eps) ? -1 : 1;
     else if (strcmp(key, "scale") == 0)
-        r = parse_real(val, -1e30, &c->scale) ? -1 : 1;
+        r = attn_tok_factor(val, -1e30, &c->scale) ? -1 : 1;
     else if (strcmp(key, "dt") == 0)
-        r = parse_dtypes(val, c) ? -1 : 1;
+        r = attn_tok_dtypes_qkv(val, dtype_names, &c->dt_q, &c->dt_kv, &c->dt_out) ? -1 : 1;
     return r;
 }
 
@@ -239,17 +186,7 @@ int attn_transnormer_case_token(char *tok, attn_transnormer_case *c, char *err, 
         c->causal = 1;
         return 0;
     }
-    char *eq = strchr(tok, '=');
-    if (eq) {
-        *eq = '\0';
-        int r = parse_keyval(tok, eq + 1, c);
-        if (r == 1)
-            return 0;
-        return attn_perr(err, errsize, r == 0 ? "unknown key '%s'" : "bad value '%s' for '%s'",
-                         r == 0 ? tok : eq + 1, tok);
-    }
-    int r = parse_size(tok, c);
-    if (r == 1)
-        return 0;
-    return attn_perr(err, errsize, r == 0 ? "unknown token '%s'" : "bad size '%s'", tok);
+    char *val = attn_tok_split(tok);
+    return attn_tok_verdict(val ? parse_keyval(tok, val, c) : parse_size(tok, c), tok, val, err,
+                            errsize);
 }

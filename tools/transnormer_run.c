@@ -125,12 +125,7 @@ static int tn_parse(int argc, char **argv, tn_run *r)
         if (!r->in[k].path)
             return attn_run_error("%s FILE is required", files[k]);
     }
-    if (!r->o.out)
-        return attn_run_error("--out FILE is required");
-    if (r->o.out_dtype == ATTN_RUN_OUT_F64 && strcmp(r->o.backend, "ref") != 0)
-        return attn_run_error("--out-dtype f64 is the ground truth of --backend ref, not %s",
-                              r->o.backend);
-    return 0;
+    return attn_run_check_out(&r->o);
 }
 
 /* Inputs as views; out in q's layout (an f32 view only validated in f64 mode). */

@@ -163,3 +163,18 @@ void attn_operand_fill(attn_operand *o, const attn_tensor *t)
     for (int i = 0; i < 4; i++)
         o->stride[i] = t->shape[i] == 1 ? 0 : t->stride[i];
 }
+
+attn_status attn_view_check_outputs(const attn_tensor *const *t, const attn_span *s,
+                                    const char *const *names, int n_in, int n)
+{
+    for (int o = n_in; o < n; o++) {
+        if (!t[o])
+            continue;
+        ATTN_TRY(attn_view_check_distinct(t[o], names[o]));
+        for (int i = 0; i < o; i++)
+            if (t[i] && attn_view_overlaps(t[o], &s[o], t[i], &s[i]))
+                return attn_fail(ATTN_ERR_ALIAS, "%s overlaps %s %s", names[o],
+                                 i < n_in ? "input" : "output", names[i]);
+    }
+    return ATTN_OK;
+}

@@ -1,6 +1,6 @@
 /* attn_view.h - op-neutral checks of user tensor views and their normalised form (attn_operand)
  * that every op's validation builds on: pointer/dtype/shape/stride/bounds checks, overlap of
- * outputs with inputs, self-overlap of outputs, expected dims, element offsets. */
+ * outputs with inputs and each other, self-overlap of outputs, expected dims, element offsets. */
 #ifndef ATTN_VIEW_H_
 #define ATTN_VIEW_H_
 
@@ -60,6 +60,11 @@ attn_status attn_view_expect_dim_or_1(const attn_tensor *t, const char *name,
 /* Whether two checked views touch common bytes of the same memory. */
 int attn_view_overlaps(const attn_tensor *a, const attn_span *sa, const attn_tensor *b,
                        const attn_span *sb);
+/* Outputs t[n_in..n) each distinct in itself (attn_view_check_distinct) and overlapping no
+ * input t[0..n_in) and no earlier output; NULL entries (absent operands) are skipped. names[]
+ * name them in messages. */
+attn_status attn_view_check_outputs(const attn_tensor *const *t, const attn_span *s,
+                                    const char *const *names, int n_in, int n);
 /* The operand of a checked view (t may be NULL: an absent operand, all zero). */
 void attn_operand_fill(attn_operand *o, const attn_tensor *t);
 

@@ -3,7 +3,9 @@
  * decay slopes. The only place linear attention user input is checked: every backend trusts
  * its result. */
 #include "attn_backend_impl.h"
+#include "attn_desc.h"
 #include "attn_linear_problem.h"
+#include "attn_qkv.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -35,28 +37,19 @@ void attn_linear_slopes(int64_t hkv, double *log_decay)
 
 static attn_status check_desc(const attn_linear_desc *d)
 {
-    for (size_t i = 0; i < sizeof d->reserved / sizeof d->reserved[0]; i++)
-        if (d->reserved[i] != 0)
-            return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
-                             "desc.reserved[%zu] is not zero: start from "
-                             "attn_linear_desc_default()", i);
-    if ((unsigned)d->feature > ATTN_LINEAR_RELU_PAIR)
-        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.feature = %d is not an "
-                         "attn_linear_feature", (int)d->feature);
-    if (d->normalize != 0 && d->normalize != 1)
-        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.normalize = %d must be 0 or 1",
-                         d->normalize);
-    if (d->causal != 0 && d->causal != 1)
-        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.causal = %d must be 0 or 1", d->causal);
+    ATTN_TRY(ATTN_DESC_RESERVED(d, "attn_linear_desc_default"));
+    ATTN_TRY(attn_desc_enum("feature", (int)d->feature, ATTN_LINEAR_RELU_PAIR,
+                            "attn_linear_feature"));
+    ATTN_TRY(attn_desc_flag("normalize", d->normalize));
+    ATTN_TRY(attn_desc_flag("causal", d->causal));
     if (!(d->eps >= 0.0f) || isinf(d->eps))
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.eps = %g must be finite and >= 0",
                          (double)d->eps);
     if (!isfinite(d->scale) || d->scale == 0.0f)
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.scale = %g must be finite and nonzero",
                          (double)d->scale);
-    if ((unsigned)d->decay > ATTN_LINEAR_DECAY_GIVEN)
-        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.decay = %d is not an attn_linear_decay",
-                         (int)d->decay);
+    ATTN_TRY(attn_desc_enum("decay", (int)d->decay, ATTN_LINEAR_DECAY_GIVEN,
+                            "attn_linear_decay"));
     if (d->decay != ATTN_LINEAR_DECAY_NONE && !d->causal)
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
                          "desc.decay needs causal (the decay weighs keys by their distance in "
@@ -70,43 +63,15 @@ static attn_status check_desc(const attn_linear_desc *d)
     return ATTN_OK;
 }
 
-static attn_status dim_is(const attn_tensor *t, const char *name, attn_dim_names dims, int i,
-                          int64_t want, const char *what)
-{
-    return attn_view_expect_dim(t, name, dims, i, want, what);
-}
-
-static attn_status check_shapes(const attn_tensor *q, const attn_tensor *k, const attn_tensor *v,
-                                const attn_tensor *out)
-{
-    const attn_dim_names *bshd = &attn_dims_bshd;
-    int64_t B = q->shape[0], S = q->shape[1], Hq = q->shape[2], Dk = q->shape[3];
-    int64_t Hkv = k->shape[2], Dv = v->shape[3];
-    ATTN_TRY(dim_is(k, "k", *bshd, 0, B, "batch of q"));
-    ATTN_TRY(dim_is(k, "k", *bshd, 1, S, "seq of q: queries and keys are the same tokens"));
-    ATTN_TRY(dim_is(k, "k", *bshd, 3, Dk, "Dk of q"));
-    ATTN_TRY(dim_is(v, "v", *bshd, 0, B, "batch of q"));
-    ATTN_TRY(dim_is(v, "v", *bshd, 1, S, "seq of q"));
-    ATTN_TRY(dim_is(v, "v", *bshd, 2, Hkv, "Hkv of k"));
-    ATTN_TRY(dim_is(out, "out", *bshd, 0, B, "batch of q"));
-    ATTN_TRY(dim_is(out, "out", *bshd, 1, S, "seq of q"));
-    ATTN_TRY(dim_is(out, "out", *bshd, 2, Hq, "Hq of q"));
-    ATTN_TRY(dim_is(out, "out", *bshd, 3, Dv, "Dv of v"));
-    if (Hq % Hkv != 0)
-        return attn_fail(ATTN_ERR_HEADS, "Hq = %lld is not a multiple of Hkv = %lld",
-                         (long long)Hq, (long long)Hkv);
-    return ATTN_OK;
-}
-
 /* A state tensor [B, Hkv, Df, cols] in f32. */
 static attn_status check_state(const attn_tensor *t, const char *name, int64_t B, int64_t Hkv,
                                int64_t Df, int64_t cols, attn_span *s)
 {
     ATTN_TRY(attn_view_check(t, name, ATTN_DTYPES_F32, dims_state, ZERO_BATCH, s));
-    ATTN_TRY(dim_is(t, name, dims_state, 0, B, "batch of q"));
-    ATTN_TRY(dim_is(t, name, dims_state, 1, Hkv, "Hkv of k: one state per KV head"));
-    ATTN_TRY(dim_is(t, name, dims_state, 2, Df, "features of phi: Dk, 2 Dk for paired maps"));
-    return dim_is(t, name, dims_state, 3, cols, cols == 1 ? "z holds one column" : "Dv of v");
+    ATTN_TRY(attn_view_expect_dim(t, name, dims_state, 0, B, "batch of q"));
+    ATTN_TRY(attn_view_expect_dim(t, name, dims_state, 1, Hkv, "Hkv of k: one state per KV head"));
+    ATTN_TRY(attn_view_expect_dim(t, name, dims_state, 2, Df, "features of phi: Dk, 2 Dk for paired maps"));
+    return attn_view_expect_dim(t, name, dims_state, 3, cols, cols == 1 ? "z holds one column" : "Dv of v");
 }
 
 /* The normaliser's running sum travels with the state exactly when the call normalises. */
@@ -148,33 +113,17 @@ static attn_status fill_decay(const attn_linear_desc *d, int64_t hkv, double *ld
 #define N_OPS 8
 enum { OP_Q, OP_K, OP_V, OP_SIN, OP_ZIN, OP_OUT, OP_SOUT, OP_ZOUT };
 
-/* Outputs distinct in themselves, and no output overlapping an input or another output. */
-static attn_status check_aliasing(const attn_tensor *const t[N_OPS], const attn_span s[N_OPS])
-{
-    static const char *const names[N_OPS] = {"q", "k", "v", "state_in", "z_in", "out",
-                                              "state_out", "z_out"};
-    for (int o = OP_OUT; o < N_OPS; o++) {
-        if (!t[o])
-            continue;
-        ATTN_TRY(attn_view_check_distinct(t[o], names[o]));
-        for (int i = 0; i < o; i++)
-            if (t[i] && attn_view_overlaps(t[o], &s[o], t[i], &s[i]))
-                return attn_fail(ATTN_ERR_ALIAS, "%s overlaps %s %s", names[o],
-                                 i < OP_OUT ? "input" : "output", names[i]);
-    }
-    return ATTN_OK;
-}
-
 static attn_status check_views(const attn_linear_desc *d, const attn_tensor *const t[N_OPS],
                                attn_span s[N_OPS])
 {
-    static const char *const in_names[] = {"q", "k", "v"};
-    for (int i = 0; i < 3; i++)
-        ATTN_TRY(attn_view_check(t[i], in_names[i], ATTN_DTYPES_FLOAT, attn_dims_bshd,
-                                 ZERO_BATCH_SEQ, &s[i]));
-    ATTN_TRY(attn_view_check(t[OP_OUT], "out", ATTN_DTYPES_FLOAT, attn_dims_bshd, ZERO_BATCH_SEQ,
-                             &s[OP_OUT]));
-    ATTN_TRY(check_shapes(t[OP_Q], t[OP_K], t[OP_V], t[OP_OUT]));
+    const attn_tensor *const qkv[4] = {t[OP_Q], t[OP_K], t[OP_V], t[OP_OUT]};
+    attn_span s_qkv[4];
+    ATTN_TRY(attn_qkv_check(qkv, ZERO_BATCH_SEQ, "seq of q: queries and keys are the same tokens",
+                            s_qkv));
+    s[OP_Q] = s_qkv[0];
+    s[OP_K] = s_qkv[1];
+    s[OP_V] = s_qkv[2];
+    s[OP_OUT] = s_qkv[3];
     const int64_t B = t[OP_Q]->shape[0], Hkv = t[OP_K]->shape[2];
     const int64_t Df = attn_linear_features(d->feature, t[OP_Q]->shape[3]);
     static const char *const st_names[] = {"state_in", "z_in", "state_out", "z_out"};
@@ -183,7 +132,9 @@ static attn_status check_views(const attn_linear_desc *d, const attn_tensor *con
         if (t[st_ops[i]])
             ATTN_TRY(check_state(t[st_ops[i]], st_names[i], B, Hkv, Df,
                                  i % 2 ? 1 : t[OP_V]->shape[3], &s[st_ops[i]]));
-    return check_aliasing(t, s);
+    static const char *const names[N_OPS] = {"q", "k", "v", "state_in", "z_in", "out",
+                                              "state_out", "z_out"};
+    return attn_view_check_outputs(t, s, names, OP_OUT, N_OPS);
 }
 
 attn_status attn_linear_validate(const attn_linear_desc *d, const attn_tensor *q,
@@ -216,14 +167,9 @@ attn_status attn_linear_validate(const attn_linear_desc *d, const attn_tensor *q
         }
     }
     memset(p, 0, sizeof *p);
-    p->B = q->shape[0];
+    ATTN_QKV_SIZES(p, q, k, v);
     p->S = q->shape[1];
-    p->Hq = q->shape[2];
-    p->Dk = q->shape[3];
-    p->Hkv = k->shape[2];
-    p->Dv = v->shape[3];
     p->Df = attn_linear_features(d->feature, p->Dk);
-    p->group = p->Hq / p->Hkv;
     p->feature = d->feature;
     p->normalize = d->normalize;
     p->eps = d->eps;

@@ -2,6 +2,7 @@
  * attn_rope_problem (view checks from the core's attn_view.c). The only place RoPE user input
  * is checked: every backend trusts its result. */
 #include "attn_backend_impl.h"
+#include "attn_desc.h"
 #include "attn_rope_problem.h"
 
 #include <math.h>
@@ -13,11 +14,7 @@
 
 static attn_status check_desc(const attn_rope_desc *d)
 {
-    for (size_t i = 0; i < sizeof d->reserved / sizeof d->reserved[0]; i++)
-        if (d->reserved[i] != 0)
-            return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
-                             "desc.reserved[%zu] is not zero: start from "
-                             "attn_rope_desc_default()", i);
+    ATTN_TRY(ATTN_DESC_RESERVED(d, "attn_rope_desc_default"));
     if (d->layout != ATTN_ROPE_HALF && d->layout != ATTN_ROPE_INTERLEAVED)
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.layout = %d is not an attn_rope_layout",
                          (int)d->layout);

@@ -2,18 +2,13 @@
  * attn_sdpa_problem (view checks from the core's attn_view.c). The only place SDPA user input
  * is checked: every backend trusts its result. */
 #include "attn_backend_impl.h"
+#include "attn_desc.h"
+#include "attn_qkv.h"
 #include "attn_sdpa_problem.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-/* The core's view checks with SDPA's axis names. */
-static attn_status dim_is(const attn_tensor *t, const char *name, int i, int64_t want,
-                          const char *what)
-{
-    return attn_view_expect_dim(t, name, attn_dims_bshd, i, want, what);
-}
 
 /* Masks name their axes [batch, query, head, key]. */
 static attn_status mask_dim_is_or_1(const attn_tensor *t, const char *name, int i,
@@ -27,21 +22,10 @@ static attn_status mask_dim_is_or_1(const attn_tensor *t, const char *name, int 
 #define ZERO_BATCH 1u
 #define ZERO_BATCH_SEQ 3u
 
-static attn_status view_ok(const attn_tensor *t, const char *name, unsigned dtypes,
-                           unsigned zero_ok, attn_span *s)
-{
-    return attn_view_check(t, name, dtypes, attn_dims_bshd, zero_ok, s);
-}
-
 static attn_status check_desc(const attn_sdpa_desc *d)
 {
-    for (size_t i = 0; i < sizeof d->reserved / sizeof d->reserved[0]; i++)
-        if (d->reserved[i] != 0)
-            return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
-                             "desc.reserved[%zu] is not zero: start from "
-                             "attn_sdpa_desc_default()", i);
-    if (d->causal != 0 && d->causal != 1)
-        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.causal = %d must be 0 or 1", d->causal);
+    ATTN_TRY(ATTN_DESC_RESERVED(d, "attn_sdpa_desc_default"));
+    ATTN_TRY(attn_desc_flag("causal", d->causal));
     if (d->align != ATTN_ALIGN_TOP_LEFT && d->align != ATTN_ALIGN_BOTTOM_RIGHT)
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.align = %d is not an attn_align",
                          (int)d->align);
@@ -63,29 +47,13 @@ static attn_status check_desc(const attn_sdpa_desc *d)
     return ATTN_OK;
 }
 
-static attn_status check_shapes(const attn_tensor *q, const attn_tensor *k, const attn_tensor *v,
-                                const attn_tensor *out, const attn_tensor *lse)
+/* lse: [B, Sq, Hq, 1], one value per row. */
+static attn_status check_lse(const attn_tensor *lse, const attn_tensor *q)
 {
-    int64_t B = q->shape[0], Sq = q->shape[1], Hq = q->shape[2], Dk = q->shape[3];
-    int64_t Skv = k->shape[1], Hkv = k->shape[2], Dv = v->shape[3];
-    ATTN_TRY(dim_is(k, "k", 0, B, "batch of q"));
-    ATTN_TRY(dim_is(k, "k", 3, Dk, "Dk of q"));
-    ATTN_TRY(dim_is(v, "v", 0, B, "batch of q"));
-    ATTN_TRY(dim_is(v, "v", 1, Skv, "Skv of k"));
-    ATTN_TRY(dim_is(v, "v", 2, Hkv, "Hkv of k"));
-    ATTN_TRY(dim_is(out, "out", 0, B, "batch of q"));
-    ATTN_TRY(dim_is(out, "out", 1, Sq, "Sq of q"));
-    ATTN_TRY(dim_is(out, "out", 2, Hq, "Hq of q"));
-    ATTN_TRY(dim_is(out, "out", 3, Dv, "Dv of v"));
-    if (Hq % Hkv != 0)
-        return attn_fail(ATTN_ERR_HEADS, "Hq = %lld is not a multiple of Hkv = %lld",
-                         (long long)Hq, (long long)Hkv);
-    if (lse) {
-        ATTN_TRY(dim_is(lse, "lse", 0, B, "batch of q"));
-        ATTN_TRY(dim_is(lse, "lse", 1, Sq, "Sq of q"));
-        ATTN_TRY(dim_is(lse, "lse", 2, Hq, "Hq of q"));
-        ATTN_TRY(dim_is(lse, "lse", 3, 1, "one value per row"));
-    }
+    for (int i = 0; i < 4; i++)
+        ATTN_TRY(attn_view_expect_dim(lse, "lse", attn_dims_bshd, i, i < 3 ? q->shape[i] : 1,
+                                      (const char *const[]){"batch of q", "Sq of q", "Hq of q",
+                                                            "one value per row"}[i]));
     return ATTN_OK;
 }
 
@@ -115,57 +83,42 @@ attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
                                const attn_tensor *out, const attn_tensor *lse,
                                attn_sdpa_problem *p)
 {
-    const attn_tensor *in[] = {q, k, v};
-    const char *const in_names[] = {"q", "k", "v"};
     if (!d || !q || !k || !v || !out || !p)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa: %s is NULL",
                          !d ? "desc" : !q ? "q" : !k ? "k" : !v ? "v" : !out ? "out" : "problem");
     ATTN_TRY(check_desc(d));
-    attn_span s_in[5], s_out, s_lse;
-    for (int i = 0; i < 3; i++)
-        ATTN_TRY(view_ok(in[i], in_names[i], ATTN_DTYPES_FLOAT, i ? ZERO_BATCH : ZERO_BATCH_SEQ,
-                         &s_in[i]));
-    ATTN_TRY(view_ok(out, "out", ATTN_DTYPES_FLOAT, ZERO_BATCH_SEQ, &s_out));
+    /* Inputs q, k, v, the masks, then the outputs out and lse. */
+    const attn_tensor *const t[7] = {q, k, v, d->mask_add, d->mask_bool, out, lse};
+    static const char *const names[7] = {"q", "k", "v", "mask_add", "mask_bool", "out", "lse"};
+    attn_span s[7], s_qkv[4];
+    ATTN_TRY(attn_qkv_check((const attn_tensor *const[4]){q, k, v, out}, ZERO_BATCH, NULL,
+                            s_qkv));
+    s[0] = s_qkv[0];
+    s[1] = s_qkv[1];
+    s[2] = s_qkv[2];
+    s[5] = s_qkv[3];
     if (lse)
-        ATTN_TRY(view_ok(lse, "lse", ATTN_DTYPES_F32, ZERO_BATCH_SEQ, &s_lse));
+        ATTN_TRY(attn_view_check(lse, "lse", ATTN_DTYPES_F32, attn_dims_bshd, ZERO_BATCH_SEQ,
+                                 &s[6]));
     if (d->mask_add)
         ATTN_TRY(attn_view_check(d->mask_add, "mask_add", ATTN_DTYPES_FLOAT, attn_dims_mask,
-                                 ZERO_BATCH_SEQ, &s_in[3]));
+                                 ZERO_BATCH_SEQ, &s[3]));
     if (d->mask_bool)
         ATTN_TRY(attn_view_check(d->mask_bool, "mask_bool", ATTN_DTYPES_U8, attn_dims_mask,
-                                 ZERO_BATCH_SEQ, &s_in[4]));
-    ATTN_TRY(check_shapes(q, k, v, out, lse));
+                                 ZERO_BATCH_SEQ, &s[4]));
+    if (lse)
+        ATTN_TRY(check_lse(lse, q));
     if (d->mask_add)
         ATTN_TRY(check_mask(d->mask_add, "mask_add", q, k->shape[1]));
     if (d->mask_bool)
         ATTN_TRY(check_mask(d->mask_bool, "mask_bool", q, k->shape[1]));
-    ATTN_TRY(attn_view_check_distinct(out, "out"));
-    if (lse)
-        ATTN_TRY(attn_view_check_distinct(lse, "lse"));
-
     /* Outputs may not share memory with inputs or with each other. */
-    const attn_tensor *ins[] = {q, k, v, d->mask_add, d->mask_bool};
-    const char *const ins_names[] = {"q", "k", "v", "mask_add", "mask_bool"};
-    for (int i = 0; i < 5; i++) {
-        if (!ins[i])
-            continue;
-        if (attn_view_overlaps(out, &s_out, ins[i], &s_in[i]))
-            return attn_fail(ATTN_ERR_ALIAS, "out overlaps input %s", ins_names[i]);
-        if (lse && attn_view_overlaps(lse, &s_lse, ins[i], &s_in[i]))
-            return attn_fail(ATTN_ERR_ALIAS, "lse overlaps input %s", ins_names[i]);
-    }
-    if (lse && attn_view_overlaps(out, &s_out, lse, &s_lse))
-        return attn_fail(ATTN_ERR_ALIAS, "out and lse overlap");
+    ATTN_TRY(attn_view_check_outputs(t, s, names, 5, 7));
 
     memset(p, 0, sizeof *p);
-    p->B = q->shape[0];
+    ATTN_QKV_SIZES(p, q, k, v);
     p->Sq = q->shape[1];
-    p->Hq = q->shape[2];
-    p->Dk = q->shape[3];
     p->Skv = k->shape[1];
-    p->Hkv = k->shape[2];
-    p->Dv = v->shape[3];
-    p->group = p->Hq / p->Hkv;
     p->scale = d->scale != 0.0f ? (double)d->scale : 1.0 / sqrt((double)p->Dk);
     p->softcap = d->softcap;
     p->causal = d->causal;

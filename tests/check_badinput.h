@@ -1,0 +1,38 @@
+/* check_badinput.h - what every op's bad-input table shares: the row type over the op's call
+ * set-up, the verdict of one malformed call (its specific status with a readable message), and
+ * the check that an output was left untouched. */
+#ifndef ATTN_CHECK_BADINPUT_H_
+#define ATTN_CHECK_BADINPUT_H_
+
+#include "attn/attn.h"
+
+#include <check.h>
+#include <stddef.h>
+#include <string.h>
+
+/* A row: what it breaks, the mutation of a valid set-up T, the status the call must return. */
+#define ATTN_BAD_ROW(T)                                                                          \
+    struct {                                                                                     \
+        const char *name;                                                                        \
+        void (*mutate)(T *);                                                                     \
+        attn_status want;                                                                        \
+    }
+
+/* The call of row `name` on `backend` returned `want` and left a message. */
+static inline void attn_bad_expect(attn_status st, attn_status want, const char *name,
+                                   const char *backend)
+{
+    ck_assert_msg(st == want && strlen(attn_last_error()) > 10,
+                  "%s on %s: got %s ('%s'), want %s with a message", name, backend,
+                  attn_status_name(st), attn_last_error(), attn_status_name(want));
+}
+
+/* Every byte of an output still the poison byte it was filled with. */
+static inline void attn_bad_untouched(const void *p, size_t n, unsigned char poison,
+                                      const char *name, const char *what)
+{
+    for (size_t b = 0; b < n; b++)
+        ck_assert_msg(((const unsigned char *)p)[b] == poison, "%s: %s written", name, what);
+}
+
+#endif /* ATTN_CHECK_BADINPUT_H_ */
