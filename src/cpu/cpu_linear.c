@@ -27,10 +27,11 @@
 #define MIN_BLOCK_COLS 32
 
 /* Scratch of one thread (floats): q features Q [G*C x Df], keys K and decayed keys Kd
- * [C x Df], values V [C x W], scores A [G*C x C], rows O [G*C x W], state S [Df x W], one
- * converted row set [max(G, 1) * C x max(Dk, Dv)], decay powers [C + 2]. */
+ * [C x Df], values V and their copy for the masked product [C x W], scores A [G*C x C], rows
+ * O [G*C x W], state S [Df x W], one converted row set [max(G, 1) * C x max(Dk, Dv)], decay
+ * powers [C + 2]. */
 typedef struct lin_ws {
-    float *q, *k, *kd, *v, *a, *o, *s, *raw, *pw;
+    float *q, *k, *kd, *v, *vfix, *a, *o, *s, *raw, *pw;
 } lin_ws;
 
 typedef struct lin_item {
@@ -50,7 +51,7 @@ int64_t attn_cpu_linear_col_blocks(const attn_linear_problem *p, int threads)
 static int64_t ws_floats(const attn_linear_problem *p, int64_t C, int64_t W)
 {
     const int64_t rows = p->group * C, wide = p->Dk > p->Dv ? p->Dk : p->Dv;
-    return rows * p->Df + 2 * C * p->Df + C * W + rows * C + rows * W + p->Df * W + rows * wide +
+    return rows * p->Df + 2 * C * p->Df + 2 * C * W + rows * C + rows * W + p->Df * W + rows * wide +
            C + 2;
 }
 
@@ -61,7 +62,8 @@ static void ws_carve(const attn_linear_problem *p, int64_t C, int64_t W, float *
     w->k = w->q + rows * p->Df;
     w->kd = w->k + C * p->Df;
     w->v = w->kd + C * p->Df;
-    w->a = w->v + C * W;
+    w->vfix = w->v + C * W;
+    w->a = w->vfix + C * W;
     w->o = w->a + rows * C;
     w->s = w->o + rows * W;
     w->raw = w->s + p->Df * W;
@@ -154,7 +156,7 @@ static void read_state(const attn_linear_problem *p, const lin_item *it, int64_t
     }
 }
 
-/* A = (Q K^T) .* M, then O += A V. */
+/* A = (Q K^T) .* M, then O += A V (hidden keys' non-finite values kept out). */
 ATTN_CPU_HOT
 static void intra_chunk(const attn_linear_problem *p, const lin_item *it, int64_t L, lin_ws *w)
 {
@@ -170,8 +172,8 @@ static void intra_chunk(const attn_linear_problem *p, const lin_item *it, int64_
         for (int64_t c = r + 1; c < L; c++)
             ar[c] = 0.0f;
     }
-    attn_cpu_mat am = {w->a, L, 1}, vm = {w->v, it->W, 1};
-    attn_cpu_sgemm(rows, it->W, L, 1.0f, am, vm, 1.0f, w->o, it->W);
+    const attn_cpu_tril t = {rows, it->W, L, L, 0};
+    attn_cpu_tril_pv(&t, w->a, L, w->v, it->W, 1.0f, w->o, it->W, w->vfix);
 }
 
 /* S = lambda^L S + (diag(lambda^(L-1-c)) K)^T V. */
