@@ -31,6 +31,11 @@ typedef struct attn_cpu_tril {
 void attn_cpu_tril_pv(const attn_cpu_tril *t, const float *a, int64_t lda, const float *v,
                       int64_t ldv, float beta, float *o, int64_t ldo, float *vfix);
 
+/* Rows [r0, r0+n) of the plane (b, h) of o (cols wide) as a matrix with unit-stride rows: the
+ * operand in place when it is f32 with such rows, else converted into buf (n x cols). */
+attn_cpu_mat attn_cpu_linear_rows(const attn_operand *o, int64_t b, int64_t h, int64_t r0,
+                                  int64_t n, int64_t cols, float *buf);
+
 /* y[0..Df) = phi(x[0..dk)) in float (x and y distinct). */
 void attn_cpu_linear_phi(attn_linear_feature f, const float *x, int64_t dk, float *y);
 

@@ -35,18 +35,6 @@ static void scratch_carve(const attn_transnormer_problem *p, int64_t rows, int64
     w->vfix = w->l + rows;
 }
 
-/* Rows [r0, r0 + n) of the plane (b, h) of o (cols wide) as a matrix with unit-stride rows: in
- * place when f32 allows, else converted into buf. */
-static attn_cpu_mat rows_of(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,
-                            int64_t cols, float *buf)
-{
-    attn_cpu_mat m;
-    if (attn_cpu_plane_mat(o, n, cols, b, h, r0, &m) && m.cs == 1)
-        return m;
-    attn_cpu_plane_to_f32(o, b, h, r0, n, cols, buf);
-    return (attn_cpu_mat){buf, cols, 1};
-}
-
 /* Softmax weights of one row over its nv visible scores (the rest of the n become 0), npad
  * padded keys of logit 0 in the denominator; returns the denominator. A NaN logit makes the
  * row NaN (through exp and the sum, as in the reference). */
@@ -72,9 +60,9 @@ static void tile(const attn_transnormer_problem *p, int64_t b, int64_t h, int64_
                  int64_t end, int64_t i0, int64_t n, const attn_cpu_tn_y *y, diag_scratch *w)
 {
     const int64_t g = h / p->group, nk = (p->causal ? i0 + n : end) - lo;
-    const attn_cpu_mat q = rows_of(&p->q, b, h, i0, n, p->Dk, w->q);
-    const attn_cpu_mat k = rows_of(&p->k, b, g, lo, nk, p->Dk, w->k);
-    const attn_cpu_mat v = rows_of(&p->v, b, g, lo, nk, p->Dv, w->v);
+    const attn_cpu_mat q = attn_cpu_linear_rows(&p->q, b, h, i0, n, p->Dk, w->q);
+    const attn_cpu_mat k = attn_cpu_linear_rows(&p->k, b, g, lo, nk, p->Dk, w->k);
+    const attn_cpu_mat v = attn_cpu_linear_rows(&p->v, b, g, lo, nk, p->Dv, w->v);
     attn_cpu_sgemm(n, nk, p->Dk, (float)p->scale, q, (attn_cpu_mat){k.p, 1, k.rs}, 0.0f, w->s,
                    nk);
     const int soft = p->scores == ATTN_TRANSNORMER_SCORES_SOFTMAX;
