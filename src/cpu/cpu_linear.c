@@ -116,6 +116,22 @@ attn_cpu_mat attn_cpu_linear_rows(const attn_operand *o, int64_t b, int64_t h, i
     return (attn_cpu_mat){buf, cols, 1};
 }
 
+/* Rows read in place ahead of use: rows of one head sit a head stride apart, often one per
+ * page, where the hardware prefetchers stop. */
+#define PREFETCH_AHEAD 16
+
+/* dst row r (Df floats apart) = phi(row r of m), n rows. */
+static void phi_rows(const attn_linear_problem *p, attn_cpu_mat m, int64_t n, float *dst)
+{
+    const int64_t bytes = p->Dk * (int64_t)sizeof(float);
+    for (int64_t r = 0; r < n; r++) {
+        if (r + PREFETCH_AHEAD < n)
+            for (int64_t at = 0; at < bytes; at += 64)
+                __builtin_prefetch((const char *)(m.p + (r + PREFETCH_AHEAD) * m.rs) + at, 0, 3);
+        attn_cpu_linear_phi(p->feature, m.p + r * m.rs, p->Dk, dst + r * p->Df);
+    }
+}
+
 /* K = phi(k) and V (block columns, ones) of positions [c0, c0+L); rows before the shift are
  * zero (no key there). Without the normaliser, f32 values are read in place. */
 static void load_keys(const attn_linear_problem *p, const lin_item *it, int64_t c0, int64_t L,
@@ -130,8 +146,7 @@ static void load_keys(const attn_linear_problem *p, const lin_item *it, int64_t 
         return;
     const attn_cpu_mat km = attn_cpu_linear_rows(&p->k, it->b, it->g, j0 + skip, n, p->Dk,
                                                  w->raw);
-    for (int64_t r = 0; r < n; r++)
-        attn_cpu_linear_phi(p->feature, km.p + r * km.rs, p->Dk, w->k + (skip + r) * p->Df);
+    phi_rows(p, km, n, w->k + skip * p->Df);
     const attn_cpu_mat vm = attn_cpu_linear_rows(&p->v, it->b, it->g, j0 + skip, n, p->Dv,
                                                  w->raw);
     if (!p->normalize && skip == 0 && vm.p != w->raw) {
@@ -155,9 +170,9 @@ static void load_queries(const attn_linear_problem *p, const lin_item *it, int64
     for (int64_t hl = 0; hl < p->group; hl++) {
         const attn_cpu_mat qm = attn_cpu_linear_rows(&p->q, it->b, it->g * p->group + hl, c0,
                                                      L, p->Dk, w->raw);
+        phi_rows(p, qm, L, w->q + hl * L * p->Df);
         for (int64_t r = 0; r < L; r++) {
             float *qr = w->q + (hl * L + r) * p->Df;
-            attn_cpu_linear_phi(p->feature, qm.p + r * qm.rs, p->Dk, qr);
             if (scale != 1.0f)
                 for (int64_t d = 0; d < p->Df; d++)
                     qr[d] *= scale;
