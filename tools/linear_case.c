@@ -4,6 +4,7 @@
 #include "linear_case.h"
 
 #include "attn_cases.h"
+#include "attn_half.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -17,6 +18,32 @@ static const char *const map_names[] = {"identity", "elu", "elu1", "relu", "silu
                                         "softmax_pair", "relu_pair", NULL};
 static const char *const dtype_names[] = {"f32", "f16", "bf16", NULL};
 static const char *const state_names[] = {"none", "in", "out", "inout", NULL};
+const char *const attn_linear_special_names[] = {"none", "v_nonfinite", "k_nan", NULL};
+
+/* Special values go into every 13th key. */
+#define PLANT_PERIOD 13
+
+void attn_linear_plant(attn_linear_special special, const attn_tensor *k, const attn_tensor *v)
+{
+    if (special == ATTN_LSPECIAL_K_NAN) {
+        attn_store_f64(k->data, k->dtype,
+                       (k->shape[0] - 1) * k->stride[0] + k->shape[1] / 2 * k->stride[1] +
+                           (k->shape[3] > 1) * k->stride[3],
+                       NAN);
+        return;
+    }
+    for (int64_t b = 0; special == ATTN_LSPECIAL_V_NONFINITE && b < v->shape[0]; b++)
+        for (int64_t g = 0; g < v->shape[2]; g++)
+            for (int64_t j = 0; j < v->shape[1]; j++) {
+                const int64_t r = j % PLANT_PERIOD, dv = v->shape[3];
+                const int64_t at = b * v->stride[0] + j * v->stride[1] + g * v->stride[2];
+                if (r == 5)
+                    attn_store_f64(v->data, v->dtype, at + j % dv * v->stride[3], NAN);
+                if (r == 6)
+                    attn_store_f64(v->data, v->dtype, at + (j + 1) % dv * v->stride[3],
+                                   INFINITY);
+            }
+}
 
 void attn_linear_case_default(attn_linear_case *c)
 {
@@ -66,7 +93,7 @@ double attn_linear_case_cost(const attn_linear_case *c)
 const char *const attn_linear_feature_names[ATTN_LFEAT_COUNT] = {
     "identity", "elu", "elu1", "relu", "silu", "softmax-pair", "relu-pair", "no-norm",
     "non-causal", "decay", "decay-given", "state-in", "state-out", "gqa", "dk!=dv", "f16",
-    "bf16", "bhsd", "batch2", "scale", "long"};
+    "bf16", "bhsd", "batch2", "scale", "long", "nonfinite"};
 
 unsigned attn_linear_case_features(const attn_linear_case *c)
 {
@@ -87,6 +114,7 @@ unsigned attn_linear_case_features(const attn_linear_case *c)
         {c->b > 1, ATTN_LFEAT_BATCH},
         {c->scale != 1.0, ATTN_LFEAT_SCALE},
         {c->s >= 2048, ATTN_LFEAT_LONG},
+        {c->special != ATTN_LSPECIAL_NONE, ATTN_LFEAT_NONFINITE},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i].on)
@@ -115,6 +143,8 @@ int attn_linear_case_format(const attn_linear_case *c, char *buf, size_t size)
         attn_sb_add(&s, " state=%s", state_names[c->state]);
     attn_sb_add(&s, " dt=%s:%s:%s layout=%s", dtype_names[c->dt_q], dtype_names[c->dt_kv],
                 dtype_names[c->dt_out], c->bhsd ? "bhsd" : "bshd");
+    if (c->special != ATTN_LSPECIAL_NONE)
+        attn_sb_add(&s, " special=%s", attn_linear_special_names[c->special]);
     return (int)s.len;
 }
 
@@ -183,6 +213,12 @@ static int parse_keyval(const char *key, const char *val, attn_linear_case *c)
     }
     if (strcmp(key, "dt") == 0)
         return attn_tok_dtypes_qkv(val, dtype_names, &c->dt_q, &c->dt_kv, &c->dt_out) ? -1 : 1;
+    if (strcmp(key, "special") == 0) {
+        if ((v = attn_tok_choice(val, attn_linear_special_names)) < 0)
+            return -1;
+        c->special = (attn_linear_special)v;
+        return 1;
+    }
     if (strcmp(key, "layout") == 0) {
         static const char *const layouts[] = {"bshd", "bhsd", NULL};
         if ((v = attn_tok_choice(val, layouts)) < 0)

@@ -13,6 +13,16 @@
 /* Which state tensors a case passes (z_in / z_out come with them when it normalises). */
 enum { ATTN_LINEAR_STATE_IN = 1, ATTN_LINEAR_STATE_OUT = 2 };
 
+/* Non-finite inputs planted after the fill (special=; also TransNormer's cases): NaN and Inf
+ * in the V rows of every 13th key (seen by later rows, hidden from earlier ones of the same
+ * chunk), or a NaN in one k element (key S/2 of the last batch, KV head 0). */
+typedef enum attn_linear_special {
+    ATTN_LSPECIAL_NONE, ATTN_LSPECIAL_V_NONFINITE, ATTN_LSPECIAL_K_NAN
+} attn_linear_special;
+extern const char *const attn_linear_special_names[];
+/* Plant `special` into the host views k and v ([B, S, H, D], any strides and dtype). */
+void attn_linear_plant(attn_linear_special special, const attn_tensor *k, const attn_tensor *v);
+
 typedef struct attn_linear_case {
     int64_t b, s, hq, hkv, dk, dv;
     attn_linear_feature feature;
@@ -23,6 +33,7 @@ typedef struct attn_linear_case {
     int state;              /* ATTN_LINEAR_STATE_* bits */
     attn_dtype dt_q, dt_kv, dt_out;
     int bhsd;               /* q, k, v, out head-major */
+    attn_linear_special special;
 } attn_linear_case;
 
 /* Defaults: b1 s1 hq1 hkv1 dk dv 64, elu1, normalised (eps 1e-6), causal, scale 1, no decay,
@@ -39,7 +50,7 @@ typedef enum attn_linear_feat {
     ATTN_LFEAT_SOFTMAX_PAIR, ATTN_LFEAT_RELU_PAIR, ATTN_LFEAT_NO_NORM, ATTN_LFEAT_NON_CAUSAL,
     ATTN_LFEAT_DECAY_SLOPES, ATTN_LFEAT_DECAY_GIVEN, ATTN_LFEAT_STATE_IN, ATTN_LFEAT_STATE_OUT,
     ATTN_LFEAT_GQA, ATTN_LFEAT_DK_DV, ATTN_LFEAT_F16, ATTN_LFEAT_BF16, ATTN_LFEAT_BHSD,
-    ATTN_LFEAT_BATCH, ATTN_LFEAT_SCALE, ATTN_LFEAT_LONG, ATTN_LFEAT_COUNT
+    ATTN_LFEAT_BATCH, ATTN_LFEAT_SCALE, ATTN_LFEAT_LONG, ATTN_LFEAT_NONFINITE, ATTN_LFEAT_COUNT
 } attn_linear_feat;
 
 extern const char *const attn_linear_feature_names[ATTN_LFEAT_COUNT];

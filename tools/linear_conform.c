@@ -77,12 +77,13 @@ static void fill_state(const attn_tensor *t, uint64_t seed, attn_fill_id id, int
 
 static void linear_fill(const void *cv, uint64_t seed, attn_conf_data *d)
 {
-    (void)cv;
+    const attn_linear_case *c = cv;
     attn_fill_tensor(attn_conf_host_view(d, "q"), ATTN_FILL_UNIFORM, seed, ATTN_FILL_Q);
     attn_fill_tensor(attn_conf_host_view(d, "k"), ATTN_FILL_UNIFORM, seed, ATTN_FILL_K);
     attn_fill_tensor(attn_conf_host_view(d, "v"), ATTN_FILL_UNIFORM, seed, ATTN_FILL_V);
     fill_state(attn_conf_host_view(d, "state_in"), seed, FILL_STATE, 0);
     fill_state(attn_conf_host_view(d, "z_in"), seed, FILL_Z, 1);
+    attn_linear_plant(c->special, attn_conf_host_view(d, "k"), attn_conf_host_view(d, "v"));
 }
 
 static double linear_elems(const void *cv)

@@ -52,7 +52,7 @@ double attn_transnormer_case_cost(const attn_transnormer_case *c)
 const char *const attn_transnormer_feature_names[ATTN_TN_FEAT_COUNT] = {
     "norm", "diag", "causal", "elu", "relu-map", "identity", "relu-scores", "partial-block",
     "one-block", "pad-zero", "norm-set", "gqa", "dk!=dv", "f16", "bf16", "bhsd", "stress",
-    "batch2", "long"};
+    "batch2", "long", "nonfinite"};
 
 static int has_dtype(const attn_transnormer_case *c, attn_dtype t)
 {
@@ -82,6 +82,7 @@ unsigned attn_transnormer_case_features(const attn_transnormer_case *c)
         {c->fill == ATTN_FILL_STRESS, ATTN_TN_FEAT_STRESS},
         {c->b > 1, ATTN_TN_FEAT_BATCH},
         {c->s >= 2048, ATTN_TN_FEAT_LONG},
+        {c->special != ATTN_LSPECIAL_NONE, ATTN_TN_FEAT_NONFINITE},
     };
     unsigned m = 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -125,6 +126,8 @@ int attn_transnormer_case_format(const attn_transnormer_case *c, char *buf, size
                 dtype_names[c->dt_out], c->bhsd ? "bhsd" : "bshd");
     if (c->fill == ATTN_FILL_STRESS)
         attn_sb_add(&s, " fill=stress");
+    if (c->special != ATTN_LSPECIAL_NONE)
+        attn_sb_add(&s, " special=%s", attn_linear_special_names[c->special]);
     return (int)s.len;
 }
 
@@ -169,6 +172,9 @@ static int parse_keyval(const char *key, const char *val, attn_transnormer_case 
     else if (strcmp(key, "fill") == 0 &&
              (r = choice(val, (const char *const[]){"uniform", "stress", NULL}, &v)) == 1)
         c->fill = (attn_fill_mode)v;
+    else if (strcmp(key, "special") == 0 &&
+             (r = choice(val, attn_linear_special_names, &v)) == 1)
+        c->special = (attn_linear_special)v;
     else if (strcmp(key, "block") == 0)
         r = attn_tok_int(val, 1, (int64_t)1 << 40, &c->block) ? -1 : 1;
     else if (strcmp(key, "eps") == 0)

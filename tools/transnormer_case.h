@@ -7,6 +7,7 @@
 
 #include "attn/attn.h"
 #include "attn_fill.h"
+#include "linear_case.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,7 @@ typedef struct attn_transnormer_case {
     attn_dtype dt_q, dt_kv, dt_out;
     int bhsd;                       /* contiguous [B, H, S, D] views instead of [B, S, H, D] */
     attn_fill_mode fill;
+    attn_linear_special special;    /* non-finite inputs planted after the fill */
 } attn_transnormer_case;
 
 /* Defaults: b1 s1 hq1 hkv1 dk dv 64, NormAttention, 1 + elu, not causal, block 64, softmax,
@@ -41,7 +43,8 @@ typedef enum attn_tn_feature {
     ATTN_TN_FEAT_RELU_MAP, ATTN_TN_FEAT_IDENTITY, ATTN_TN_FEAT_RELU_SCORES,
     ATTN_TN_FEAT_PARTIAL, ATTN_TN_FEAT_ONE_BLOCK, ATTN_TN_FEAT_PAD_ZERO, ATTN_TN_FEAT_NORM_SET,
     ATTN_TN_FEAT_GQA, ATTN_TN_FEAT_DK_DV, ATTN_TN_FEAT_F16, ATTN_TN_FEAT_BF16, ATTN_TN_FEAT_BHSD,
-    ATTN_TN_FEAT_STRESS, ATTN_TN_FEAT_BATCH, ATTN_TN_FEAT_LONG, ATTN_TN_FEAT_COUNT
+    ATTN_TN_FEAT_STRESS, ATTN_TN_FEAT_BATCH, ATTN_TN_FEAT_LONG, ATTN_TN_FEAT_NONFINITE,
+    ATTN_TN_FEAT_COUNT
 } attn_tn_feature;
 
 extern const char *const attn_transnormer_feature_names[ATTN_TN_FEAT_COUNT];

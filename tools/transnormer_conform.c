@@ -35,6 +35,7 @@ static void tn_fill(const void *cv, uint64_t seed, attn_conf_data *d)
     attn_fill_tensor(attn_conf_host_view(d, "q"), c->fill, seed, ATTN_FILL_Q);
     attn_fill_tensor(attn_conf_host_view(d, "k"), c->fill, seed, ATTN_FILL_K);
     attn_fill_tensor(attn_conf_host_view(d, "v"), c->fill, seed, ATTN_FILL_V);
+    attn_linear_plant(c->special, attn_conf_host_view(d, "k"), attn_conf_host_view(d, "v"));
 }
 
 static double tn_elems(const void *cv)

@@ -27,10 +27,15 @@
 #define MIN_BLOCK_COLS 32
 
 /* Scratch of one thread (floats): q features Q [G*C x Df], keys K and decayed keys Kd
- * [C x Df], values V [C x W], scores A [G*C x C], rows O [G*C x W], state S [Df x W], one
- * converted row set [max(G, 1) * C x max(Dk, Dv)], decay powers [C + 2]. */
+ * [C x Df], values V and their copy for the masked product [C x W], scores A [G*C x C], rows
+ * O [G*C x W], state S [Df x W], one converted row set [max(G, 1) * C x max(Dk, Dv)], decay
+ * powers [C + 2]. */
 typedef struct lin_ws {
-    float *q, *k, *kd, *v, *a, *o, *s, *raw, *pw;
+    float *q, *k, *kd, *v, *vfix, *a, *o, *s, *raw, *pw;
+    const float *vp; /* the chunk's values: v, or the operand itself (f32, no normaliser) */
+    int64_t ldv;
+    float *op;       /* the chunk's output rows: o, or out itself (f32, no normaliser, G = 1) */
+    int64_t ldo;
 } lin_ws;
 
 typedef struct lin_item {
@@ -50,7 +55,7 @@ int64_t attn_cpu_linear_col_blocks(const attn_linear_problem *p, int threads)
 static int64_t ws_floats(const attn_linear_problem *p, int64_t C, int64_t W)
 {
     const int64_t rows = p->group * C, wide = p->Dk > p->Dv ? p->Dk : p->Dv;
-    return rows * p->Df + 2 * C * p->Df + C * W + rows * C + rows * W + p->Df * W + rows * wide +
+    return rows * p->Df + 2 * C * p->Df + 2 * C * W + rows * C + rows * W + p->Df * W + rows * wide +
            C + 2;
 }
 
@@ -61,7 +66,8 @@ static void ws_carve(const attn_linear_problem *p, int64_t C, int64_t W, float *
     w->k = w->q + rows * p->Df;
     w->kd = w->k + C * p->Df;
     w->v = w->kd + C * p->Df;
-    w->a = w->v + C * W;
+    w->vfix = w->v + C * W;
+    w->a = w->vfix + C * W;
     w->o = w->a + rows * C;
     w->s = w->o + rows * W;
     w->raw = w->s + p->Df * W;
@@ -100,23 +106,57 @@ static void state_store(const attn_linear_problem *p, const lin_item *it, const 
     }
 }
 
+attn_cpu_mat attn_cpu_linear_rows(const attn_operand *o, int64_t b, int64_t h, int64_t r0,
+                                  int64_t n, int64_t cols, float *buf)
+{
+    attn_cpu_mat m;
+    if (attn_cpu_plane_mat(o, n, cols, b, h, r0, &m) && m.cs == 1)
+        return m;
+    attn_cpu_plane_to_f32(o, b, h, r0, n, cols, buf);
+    return (attn_cpu_mat){buf, cols, 1};
+}
+
+/* Rows read in place ahead of use: rows of one head sit a head stride apart, often one per
+ * page, where the hardware prefetchers stop. */
+#define PREFETCH_AHEAD 16
+
+/* dst row r (Df floats apart) = phi(row r of m), n rows. */
+static void phi_rows(const attn_linear_problem *p, attn_cpu_mat m, int64_t n, float *dst)
+{
+    const int64_t bytes = p->Dk * (int64_t)sizeof(float);
+    for (int64_t r = 0; r < n; r++) {
+        if (r + PREFETCH_AHEAD < n)
+            for (int64_t at = 0; at < bytes; at += 64)
+                __builtin_prefetch((const char *)(m.p + (r + PREFETCH_AHEAD) * m.rs) + at, 0, 3);
+        attn_cpu_linear_phi(p->feature, m.p + r * m.rs, p->Dk, dst + r * p->Df);
+    }
+}
+
 /* K = phi(k) and V (block columns, ones) of positions [c0, c0+L); rows before the shift are
- * zero (no key there). */
+ * zero (no key there). Without the normaliser, f32 values are read in place. */
 static void load_keys(const attn_linear_problem *p, const lin_item *it, int64_t c0, int64_t L,
                       lin_ws *w)
 {
     const int64_t j0 = c0 - p->shift, skip = j0 < 0 ? (-j0 < L ? -j0 : L) : 0, n = L - skip;
     memset(w->k, 0, sizeof(float) * (size_t)(skip * p->Df));
     memset(w->v, 0, sizeof(float) * (size_t)(skip * it->W));
+    w->vp = w->v;
+    w->ldv = it->W;
     if (n <= 0)
         return;
-    attn_cpu_plane_to_f32(&p->k, it->b, it->g, j0 + skip, n, p->Dk, w->raw);
-    for (int64_t r = 0; r < n; r++)
-        attn_cpu_linear_phi(p->feature, w->raw + r * p->Dk, p->Dk, w->k + (skip + r) * p->Df);
-    attn_cpu_plane_to_f32(&p->v, it->b, it->g, j0 + skip, n, p->Dv, w->raw);
+    const attn_cpu_mat km = attn_cpu_linear_rows(&p->k, it->b, it->g, j0 + skip, n, p->Dk,
+                                                 w->raw);
+    phi_rows(p, km, n, w->k + skip * p->Df);
+    const attn_cpu_mat vm = attn_cpu_linear_rows(&p->v, it->b, it->g, j0 + skip, n, p->Dv,
+                                                 w->raw);
+    if (!p->normalize && skip == 0 && vm.p != w->raw) {
+        w->vp = vm.p + it->c_lo;
+        w->ldv = vm.rs;
+        return;
+    }
     for (int64_t r = 0; r < n; r++) {
         float *vr = w->v + (skip + r) * it->W;
-        memcpy(vr, w->raw + r * p->Dv + it->c_lo, sizeof(float) * (size_t)it->cols);
+        memcpy(vr, vm.p + r * vm.rs + it->c_lo, sizeof(float) * (size_t)it->cols);
         if (p->normalize)
             vr[it->cols] = 1.0f;
     }
@@ -128,10 +168,11 @@ static void load_queries(const attn_linear_problem *p, const lin_item *it, int64
 {
     const float scale = (float)p->scale;
     for (int64_t hl = 0; hl < p->group; hl++) {
-        attn_cpu_plane_to_f32(&p->q, it->b, it->g * p->group + hl, c0, L, p->Dk, w->raw);
+        const attn_cpu_mat qm = attn_cpu_linear_rows(&p->q, it->b, it->g * p->group + hl, c0,
+                                                     L, p->Dk, w->raw);
+        phi_rows(p, qm, L, w->q + hl * L * p->Df);
         for (int64_t r = 0; r < L; r++) {
             float *qr = w->q + (hl * L + r) * p->Df;
-            attn_cpu_linear_phi(p->feature, w->raw + r * p->Dk, p->Dk, qr);
             if (scale != 1.0f)
                 for (int64_t d = 0; d < p->Df; d++)
                     qr[d] *= scale;
@@ -144,17 +185,17 @@ static void read_state(const attn_linear_problem *p, const lin_item *it, int64_t
 {
     const int64_t rows = p->group * L;
     attn_cpu_mat qm = {w->q, p->Df, 1}, sm = {w->s, it->W, 1};
-    attn_cpu_sgemm(rows, it->W, p->Df, 1.0f, qm, sm, 0.0f, w->o, it->W);
+    attn_cpu_sgemm(rows, it->W, p->Df, 1.0f, qm, sm, 0.0f, w->op, w->ldo);
     if (!p->causal || it->log_lambda == 0.0)
         return;
     for (int64_t x = 0; x < rows; x++) {
         const float f = w->pw[x % L + 1];
         for (int64_t c = 0; c < it->W; c++)
-            w->o[x * it->W + c] *= f;
+            w->op[x * w->ldo + c] *= f;
     }
 }
 
-/* A = (Q K^T) .* M, then O += A V. */
+/* A = (Q K^T) .* M, then O += A V (hidden keys' non-finite values kept out). */
 ATTN_CPU_HOT
 static void intra_chunk(const attn_linear_problem *p, const lin_item *it, int64_t L, lin_ws *w)
 {
@@ -170,8 +211,8 @@ static void intra_chunk(const attn_linear_problem *p, const lin_item *it, int64_
         for (int64_t c = r + 1; c < L; c++)
             ar[c] = 0.0f;
     }
-    attn_cpu_mat am = {w->a, L, 1}, vm = {w->v, it->W, 1};
-    attn_cpu_sgemm(rows, it->W, L, 1.0f, am, vm, 1.0f, w->o, it->W);
+    const attn_cpu_tril t = {rows, it->W, L, L, 0};
+    attn_cpu_tril_pv(&t, w->a, L, w->vp, w->ldv, 1.0f, w->op, w->ldo, w->vfix);
 }
 
 /* S = lambda^L S + (diag(lambda^(L-1-c)) K)^T V. */
@@ -186,15 +227,33 @@ static void update_state(const attn_linear_problem *p, const lin_item *it, int64
         k = w->kd;
         beta = (float)exp((double)L * it->log_lambda);
     }
-    attn_cpu_mat kt = {k, 1, p->Df}, vm = {w->v, it->W, 1};
+    attn_cpu_mat kt = {k, 1, p->Df}, vm = {w->vp, w->ldv, 1};
     attn_cpu_sgemm(p->Df, it->W, L, 1.0f, kt, vm, beta, w->s, it->W);
 }
 
-/* Rows of O into out[b, c0 + r, h, c_lo ...]: divided by the z column with the normaliser. */
+/* Where the chunk's output rows go: straight into out when nothing is left to do to them (f32,
+ * unit-stride rows, no normaliser, one query head per KV head), else into o. */
+static void target_rows(const attn_linear_problem *p, const lin_item *it, int64_t c0, int64_t L,
+                        lin_ws *w)
+{
+    const attn_operand *o = &p->out;
+    w->op = w->o;
+    w->ldo = it->W;
+    if (p->normalize || p->group != 1 || o->dtype != ATTN_F32 ||
+        (o->stride[3] != 1 && it->cols > 1) || (L > 1 && o->stride[1] < it->cols))
+        return;
+    w->op = (float *)attn_cpu_elem(o, it->b, c0, it->g, it->c_lo);
+    w->ldo = L > 1 ? o->stride[1] : it->W;
+}
+
+/* Rows of O into out[b, c0 + r, h, c_lo ...]: divided by the z column with the normaliser
+ * (nothing to do when they went to out directly). */
 static void store_rows(const attn_linear_problem *p, const lin_item *it, int64_t c0, int64_t L,
                        lin_ws *w)
 {
     const attn_operand *o = &p->out;
+    if (w->op != w->o)
+        return;
     const float eps = (float)p->eps;
     for (int64_t x = 0; x < p->group * L; x++) {
         float *row = w->o + x * it->W;
@@ -223,6 +282,7 @@ static void run_item(const attn_linear_problem *p, int64_t C, const lin_item *it
         const int64_t L = p->S - c0 < C ? p->S - c0 : C;
         load_keys(p, it, c0, L, w);
         if (p->causal) {
+            target_rows(p, it, c0, L, w);
             load_queries(p, it, c0, L, w);
             read_state(p, it, L, w);
             intra_chunk(p, it, L, w);
@@ -232,6 +292,7 @@ static void run_item(const attn_linear_problem *p, int64_t C, const lin_item *it
     }
     for (int64_t c0 = 0; !p->causal && c0 < p->S; c0 += C) {
         const int64_t L = p->S - c0 < C ? p->S - c0 : C;
+        target_rows(p, it, c0, L, w);
         load_queries(p, it, c0, L, w);
         read_state(p, it, L, w);
         store_rows(p, it, c0, L, w);

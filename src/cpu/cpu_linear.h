@@ -18,6 +18,24 @@ attn_status attn_cpu_linear_chunked(const attn_linear_problem *p, int threads, i
 /* Value-column blocks per (batch, KV head) the kernel uses (so that every thread has work). */
 int64_t attn_cpu_linear_col_blocks(const attn_linear_problem *p, int threads);
 
+/* The shape of a masked product O += A V (cpu_linear_tril.c): rows x cols of O, keys columns
+ * of A; row x sees the keys c <= x % period + diag (period: the rows of one head when the rows
+ * of several heads are stacked). */
+typedef struct attn_cpu_tril {
+    int64_t rows, cols, keys, period, diag;
+} attn_cpu_tril;
+/* O = A V + beta O (A: rows x keys, row stride lda, zero where hidden; V: keys x cols,
+ * contiguous rows of stride ldv) in which hidden keys never contribute, also with Inf/NaN in
+ * their V rows (a visible key's non-finite values propagate). vfix: keys x cols floats of
+ * scratch, used only when V holds a non-finite value. */
+void attn_cpu_tril_pv(const attn_cpu_tril *t, const float *a, int64_t lda, const float *v,
+                      int64_t ldv, float beta, float *o, int64_t ldo, float *vfix);
+
+/* Rows [r0, r0+n) of the plane (b, h) of o (cols wide) as a matrix with unit-stride rows: the
+ * operand in place when it is f32 with such rows, else converted into buf (n x cols). */
+attn_cpu_mat attn_cpu_linear_rows(const attn_operand *o, int64_t b, int64_t h, int64_t r0,
+                                  int64_t n, int64_t cols, float *buf);
+
 /* y[0..Df) = phi(x[0..dk)) in float (x and y distinct). */
 void attn_cpu_linear_phi(attn_linear_feature f, const float *x, int64_t dk, float *y);
 

@@ -1,8 +1,10 @@
-/* cpu_transnormer_impl.c - TransNormer on the "cpu" backend: dispatch to NormAttention
- * (cpu_transnormer_norm.c) or DiagAttention (cpu_transnormer_diag.c), the feature maps, the
- * SimpleRMSNorm over all heads of a token fused into the store of out, and the name of the
- * implementation a call runs. */
+/* cpu_transnormer_impl.c - TransNormer on the "cpu" backend: where y lives (out itself when it
+ * is f32), dispatch to NormAttention (cpu_transnormer_norm.c) or DiagAttention
+ * (cpu_transnormer_diag.c), the SimpleRMSNorm over all heads of a token fused into the store
+ * of out, and the name of the implementation a call runs. */
 #include "cpu_transnormer.h"
+
+#include "cpu_math.h"
 
 #include "attn_half.h"
 
@@ -20,29 +22,6 @@ float *attn_cpu_tn_alloc(int64_t n1, int64_t n2, int64_t n3)
     return malloc(n ? n : 1);
 }
 
-/* phi of NormAttention; NaN is kept by every map (x > 0 is false for NaN, expm1f(NaN) = NaN,
- * and relu returns x itself unless x <= 0). */
-static void phi_row(attn_transnormer_feature f, float *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        const float v = x[i];
-        if (f == ATTN_TRANSNORMER_FEATURE_1_ELU)
-            x[i] = v > 0.0f ? 1.0f + v : 1.0f + expm1f(v);
-        else if (f == ATTN_TRANSNORMER_FEATURE_ELU)
-            x[i] = v > 0.0f ? v : expm1f(v);
-        else if (f == ATTN_TRANSNORMER_FEATURE_RELU)
-            x[i] = v <= 0.0f ? 0.0f : v;
-    }
-}
-
-void attn_cpu_tn_load_phi(const attn_transnormer_problem *p, const attn_operand *o, int64_t b,
-                          int64_t h, int64_t r0, int64_t n, float *dst)
-{
-    attn_cpu_plane_to_f32(o, b, h, r0, n, p->Dk, dst);
-    if (p->feature != ATTN_TRANSNORMER_FEATURE_IDENTITY)
-        phi_row(p->feature, dst, n * p->Dk);
-}
-
 /* One head row of token (b, i) from f32 into out, rounded once to out's dtype. */
 static void store_row(const attn_operand *o, int64_t b, int64_t i, int64_t h, const float *src,
                       int64_t n)
@@ -55,40 +34,82 @@ static void store_row(const attn_operand *o, int64_t b, int64_t i, int64_t h, co
         attn_store_f64(o->ptr, o->dtype, attn_at(o, b, i, h, d), (double)src[d]);
 }
 
-/* out = y / (||y||_2 / sqrt(N) + eps) per token over its N = Hq * Dv values (or y as is). The
- * sum of squares is kept in double: one more rounding would be all a float sum saves. */
-static void srms_store(const attn_transnormer_problem *p, int threads, float *y)
+/* Sum of squares of n floats in double, with independent lanes so that it vectorises. */
+ATTN_CPU_HOT
+static double sum_squares(const float *x, int64_t n)
 {
-    const int64_t n = p->Hq * p->Dv, tokens = p->B * p->S;
+    double acc[8] = {0};
+    int64_t c = 0;
+    for (; c + 8 <= n; c += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += (double)x[c + k] * x[c + k];
+    double s = 0.0;
+    for (; c < n; c++)
+        s += (double)x[c] * x[c];
+    for (int k = 0; k < 8; k++)
+        s += acc[k];
+    return s;
+}
+
+ATTN_CPU_HOT
+static void divide_row(float *x, int64_t n, float den)
+{
+    for (int64_t c = 0; c < n; c++)
+        x[c] /= den;
+}
+
+/* out = y / (||y||_2 / sqrt(N) + eps) per token over its N = Hq * Dv values (or y as is). The
+ * sum of squares is kept in double: one more rounding would be all a float sum saves. When y
+ * is out itself, the division is the store. */
+static void srms_store(const attn_transnormer_problem *p, int threads, const attn_cpu_tn_y *y)
+{
+    const int64_t tokens = p->B * p->S;
+    const int in_place = y->p == p->out.ptr;
+    if (in_place && !p->srms)
+        return;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t t = 0; t < tokens; t++) {
-        float *row = y + t * n;
+        const int64_t b = t / p->S, i = t % p->S;
         if (p->srms) {
             double ss = 0.0;
-            for (int64_t c = 0; c < n; c++)
-                ss += (double)row[c] * row[c];
-            const float den = (float)sqrt(ss / (double)n) + (float)p->eps;
-            for (int64_t c = 0; c < n; c++)
-                row[c] /= den;
+            for (int64_t h = 0; h < p->Hq; h++)
+                ss += sum_squares(attn_cpu_tn_row(y, b, i, h), p->Dv);
+            const float den = (float)sqrt(ss / (double)(p->Hq * p->Dv)) + (float)p->eps;
+            for (int64_t h = 0; h < p->Hq; h++)
+                divide_row(attn_cpu_tn_row(y, b, i, h), p->Dv, den);
         }
-        for (int64_t h = 0; h < p->Hq; h++)
-            store_row(&p->out, t / p->S, t % p->S, h, row + h * p->Dv, p->Dv);
+        for (int64_t h = 0; !in_place && h < p->Hq; h++)
+            store_row(&p->out, b, i, h, attn_cpu_tn_row(y, b, i, h), p->Dv);
     }
+}
+
+/* y in out (f32 with unit-stride rows), else in scratch (NULL when that cannot be had). */
+static float *y_of(const attn_transnormer_problem *p, attn_cpu_tn_y *y)
+{
+    const attn_operand *o = &p->out;
+    if (o->dtype == ATTN_F32 && (o->stride[3] == 1 || p->Dv == 1)) {
+        *y = (attn_cpu_tn_y){o->ptr, o->stride[0], o->stride[1], o->stride[2]};
+        return o->ptr;
+    }
+    *y = (attn_cpu_tn_y){attn_cpu_tn_alloc(p->B * p->S, p->Hq, p->Dv), p->S * p->Hq * p->Dv,
+                         p->Hq * p->Dv, p->Dv};
+    return y->p;
 }
 
 static attn_status cpu_tn_run(attn_backend *be, const void *problem)
 {
     const attn_transnormer_problem *p = problem;
     const int threads = ((const attn_cpu_state *)be->impl)->threads;
-    float *y = attn_cpu_tn_alloc(p->B * p->S, p->Hq, p->Dv);
-    if (!y)
+    attn_cpu_tn_y y;
+    if (!y_of(p, &y))
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: out of memory (transnormer output)");
     attn_status st = p->mode == ATTN_TRANSNORMER_MODE_NORM
-                         ? attn_cpu_transnormer_norm(p, threads, ATTN_CPU_TN_CHUNK, y)
-                         : attn_cpu_transnormer_diag(p, threads, ATTN_CPU_TN_ROWS, y);
+                         ? attn_cpu_transnormer_norm(p, threads, ATTN_CPU_TN_CHUNK, &y)
+                         : attn_cpu_transnormer_diag(p, threads, ATTN_CPU_TN_ROWS, &y);
     if (st == ATTN_OK)
-        srms_store(p, threads, y);
-    free(y);
+        srms_store(p, threads, &y);
+    if (y.p != p->out.ptr)
+        free(y.p);
     return st == ATTN_OK ? attn_ok() : st;
 }
 
