@@ -7,6 +7,7 @@
 #include "attn_half.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -160,12 +161,17 @@ static int parse_size(const char *tok, attn_linear_case *c)
 }
 
 /* A real in [lo, hi] kept as the float the descriptor holds, so %.9g round-trips it. */
+/* A real rounded to float, within [lo, hi] as floats: the bounds are compared after the
+ * rounding, so a canonical name (which prints the float) always parses back. */
 static int parse_float(const char *val, double lo, double hi, double *out)
 {
     double v;
-    if (attn_tok_real(val, lo, hi, &v))
+    if (attn_tok_real(val, -DBL_MAX, DBL_MAX, &v))
         return -1;
-    *out = (double)(float)v;
+    float f = (float)v;
+    if (!(f >= (float)lo && f <= (float)hi))
+        return -1;
+    *out = (double)f;
     return 0;
 }
 
