@@ -1,6 +1,6 @@
 /* check_sdpa_cpu.c - what only the cpu backend's SDPA has, through the shared fixture
  * (sdpa_fixture.h; the case families every backend runs are in check_sdpa_backends.c): the
- * decode kernels with SIMD on and off, which implementation runs (the path rule and the forced
+ * decode kernels on each SIMD kernel set, which implementation runs (the path rule and the forced
  * paths), results independent of the
  * thread count, non-finite values in visible and hidden keys (the backend's own options and
  * environment: check_cpu.c). */
@@ -14,10 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The decode family on the AVX2 kernels (where the CPU has them) and the portable ones. */
+/* The decode kernel sets: the widest the CPU has (AVX-512 or AVX2), at most AVX2, portable. */
+static const char *const simd_sets[] = {"simd=on", "simd=avx2", "simd=off"};
+#define N_SIMD_SETS 3
+
+/* The decode family on every kernel set. */
 START_TEST(test_decode_kernels)
 {
-    const sdpa_fx x = {.backend = "cpu", .options = _i ? "simd=off" : "simd=on"};
+    const sdpa_fx x = {.backend = "cpu", .options = simd_sets[_i]};
     for (int n = 0; n < sdpa_fx_decode_count(); n++) {
         const attn_sdpa_case c = sdpa_fx_decode(n);
         sdpa_fx_expect_pass(&x, &c);
@@ -25,20 +29,40 @@ START_TEST(test_decode_kernels)
 }
 END_TEST
 
-/* Which decode kernels run: simd=off always names the portable ones; the default names the
- * AVX2 ones exactly when the describe line says this CPU has them; prefill names the tiles. */
+/* The kernel set this CPU should get by default (what the describe line must say). */
+static const char *widest_set(void)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        return __builtin_cpu_supports("avx512f") ? "avx512" : "avx2";
+#endif
+    return "portable";
+}
+
+/* Which decode kernels run: the describe line names the set of each option (the default: the
+ * widest the CPU has; simd=avx2 never AVX-512; simd=off the portable one) and the decode
+ * implementation's name follows it; prefill names the tiles. */
 START_TEST(test_decode_impl_name)
 {
     attn_sdpa_case c = sdpa_fx_case(1, 500, 64);
-    for (int off = 0; off < 2; off++) {
-        const sdpa_fx x = {.backend = "cpu", .options = off ? "simd=off" : "simd=on"};
+    for (int i = 0; i < N_SIMD_SETS; i++) {
+        const sdpa_fx x = {.backend = "cpu", .options = simd_sets[i]};
         attn_backend *be = NULL;
         ck_assert_int_eq(attn_backend_open("cpu", x.options, &be), ATTN_OK);
-        const int avx2 = strstr(attn_backend_describe(be), "decode kernels avx2") != NULL;
+        char want[64], set[16] = "";
+        sscanf(strstr(attn_backend_describe(be), "decode kernels ") + 15, "%15[a-z0-9]", set);
         attn_backend_close(be);
+        const char *expect = i == 0   ? widest_set()
+                             : i == 2 ? "portable"
+                             : strcmp(widest_set(), "portable") == 0 ? "portable"
+                                                                     : "avx2";
+        ck_assert_str_eq(set, expect);
+        snprintf(want, sizeof want, "cpu:decode_splitkv_%s",
+                 strcmp(set, "portable") == 0 ? "c" : set);
         const attn_result r = sdpa_fx_run(&x, &c);
-        ck_assert_msg(strcmp(r.impl, avx2 ? "cpu:decode_splitkv_avx2" : "cpu:decode_splitkv_c")
-                          == 0 && (!off || !avx2), "%s", r.impl);
+        ck_assert_str_eq(r.impl, want);
     }
     c.sq = 100;
     const sdpa_fx x = {.backend = "cpu"};
@@ -66,7 +90,7 @@ START_TEST(test_decode_hidden_nonfinite_v)
 {
     attn_sdpa_case c = sdpa_fx_case(2, 300, 32);
     c.mask_bool = ATTN_MDIM_B | ATTN_MDIM_S;
-    const sdpa_fx x = {.backend = "cpu", .options = _i ? "simd=off" : "simd=on",
+    const sdpa_fx x = {.backend = "cpu", .options = simd_sets[_i],
                        .inputs = plant_decode, .inputs_ctx = &c.skv};
     sdpa_fx_expect_pass(&x, &c);
 }
@@ -236,11 +260,11 @@ static Suite *cpu_suite(void)
     Suite *s = suite_create("sdpa_cpu");
     TCase *tc = tcase_create("cpu");
     tcase_set_timeout(tc, 600);
-    tcase_add_loop_test(tc, test_decode_kernels, 0, 2);
+    tcase_add_loop_test(tc, test_decode_kernels, 0, N_SIMD_SETS);
     tcase_add_test(tc, test_decode_impl_name);
     tcase_add_test(tc, test_path_rule);
     tcase_add_test(tc, test_forced_paths);
-    tcase_add_loop_test(tc, test_decode_hidden_nonfinite_v, 0, 2);
+    tcase_add_loop_test(tc, test_decode_hidden_nonfinite_v, 0, N_SIMD_SETS);
     tcase_add_loop_test(tc, test_nonfinite_prefill, 0, 3);
     tcase_add_test(tc, test_threads);
     suite_add_tcase(s, tc);

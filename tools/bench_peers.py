@@ -107,6 +107,17 @@ def torch_dtypes(torch, o):
     return dts
 
 
+# Seconds of idle cores before each side's turn: the OpenMP threads of the side that ran last
+# keep spinning for a while after their last call and would slow a short run of the other.
+IDLE = 0.3
+
+
+def repeats(least, seconds):
+    """timed calls per round: at least `least`, and enough for about 0.25 s of short calls (a
+    best-of-3 of millisecond runs mostly measures thread wake-ups)"""
+    return max(least, min(200, int(0.25 / max(seconds, 1e-6))))
+
+
 def time_torch(call, repeat):
     call()  # warm-up
     best = float("inf")
@@ -132,7 +143,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--attn", default="build/tools/attn")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--repeat", type=int, default=3, help="timed calls per round (best)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="timed calls per round (best), at least; short shapes get more")
     ap.add_argument("--threads", type=int, default=0, help="0: all cores")
     ap.add_argument("--only", default="", help="shapes whose label contains this")
     ap.add_argument("--json", default="")
@@ -144,8 +156,9 @@ def main():
         return 0
     threads = a.threads or os.cpu_count()
     torch.set_num_threads(threads)
-    print("CPU: %s, %d threads; PyTorch %s; %d rounds interleaved, medians of best-of-%d"
-          % (cpu_name(), threads, torch.__version__, a.rounds, a.repeat))
+    print("CPU: %s, %d threads; PyTorch %s; %d rounds interleaved, medians of best-of-N "
+          "(N >= %d, and about 0.25 s of calls)" % (cpu_name(), threads, torch.__version__,
+                                                   a.rounds, a.repeat))
     rows = []
     print("| shape | attn | same-run sgemm / memcpy | attn / sgemm | PyTorch SDPA | attn / PyTorch | attn impl |")
     print("|---|---|---|---|---|---|---|")
@@ -155,12 +168,16 @@ def main():
         o = opts_of(opts)
         calls = [(dt, torch_case(torch, o, dt)) for dt in torch_dtypes(torch, o)]
         at, pt, refs, j = [], {dt: [] for dt, _ in calls}, [], None
+        repeat = a.repeat
         for _ in range(a.rounds):
-            j = run_attn(a.attn, opts, a.threads, a.repeat)
+            time.sleep(IDLE)
+            j = run_attn(a.attn, opts, a.threads, repeat)
             at.append(j["seconds"])
             refs.append(j.get("sgemm_gflops", j.get("memcpy_gbps_rw", 0.0)))
+            repeat = repeats(a.repeat, j["seconds"])
             for dt, call in calls:
-                pt[dt].append(time_torch(call, a.repeat))
+                time.sleep(IDLE)
+                pt[dt].append(time_torch(call, repeat))
         dt = min(pt, key=lambda k: statistics.median(pt[k]))
         ta, tp, ref = statistics.median(at), statistics.median(pt[dt]), statistics.median(refs)
         decode = j["kind"] == "decode"

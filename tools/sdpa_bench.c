@@ -336,7 +336,7 @@ static const char usage[] =
     "Without shape options: the default shapes (f32 B1 H8 S2048 D64/D128, causal and not;\n"
     "decode Sq1 Skv8192 Hq32 Hkv8 D128 f16 KV).\n"
     "  --device P:D   backend option device=P:D (opencl)\n"
-    "  --options STR  more backend options, \"key=value,...\" (cpu: threads=N, simd=on|off)\n"
+    "  --options STR  more backend options, \"key=value,...\" (cpu: threads=N, simd=on|off|avx2|avx512)\n"
     "  --threads N    threads of the cpu backend, the sgemm and the memcpy (default: all)\n"
     "A backend other than cpu is compared with the cpu backend on each shape.\n";
 

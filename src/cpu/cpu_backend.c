@@ -1,7 +1,6 @@
-/* cpu_backend.c - the "cpu" backend: options (threads=N, simd=on|off, path=auto|decode|tiled,
- * chunk=N)
- * and the describe line
- * (BLIS version and kernel set, thread count, decode kernels). Host memory only; each op's
+/* cpu_backend.c - the "cpu" backend: options (threads=N, simd=on|off|avx2|avx512,
+ * path=auto|decode|tiled|sgemm, chunk=N) and the describe line (BLIS version and kernel set,
+ * thread count, decode kernels). Host memory only; each op's
  * implementation is in src/cpu/cpu_<op>_impl.c. */
 #include "cpu_internal.h"
 
@@ -21,12 +20,24 @@ static attn_status parse_threads(const char *val, int *threads)
     return ATTN_OK;
 }
 
+/* simd=on (the widest the CPU has), off (portable C), avx2 or avx512 (at most that set: to
+ * test or time each kernel set on one machine). */
 static attn_status parse_simd(const char *val, int *simd)
 {
-    if (strcmp(val, "on") != 0 && strcmp(val, "off") != 0)
-        return attn_fail(ATTN_ERR_BACKEND, "cpu: simd must be on or off (got \"%s\")", val);
-    *simd = strcmp(val, "on") == 0;
-    return ATTN_OK;
+    static const struct {
+        const char *name;
+        attn_cpu_simd level;
+    } sets[] = {{"on", ATTN_CPU_SIMD_AVX512},
+                {"off", ATTN_CPU_SIMD_OFF},
+                {"avx2", ATTN_CPU_SIMD_AVX2},
+                {"avx512", ATTN_CPU_SIMD_AVX512}};
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+        if (strcmp(val, sets[i].name) == 0) {
+            *simd = (int)sets[i].level;
+            return ATTN_OK;
+        }
+    return attn_fail(ATTN_ERR_BACKEND, "cpu: simd must be on, off, avx2 or avx512 (got \"%s\")",
+                     val);
 }
 
 /* chunk=N: the chunk length of the chunked linear-attention forms. */
@@ -53,7 +64,8 @@ static attn_status parse_path(const char *val, attn_cpu_path *path)
                      val);
 }
 
-/* "key=value,key=value": threads=N, simd=on|off (off forces the portable decode kernels),
+/* "key=value,key=value": threads=N, simd=on|off|avx2|avx512 (the widest
+ * SIMD kernel set allowed; off forces the portable decode kernels),
  * path=auto|decode|tiled|sgemm (forces one SDPA path, for tests and benchmarks), chunk=N (the chunk
  * length of linear attention). */
 static attn_status parse_options(const char *options, attn_cpu_state *s)
@@ -79,8 +91,9 @@ static attn_status parse_options(const char *options, attn_cpu_state *s)
         else if (eq && strcmp(kv, "chunk") == 0)
             st = parse_chunk(eq + 1, &s->chunk);
         else
-            return attn_fail(ATTN_ERR_BACKEND, "cpu: unknown option \"%s\" (known: threads=N, "
-                                               "simd=on|off, path=auto|decode|tiled|sgemm, chunk=N)",
+            return attn_fail(ATTN_ERR_BACKEND,
+                             "cpu: unknown option \"%s\" (known: threads=N, simd=on|off|avx2|"
+                             "avx512, path=auto|decode|tiled|sgemm, chunk=N)",
                              kv);
         if (st != ATTN_OK)
             return st;
@@ -90,7 +103,7 @@ static attn_status parse_options(const char *options, attn_cpu_state *s)
 
 static attn_status cpu_open(attn_backend *be, const char *options)
 {
-    attn_cpu_state opt = {.threads = omp_get_max_threads(), .simd = 1};
+    attn_cpu_state opt = {.threads = omp_get_max_threads(), .simd = ATTN_CPU_SIMD_AVX512};
     attn_status st = parse_options(options, &opt);
     const char *summary, *warning;
     if (st == ATTN_OK)
@@ -103,7 +116,7 @@ static attn_status cpu_open(attn_backend *be, const char *options)
     *s = opt;
     snprintf(be->describe, sizeof be->describe, "cpu: %s, %d thread%s, decode kernels %s%s%s",
              summary, s->threads, s->threads == 1 ? "" : "s",
-             s->simd && attn_cpu_simd_available() ? "avx2" : "portable",
+             attn_cpu_simd_name(attn_cpu_simd_use(s->simd)),
              *warning ? "; warning: " : "", warning);
     be->impl = s;
     return attn_ok();

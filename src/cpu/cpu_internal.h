@@ -21,7 +21,7 @@ typedef enum attn_cpu_path {
 
 typedef struct attn_cpu_state {
     int threads;
-    int simd; /* use the AVX2 decode kernels where the CPU has them (option simd=on|off) */
+    int simd; /* the widest SIMD kernels allowed (attn_cpu_simd; option simd=on|off|avx2|avx512) */
     attn_cpu_path path;
     int64_t chunk; /* chunk length of the chunked linear forms (option chunk=N); 0 = each op's default */
 } attn_cpu_state;
@@ -90,6 +90,19 @@ void attn_cpu_heads_to_f32(const attn_operand *o, int64_t b, int64_t r0, int64_t
 const void *attn_cpu_elem(const attn_operand *o, int64_t i0, int64_t i1, int64_t i2,
                           int64_t i3);
 
+/* SIMD kernel sets, narrowest first; the CPU and the option simd= each allow up to one. */
+typedef enum attn_cpu_simd {
+    ATTN_CPU_SIMD_OFF,    /* portable C */
+    ATTN_CPU_SIMD_AVX2,   /* AVX2+FMA+F16C */
+    ATTN_CPU_SIMD_AVX512  /* AVX-512F+AVX2+FMA+F16C */
+} attn_cpu_simd;
+
+/* The widest kernel set this build and CPU can run (detected at run time). */
+attn_cpu_simd attn_cpu_simd_level(void);
+/* The kernel set to use when the option allows up to `allowed`: the narrower of the two. */
+attn_cpu_simd attn_cpu_simd_use(int allowed);
+/* "avx512", "avx2" or "portable". */
+const char *attn_cpu_simd_name(attn_cpu_simd level);
 /* Whether this build and CPU can run AVX2+FMA+F16C kernels (chosen at run time). */
 int attn_cpu_simd_available(void);
 

@@ -99,13 +99,33 @@ void attn_cpu_heads_to_f32(const attn_operand *o, int64_t b, int64_t r0, int64_t
         }
 }
 
-int attn_cpu_simd_available(void)
+attn_cpu_simd attn_cpu_simd_level(void)
 {
 #if defined(__GNUC__) && defined(__x86_64__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
+        !__builtin_cpu_supports("f16c"))
+        return ATTN_CPU_SIMD_OFF;
+    return __builtin_cpu_supports("avx512f") ? ATTN_CPU_SIMD_AVX512 : ATTN_CPU_SIMD_AVX2;
 #else
-    return 0;
+    return ATTN_CPU_SIMD_OFF;
 #endif
+}
+
+attn_cpu_simd attn_cpu_simd_use(int allowed)
+{
+    attn_cpu_simd have = attn_cpu_simd_level();
+    return allowed < (int)have ? (attn_cpu_simd)allowed : have;
+}
+
+const char *attn_cpu_simd_name(attn_cpu_simd level)
+{
+    return level == ATTN_CPU_SIMD_AVX512 ? "avx512"
+           : level == ATTN_CPU_SIMD_AVX2 ? "avx2"
+                                         : "portable";
+}
+
+int attn_cpu_simd_available(void)
+{
+    return attn_cpu_simd_level() >= ATTN_CPU_SIMD_AVX2;
 }

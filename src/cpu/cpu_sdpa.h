@@ -61,7 +61,7 @@ void attn_cpu_row_step(const attn_sdpa_problem *p, float *srow, float *madd_scra
 void attn_cpu_pv(const attn_sdpa_problem *p, const float *pt, int64_t ldp, int64_t nr,
                  attn_cpu_mat vt, int64_t nc, const uint8_t *vbad, float *o, float *vfix);
 
-/* ---- decode kernels reading K/V in place (cpu_sdpa_decode_avx2.c) ------------------------------ */
+/* ---- decode kernels reading K/V in place (cpu_sdpa_decode_simd.h, one instance per SIMD set) -- */
 /* Rows of a K or V head read in place: row j starts at element j * ld of p (dtype f32, f16 or
  * bf16), its elements are contiguous. */
 typedef struct attn_cpu_rows {
@@ -69,6 +69,13 @@ typedef struct attn_cpu_rows {
     attn_dtype dtype;
     int64_t ld;
 } attn_cpu_rows;
+
+/* The kernels' types: scores of nq query rows against nk keys, and O += P V. */
+typedef void (*attn_cpu_dec_qk_fn)(const float *q, int64_t nq, const attn_cpu_rows *k,
+                                   int64_t nk, int64_t d, float scale, float *s, int64_t lds,
+                                   const attn_cpu_rows *v, int64_t dv);
+typedef void (*attn_cpu_dec_pv_fn)(const float *p, int64_t ldp, int64_t nq,
+                                   const attn_cpu_rows *v, int64_t nk, int64_t dv, float *o);
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define ATTN_CPU_HAVE_AVX2_KERNELS 1
@@ -82,6 +89,12 @@ void attn_cpu_dec_qk_avx2(const float *q, int64_t nq, const attn_cpu_rows *k, in
  * term is added, so hidden keys (p = 0) need finite V rows (the caller checks). */
 void attn_cpu_dec_pv_avx2(const float *p, int64_t ldp, int64_t nq, const attn_cpu_rows *v,
                           int64_t nk, int64_t dv, float *o);
+/* The same two on AVX-512 vectors. */
+void attn_cpu_dec_qk_avx512(const float *q, int64_t nq, const attn_cpu_rows *k, int64_t nk,
+                            int64_t d, float scale, float *s, int64_t lds,
+                            const attn_cpu_rows *v, int64_t dv);
+void attn_cpu_dec_pv_avx512(const float *p, int64_t ldp, int64_t nq, const attn_cpu_rows *v,
+                            int64_t nk, int64_t dv, float *o);
 #else
 #define ATTN_CPU_HAVE_AVX2_KERNELS 0
 #endif
@@ -97,10 +110,11 @@ attn_status attn_cpu_sdpa_packed(const attn_sdpa_problem *p, const attn_cpu_ukr 
  * are a multiple of 16 and key lanes fit a packing step. (V rows with Inf/NaN are handled per
  * group: such groups take the tiled forward's exact path.) */
 int attn_cpu_sdpa_packed_fits(const attn_sdpa_problem *p, const attn_cpu_ukr *u);
-/* simd: use the AVX2 kernels when available and K/V rows are contiguous. */
+/* simd: the widest SIMD kernel set allowed (attn_cpu_simd), used when the CPU has it and K/V
+ * rows are contiguous. */
 attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int simd);
-/* Whether the decode path would use the AVX2 kernels for p. */
-int attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd);
+/* The SIMD kernel set the decode path would use for p (ATTN_CPU_SIMD_OFF: portable). */
+attn_cpu_simd attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd);
 /* Work items the decode path would make for p: batch x key chunks. */
 int64_t attn_cpu_decode_items(const attn_sdpa_problem *p, int threads);
 /* Sq at or below which the decode path is always used: reading K/V once for all

@@ -6,8 +6,9 @@
  * layouts) unless the key chunks are too few to keep the threads busy (short caches), then
  * the SIMD path splits the heads into blocks. Per tile of KB keys and KV head: scores of the G rows
  * (G x KB), one online-softmax step per row, then O += P V.
- * - SIMD path (AVX2+FMA+F16C CPUs, rows with unit element stride; cpu_sdpa_decode_avx2.c):
- *   register-blocked kernels read K and V in place in their storage dtype. A tile where some
+ * - SIMD path (AVX-512 or AVX2 CPUs with FMA+F16C, rows with unit element stride;
+ *   cpu_sdpa_decode_simd.h): register-blocked kernels read K and V in place in their storage
+ *   dtype. A tile where some
  *   row has p = 0 gets its V rows checked for Inf/NaN (0 * Inf would leak); if any, that tile's
  *   P V runs on the portable kernel, which skips p = 0 terms.
  * - Portable path (simd=off, other CPUs, odd strides): K and V of all heads are converted to
@@ -29,7 +30,9 @@ typedef struct dec_ctx {
     const attn_sdpa_problem *p;
     int64_t G, jlo, jhi, chunk, n_chunks;
     int64_t hblock, n_hblocks; /* KV heads per item, blocks per (batch, chunk) */
-    int simd; /* AVX2 kernels reading K/V in place */
+    attn_cpu_simd simd; /* SIMD kernels reading K/V in place, or the portable path */
+    attn_cpu_dec_qk_fn qk;
+    attn_cpu_dec_pv_fn pv;
     float *part; /* per item: G rows of (m, l, o[Dv]) */
 } dec_ctx;
 
@@ -120,7 +123,7 @@ static int any_zero(const float *s, int64_t G, int64_t nc)
 
 /* Whether some key of the tile has p = 0 (hidden: -0, or visible and underflowed: +0) in some
  * row and a V row holding Inf/NaN: then the portable product, which skips exactly the hidden
- * keys, runs instead (the AVX2 one adds every term); converts the head's V tile into w->v when
+ * keys, runs instead (the SIMD one adds every term); converts the head's V tile into w->v when
  * it has to look. */
 static int hidden_bad_v(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, int64_t j0,
                         int64_t nc)
@@ -142,7 +145,7 @@ static int hidden_bad_v(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk,
 #endif /* ATTN_CPU_HAVE_AVX2_KERNELS */
 
 /* Keys [j0, j0 + nc) for KV head hk of batch b. Portable path: K and V of all heads already
- * converted into w->k, w->v. SIMD path: read in place by the AVX2 kernels. */
+ * converted into w->k, w->v. SIMD path: read in place by the SIMD kernels. */
 static void head_tile(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, int64_t chunk,
                       int64_t j0, int64_t nc)
 {
@@ -153,7 +156,7 @@ static void head_tile(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, i
 #if ATTN_CPU_HAVE_AVX2_KERNELS
     attn_cpu_rows kr = head_rows(&p->k, b, hk, j0), vr = head_rows(&p->v, b, hk, j0);
     if (c->simd)
-        attn_cpu_dec_qk_avx2(q, G, &kr, nc, p->Dk, (float)p->scale, w->s, KB, &vr, p->Dv);
+        c->qk(q, G, &kr, nc, p->Dk, (float)p->scale, w->s, KB, &vr, p->Dv);
     else
 #endif
         attn_cpu_qk_block(q, G, w->k + hk * nc * p->Dk, nc, p->Dk, (float)p->scale, w->s, KB);
@@ -166,7 +169,7 @@ static void head_tile(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, i
 #if ATTN_CPU_HAVE_AVX2_KERNELS
     if (c->simd) {
         if (!hidden_bad_v(c, w, b, hk, j0, nc))
-            attn_cpu_dec_pv_avx2(w->s, KB, G, &vr, nc, p->Dv, o);
+            c->pv(w->s, KB, G, &vr, nc, p->Dv, o);
         else
             attn_cpu_pv_block(w->s, KB, G, w->v, nc, p->Dv, o);
         return;
@@ -255,17 +258,29 @@ int64_t attn_cpu_decode_items(const attn_sdpa_problem *p, int threads)
     return p->B * c.n_chunks;
 }
 
-int attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd)
+attn_cpu_simd attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd)
 {
     /* Element strides of size-1 dimensions are meaningless; rows of one element are
      * contiguous whatever they say. */
-    return simd && (p->k.stride[3] == 1 || p->Dk == 1) && (p->v.stride[3] == 1 || p->Dv == 1) &&
-           attn_cpu_simd_available();
+    int rows = (p->k.stride[3] == 1 || p->Dk == 1) && (p->v.stride[3] == 1 || p->Dv == 1);
+    return rows ? attn_cpu_simd_use(simd) : ATTN_CPU_SIMD_OFF;
+}
+
+/* The kernels of the chosen SIMD set. */
+static void pick_kernels(dec_ctx *c)
+{
+#if ATTN_CPU_HAVE_AVX2_KERNELS
+    c->qk = c->simd == ATTN_CPU_SIMD_AVX512 ? attn_cpu_dec_qk_avx512 : attn_cpu_dec_qk_avx2;
+    c->pv = c->simd == ATTN_CPU_SIMD_AVX512 ? attn_cpu_dec_pv_avx512 : attn_cpu_dec_pv_avx2;
+#else
+    c->simd = ATTN_CPU_SIMD_OFF;
+#endif
 }
 
 attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int simd)
 {
     dec_ctx c = {.p = p, .G = p->group * p->Sq, .simd = attn_cpu_decode_uses_simd(p, simd)};
+    pick_kernels(&c);
     plan(&c, threads);
     if (c.chunk == 0)
         c.chunk = 1; /* no visible key at all: one empty item per group */

@@ -1,245 +1,26 @@
-/* cpu_sdpa_decode_avx2.c - register-blocked AVX2+FMA+F16C kernels of the decode path: the scores
- * of up to 4 query rows against a tile of K rows, and O += P V over a tile of V rows, both
- * reading K and V in place in their storage dtype (f32, f16 through F16C, bf16 by a shift).
- * Compiled with a target attribute (not for the whole file's baseline) and chosen at run time
- * by attn_cpu_simd_available(), so the library still runs on any x86-64 CPU; on other
- * architectures or compilers the kernels are absent and the portable path is used. */
+/* cpu_sdpa_decode_avx2.c - the decode kernels of cpu_sdpa_decode_simd.h on 8-lane AVX2 vectors
+ * (AVX2+FMA+F16C CPUs). On other architectures or compilers they are absent and the portable
+ * path is used. */
 #include "cpu_sdpa.h"
 #include "cpu_math.h"
 
 #if ATTN_CPU_HAVE_AVX2_KERNELS
 
-#include <immintrin.h>
+#define SIMD_TARGET "avx2,fma,f16c"
+#define SIMD_NAME(f) f##_avx2
+#define VW 8
+#define VEC __m256
+#define V_ZERO() _mm256_setzero_ps()
+#define V_LOADU(p) _mm256_loadu_ps(p)
+#define V_LOADH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define V_LOADBF(p)                                                                          \
+    _mm256_castsi256_ps(                                                                     \
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+#define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define V_BCAST(p) _mm256_broadcast_ss(p)
+#define V_STOREU(p, x) _mm256_storeu_ps(p, x)
+#define V_TO8(x) (x)
 
-#define TARGET __attribute__((target("avx2,fma,f16c")))
-#define INLINE static inline __attribute__((always_inline)) TARGET
-#define RB 4 /* query rows per register block */
-
-/* 8 consecutive elements of a row in dtype t (a compile-time constant after inlining). */
-INLINE __m256 load8(const void *row, int64_t e, attn_dtype t)
-{
-    if (t == ATTN_F32)
-        return _mm256_loadu_ps((const float *)row + e);
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + e));
-    if (t == ATTN_F16)
-        return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
-INLINE float load1(const void *row, int64_t e, attn_dtype t)
-{
-    if (t == ATTN_F32)
-        return ((const float *)row)[e];
-    uint16_t h = ((const uint16_t *)row)[e];
-    return t == ATTN_F16 ? attn_cpu_f16_to_f32(h) : attn_cpu_bf16_to_f32(h);
-}
-
-/* Row j of m; t is m->dtype as a compile-time constant (so the row step is one add). */
-INLINE const void *row_at(const attn_cpu_rows *m, int64_t j, attn_dtype t)
-{
-    return (const char *)m->p + j * m->ld * (t == ATTN_F32 ? 4 : 2);
-}
-
-/* The 8 sums of a[0..7] (one per accumulator), in order. */
-INLINE __m256 reduce8(const __m256 a[8])
-{
-    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
-    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
-    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
-                         _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
-/* Scores of rows q[0..nr) (nr <= RB, f32, row stride d) against keys j0 and j0 + 1 (kn = 1 or
- * 2 keys): accumulator a[2r + c] is row r x key c, 8 lanes over the dimension, kept in
- * registers over the whole row and reduced once; the d % 8 tail is added after. */
-INLINE void qk_pair(const float *q, int nr, const attn_cpu_rows *k, int64_t j0, int kn,
-                    int64_t d, float scale, float *s, int64_t lds, attn_dtype t)
-{
-    const void *k0 = row_at(k, j0, t), *k1 = row_at(k, j0 + kn - 1, t);
-    __m256 a[8];
-    for (int x = 0; x < 8; x++)
-        a[x] = _mm256_setzero_ps();
-    int64_t e = 0;
-    for (; e + 8 <= d; e += 8) {
-        __m256 x0 = load8(k0, e, t), x1 = load8(k1, e, t);
-        for (int r = 0; r < nr; r++) {
-            __m256 qv = _mm256_loadu_ps(q + r * d + e);
-            /* Keep qv in a register: GCC would otherwise fold the load into both FMAs and
-             * load it twice, which makes the loop load-bound. */
-            __asm__("" : "+x"(qv));
-            a[2 * r] = _mm256_fmadd_ps(qv, x0, a[2 * r]);
-            a[2 * r + 1] = _mm256_fmadd_ps(qv, x1, a[2 * r + 1]);
-        }
-    }
-    __m256 sums = reduce8(a);
-    if (e == d && kn == 2) { /* no tail: the pairs (row r: keys j0, j0 + 1) go out as they are */
-        __m256 sc = _mm256_mul_ps(sums, _mm256_set1_ps(scale));
-        __m128 lo = _mm256_castps256_ps128(sc), hi = _mm256_extractf128_ps(sc, 1);
-        float *row = s + j0;
-        for (int r = 0; r < nr; r++, row += lds) {
-            __m128 h = r < 2 ? lo : hi;
-            if (r % 2 == 0)
-                _mm_storel_pi((__m64 *)row, h);
-            else
-                _mm_storeh_pi((__m64 *)row, h);
-        }
-        return;
-    }
-    float sum[8];
-    _mm256_storeu_ps(sum, sums);
-    for (int r = 0; r < nr; r++)
-        for (int c = 0; c < kn; c++) {
-            const void *kr = c ? k1 : k0;
-            float tail = 0.0f;
-            for (int64_t f = e; f < d; f++)
-                tail += q[r * d + f] * load1(kr, f, t);
-            s[r * lds + j0 + c] = scale * (sum[2 * r + c] + tail);
-        }
-}
-
-/* Software prefetch for the score loop: K rows PF_KEYS keys ahead and the V rows of the keys
- * being scored (the P V product of the tile reads them next). Hardware prefetching alone
- * copes when K/V pages are laid out favourably, but in a process whose memory had been
- * recycled (`attn bench` after the forward shapes) the head-strided rows ran at 2/3 of the
- * speed; with these requests both cases run at the same speed. */
-#define PF_KEYS 16
-
-typedef struct pf_plan {
-    const char *k, *v;      /* first row of each */
-    int64_t kstep, vstep;   /* bytes between rows */
-    int64_t kbytes, vbytes; /* bytes per row */
-    int64_t nk;
-} pf_plan;
-
-INLINE void prefetch_row(const char *row, int64_t bytes)
-{
-    for (int64_t off = 0; off < bytes; off += 64)
-        _mm_prefetch(row + off, _MM_HINT_T0);
-}
-
-/* Requests for keys j and j + 1 of the score loop. */
-INLINE void prefetch_pair(const pf_plan *pf, int64_t j)
-{
-    for (int64_t x = j; x < j + 2; x++) {
-        if (x + PF_KEYS < pf->nk)
-            prefetch_row(pf->k + (x + PF_KEYS) * pf->kstep, pf->kbytes);
-        prefetch_row(pf->v + x * pf->vstep, pf->vbytes);
-    }
-}
-
-INLINE void qk_rows(const float *q, int nr, const attn_cpu_rows *k, int64_t nk, int64_t d,
-                    float scale, float *s, int64_t lds, attn_dtype t, const pf_plan *pf)
-{
-    int64_t j = 0;
-    for (; j + 2 <= nk; j += 2) {
-        if (pf)
-            prefetch_pair(pf, j);
-        qk_pair(q, nr, k, j, 2, d, scale, s, lds, t);
-    }
-    if (j < nk)
-        qk_pair(q, nr, k, j, 1, d, scale, s, lds, t);
-}
-
-/* Row blocks of RB with the block size a constant in each instance (so the loops over rows
- * unroll and the accumulators stay in registers); the first block issues the prefetches. */
-INLINE void qk_dtype(const float *q, int64_t nq, const attn_cpu_rows *k, int64_t nk,
-                     int64_t d, float scale, float *s, int64_t lds, attn_dtype t,
-                     const pf_plan *pf)
-{
-    int64_t r = 0;
-    for (; r + RB <= nq; r += RB, pf = NULL)
-        qk_rows(q + r * d, RB, k, nk, d, scale, s + r * lds, lds, t, pf);
-    switch (nq - r) {
-    case 3: qk_rows(q + r * d, 3, k, nk, d, scale, s + r * lds, lds, t, pf); break;
-    case 2: qk_rows(q + r * d, 2, k, nk, d, scale, s + r * lds, lds, t, pf); break;
-    case 1: qk_rows(q + r * d, 1, k, nk, d, scale, s + r * lds, lds, t, pf); break;
-    default: break;
-    }
-}
-
-TARGET
-void attn_cpu_dec_qk_avx2(const float *q, int64_t nq, const attn_cpu_rows *k, int64_t nk,
-                          int64_t d, float scale, float *s, int64_t lds,
-                          const attn_cpu_rows *v, int64_t dv)
-{
-    int64_t kes = (int64_t)attn_dtype_size(k->dtype), ves = (int64_t)attn_dtype_size(v->dtype);
-    pf_plan pf = {k->p, v->p, k->ld * kes, v->ld * ves, d * kes, dv * ves, nk};
-    switch (k->dtype) {
-    case ATTN_F32: qk_dtype(q, nq, k, nk, d, scale, s, lds, ATTN_F32, &pf); break;
-    case ATTN_F16: qk_dtype(q, nq, k, nk, d, scale, s, lds, ATTN_F16, &pf); break;
-    default: qk_dtype(q, nq, k, nk, d, scale, s, lds, ATTN_BF16, &pf); break;
-    }
-}
-
-/* o[r][e0 .. e0 + 8*nv) += sum_j p[r][j] v[j][...] for rows r < nr (nr <= RB, nv = 1 or 2
- * vectors): the RB x nv block of o stays in registers across the keys. */
-INLINE void pv_cols(const float *p, int64_t ldp, int nr, const attn_cpu_rows *v, int64_t nk,
-                    int64_t e0, int nv, float *o, int64_t ldo, attn_dtype t)
-{
-    __m256 a[RB][2];
-    for (int r = 0; r < nr; r++)
-        for (int c = 0; c < nv; c++)
-            a[r][c] = _mm256_loadu_ps(o + r * ldo + e0 + 8 * c);
-    int64_t step = v->ld * (t == ATTN_F32 ? 4 : 2);
-    const char *vr = v->p;
-    for (int64_t j = 0; j < nk; j++, vr += step) {
-        __m256 x[2];
-        for (int c = 0; c < nv; c++)
-            x[c] = load8(vr, e0 + 8 * c, t);
-        for (int r = 0; r < nr; r++) {
-            __m256 pb = _mm256_broadcast_ss(p + r * ldp + j);
-            for (int c = 0; c < nv; c++)
-                a[r][c] = _mm256_fmadd_ps(pb, x[c], a[r][c]);
-        }
-    }
-    for (int r = 0; r < nr; r++)
-        for (int c = 0; c < nv; c++)
-            _mm256_storeu_ps(o + r * ldo + e0 + 8 * c, a[r][c]);
-}
-
-INLINE void pv_rows(const float *p, int64_t ldp, int nr, const attn_cpu_rows *v, int64_t nk,
-                    int64_t dv, float *o, attn_dtype t)
-{
-    int64_t e = 0;
-    for (; e + 16 <= dv; e += 16)
-        pv_cols(p, ldp, nr, v, nk, e, 2, o, dv, t);
-    if (e + 8 <= dv) {
-        pv_cols(p, ldp, nr, v, nk, e, 1, o, dv, t);
-        e += 8;
-    }
-    for (; e < dv; e++) /* dv % 8 tail */
-        for (int r = 0; r < nr; r++) {
-            float acc = o[r * dv + e];
-            for (int64_t j = 0; j < nk; j++)
-                acc += p[r * ldp + j] * load1(row_at(v, j, t), e, t);
-            o[r * dv + e] = acc;
-        }
-}
-
-INLINE void pv_dtype(const float *p, int64_t ldp, int64_t nq, const attn_cpu_rows *v,
-                     int64_t nk, int64_t dv, float *o, attn_dtype t)
-{
-    int64_t r = 0;
-    for (; r + RB <= nq; r += RB)
-        pv_rows(p + r * ldp, ldp, RB, v, nk, dv, o + r * dv, t);
-    switch (nq - r) {
-    case 3: pv_rows(p + r * ldp, ldp, 3, v, nk, dv, o + r * dv, t); break;
-    case 2: pv_rows(p + r * ldp, ldp, 2, v, nk, dv, o + r * dv, t); break;
-    case 1: pv_rows(p + r * ldp, ldp, 1, v, nk, dv, o + r * dv, t); break;
-    default: break;
-    }
-}
-
-TARGET
-void attn_cpu_dec_pv_avx2(const float *p, int64_t ldp, int64_t nq, const attn_cpu_rows *v,
-                          int64_t nk, int64_t dv, float *o)
-{
-    switch (v->dtype) {
-    case ATTN_F32: pv_dtype(p, ldp, nq, v, nk, dv, o, ATTN_F32); break;
-    case ATTN_F16: pv_dtype(p, ldp, nq, v, nk, dv, o, ATTN_F16); break;
-    default: pv_dtype(p, ldp, nq, v, nk, dv, o, ATTN_BF16); break;
-    }
-}
+#include "cpu_sdpa_decode_simd.h"
 
 #endif /* ATTN_CPU_HAVE_AVX2_KERNELS */

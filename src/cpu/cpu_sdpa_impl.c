@@ -86,16 +86,22 @@ static attn_status cpu_sdpa_run(attn_backend *be, const void *problem)
     return st == ATTN_OK ? attn_ok() : st;
 }
 
-/* "cpu:decode_splitkv_avx2" / "cpu:decode_splitkv_c" / "cpu:flash_ukr16x6_br256_bc510"
- * (micro-kernel lanes: query rows x keys) / "cpu:flash_blis_br256_bc512". */
+/* The decode kernels' name: "avx512", "avx2" or "c". */
+static const char *decode_kernels(const attn_sdpa_problem *p, const attn_cpu_state *s)
+{
+    attn_cpu_simd level = attn_cpu_decode_uses_simd(p, s->simd);
+    return level == ATTN_CPU_SIMD_OFF ? "c" : attn_cpu_simd_name(level);
+}
+
+/* "cpu:decode_splitkv_avx512" (or _avx2, _c) / "cpu:flash_ukr16x6_br256_bc510" (micro-kernel
+ * lanes: query rows x keys) / "cpu:flash_blis_br256_bc512". */
 static void cpu_sdpa_impl_name(attn_backend *be, const void *problem, char *buf, size_t n)
 {
     const attn_sdpa_problem *p = problem;
     const attn_cpu_state *s = be->impl;
     attn_cpu_ukr u;
     if (use_decode(p, s))
-        snprintf(buf, n, "cpu:decode_splitkv_%s",
-                 attn_cpu_decode_uses_simd(p, s->simd) ? "avx2" : "c");
+        snprintf(buf, n, "cpu:decode_splitkv_%s", decode_kernels(p, s));
     else if (use_packed(p, s, &u))
         snprintf(buf, n, "cpu:flash_ukr%lldx%lld_br%lld_bc%lld", (long long)u.lq,
                  (long long)u.lk, (long long)pick_br(p, s->threads),

@@ -15,8 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* K/V are packed in chunks of groups of at most this many bytes (>= 1 group). */
-#define PK_CHUNK_BYTES ((int64_t)64 << 20)
+/* K/V are packed in chunks of groups of at most this many bytes (>= 1 group): small enough
+ * that the allocator recycles the buffer from call to call (larger ones are mapped fresh, and
+ * the kernel zeroes every page again). */
+#define PK_CHUNK_BYTES ((int64_t)8 << 20)
+/* A tile whose keys' packed K and V take at most this many bytes (they stay in a core's L2)
+ * runs panel by panel, each panel over its own band; wider tiles run key chunk by key chunk,
+ * every panel of the tile over one chunk before the next chunk is read. */
+#define PK_NEAR_BYTES ((int64_t)512 << 10)
 
 typedef struct pk_ctx {
     const attn_sdpa_problem *p;
@@ -49,7 +55,7 @@ static int64_t scratch_floats(const pk_ctx *c)
 {
     const attn_sdpa_problem *p = c->p;
     return r16(c->br * p->Dk) + r16((c->bc + c->lk) * c->lq) + r16(c->br * c->dv_pad) +
-           3 * r16(c->br) + r16(p->Dv) + r16(c->tmp_floats);
+           3 * r16(c->br) + r16(c->lq * p->Dv) + r16(c->tmp_floats);
 }
 
 static pk_scratch scratch_at(const pk_ctx *c, float *base)
@@ -62,7 +68,7 @@ static pk_scratch scratch_at(const pk_ctx *c, float *base)
     w.l = w.m + r16(c->br);
     w.alpha = w.l + r16(c->br);
     w.row = w.alpha + r16(c->br);
-    w.tmp = w.row + r16(c->p->Dv);
+    w.tmp = w.row + r16(c->lq * c->p->Dv);
     return w;
 }
 
@@ -158,20 +164,31 @@ static int all_one(const float *a, int64_t n)
     return ok;
 }
 
-/* Query panel t of the item (rows i0 + t*lq ...) against keys [j0, j0 + nc): only the keys
- * its rows can see, from a multiple of lk (K is packed in lk-key panels). */
+/* The bands of the first and last row of query panel t of the item (rows i0 + t*lq ...). */
+typedef struct pk_band {
+    int64_t i, rows, lo_first, hi_first, lo_last, hi_last;
+} pk_band;
+
+static pk_band panel_band(const pk_ctx *c, const pk_item *it, int64_t t)
+{
+    pk_band b = {.i = it->i0 + t * c->lq};
+    b.rows = it->nr - t * c->lq < c->lq ? it->nr - t * c->lq : c->lq;
+    attn_band(c->p, b.i, &b.lo_first, &b.hi_first);
+    attn_band(c->p, b.i + b.rows - 1, &b.lo_last, &b.hi_last);
+    return b;
+}
+
+/* Query panel t of the item against keys [j0, j0 + nc): only the keys its rows can see, from
+ * a multiple of lk (K is packed in lk-key panels). */
 static void panel_step(const pk_ctx *c, pk_scratch *w, const pk_item *it, int64_t t, int64_t j0,
                        int64_t nc)
 {
     const attn_sdpa_problem *p = c->p;
-    const int64_t lq = c->lq, lk = c->lk, i = it->i0 + t * lq;
-    const int64_t rows = it->nr - t * lq < lq ? it->nr - t * lq : lq;
-    int64_t lo_first, hi_first, lo_last, hi_last;
-    attn_band(p, i, &lo_first, &hi_first);
-    attn_band(p, i + rows - 1, &lo_last, &hi_last);
-    int64_t k0 = lo_first > j0 ? lo_first - lo_first % lk : j0;
-    int64_t k1 = hi_last < j0 + nc ? hi_last : j0 + nc;
-    if (k1 <= k0 || k1 <= lo_first)
+    const int64_t lq = c->lq, lk = c->lk;
+    const pk_band b = panel_band(c, it, t);
+    int64_t k0 = b.lo_first > j0 ? b.lo_first - b.lo_first % lk : j0;
+    int64_t k1 = b.hi_last < j0 + nc ? b.hi_last : j0 + nc;
+    if (k1 <= k0 || k1 <= b.lo_first)
         return; /* no row of the panel sees a key here: its state is unchanged */
     const int64_t nk = k1 - k0;
     const float *kp = group_k(c, it->g), *vp = group_v(c, it->g);
@@ -180,8 +197,8 @@ static void panel_step(const pk_ctx *c, pk_scratch *w, const pk_item *it, int64_
     for (int64_t kb = 0; kb < nk; kb += lk)
         attn_cpu_ukr_panel(c->u, p->Dk, (float)p->scale, qp, kp + (k0 + kb) * p->Dk, 0.0f,
                            w->s + kb * lq);
-    if (lo_last > k0 || hi_first < k1)
-        mask_panel(p, w->s, lq, i, rows, k0, nk);
+    if (b.lo_last > k0 || b.hi_first < k1)
+        mask_panel(p, w->s, lq, b.i, b.rows, k0, nk);
     attn_cpu_softmax_panel(w->s, nk, lq, m, l, w->alpha);
     if (!all_one(w->alpha, lq))
         attn_cpu_scale_panel(o, c->dv_pad, lq, w->alpha);
@@ -193,17 +210,32 @@ static void panel_step(const pk_ctx *c, pk_scratch *w, const pk_item *it, int64_
 static void finish_item(const pk_ctx *c, pk_scratch *w, const pk_item *it)
 {
     const attn_sdpa_problem *p = c->p;
-    for (int64_t r = 0; r < it->nr; r++) {
-        const float *o = w->o + (r / c->lq) * c->lq * c->dv_pad;
-        int64_t q = r % c->lq;
-        float lse;
+    for (int64_t r0 = 0; r0 < it->nr; r0 += c->lq) {
+        /* The panel's lanes into rows: each lane vector is read once (reading a row across
+         * the lanes would touch a cache line per value). */
+        const float *o = w->o + r0 * c->dv_pad;
+        const int64_t rows = it->nr - r0 < c->lq ? it->nr - r0 : c->lq;
         for (int64_t d = 0; d < p->Dv; d++)
-            w->row[d] = o[d * c->lq + q];
-        attn_cpu_finish_row(w->row, p->Dv, w->m[r], w->l[r], &lse);
-        attn_cpu_store_row(&p->out, it->b, it->i0 + r, it->h, w->row, p->Dv);
-        if (p->lse.t)
-            *(float *)attn_cpu_elem(&p->lse, it->b, it->i0 + r, it->h, 0) = lse;
+            for (int64_t q = 0; q < rows; q++)
+                w->row[q * p->Dv + d] = o[d * c->lq + q];
+        for (int64_t q = 0; q < rows; q++) {
+            float lse, *row = w->row + q * p->Dv;
+            attn_cpu_finish_row(row, p->Dv, w->m[r0 + q], w->l[r0 + q], &lse);
+            attn_cpu_store_row(&p->out, it->b, it->i0 + r0 + q, it->h, row, p->Dv);
+            if (p->lse.t)
+                *(float *)attn_cpu_elem(&p->lse, it->b, it->i0 + r0 + q, it->h, 0) = lse;
+        }
     }
+}
+
+/* Keys [lo, hi) (lo a multiple of lk) in the fewest steps of at most bc keys, of equal length
+ * (multiples of lk): a step of a few keys would cost a full step's fixed work. */
+static int64_t piece(const pk_ctx *c, int64_t lo, int64_t hi)
+{
+    if (hi <= lo)
+        return c->bc;
+    int64_t n = (hi - lo + c->bc - 1) / c->bc, len = (hi - lo + n - 1) / n;
+    return (len + c->lk - 1) / c->lk * c->lk;
 }
 
 static void run_item(const pk_ctx *c, pk_scratch *w, const pk_item *it)
@@ -221,9 +253,19 @@ static void run_item(const pk_ctx *c, pk_scratch *w, const pk_item *it)
     attn_band(p, it->i0, &jlo, &unused);
     attn_band(p, it->i0 + it->nr - 1, &unused, &jhi);
     jhi = jhi < p->Skv ? jhi : p->Skv;
-    for (int64_t j0 = jlo - jlo % c->lk; j0 < jhi; j0 += c->bc)
-        for (int64_t t = 0; t < n_panels; t++)
-            panel_step(c, w, it, t, j0, jhi - j0 < c->bc ? jhi - j0 : c->bc);
+    jlo -= jlo % c->lk;
+    if ((jhi - jlo) * (p->Dk + c->dv_pad) * (int64_t)sizeof(float) <= PK_NEAR_BYTES) {
+        for (int64_t t = 0; t < n_panels; t++) {
+            const pk_band b = panel_band(c, it, t);
+            int64_t lo = b.lo_first - b.lo_first % c->lk, hi = b.hi_last < jhi ? b.hi_last : jhi;
+            for (int64_t j0 = lo, step = piece(c, lo, hi); j0 < hi; j0 += step)
+                panel_step(c, w, it, t, j0, hi - j0 < step ? hi - j0 : step);
+        }
+    } else {
+        for (int64_t j0 = jlo, step = piece(c, jlo, jhi); j0 < jhi; j0 += step)
+            for (int64_t t = 0; t < n_panels; t++)
+                panel_step(c, w, it, t, j0, jhi - j0 < step ? jhi - j0 : step);
+    }
     finish_item(c, w, it);
 }
 
