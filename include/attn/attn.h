@@ -11,6 +11,7 @@
 #include "attn/attn_rope.h"
 #include "attn/attn_linear.h"
 #include "attn/attn_transnormer.h"
+#include "attn/attn_rattention.h"
 
 #include "attn/attn_schedule.h"
 
