@@ -192,7 +192,8 @@ static void forward_group(const attn_rattention_problem *p, attn_ref_precision p
     for (int64_t j = 0; j < p->S; j++) {
         load_row(&p->k, b, j, g, p->Dk, w->kraw + j * p->Dk);
         load_row(&p->v, b, j, g, p->Dv, w->v + j * p->Dv);
-        attn_ref_rattention_rotate(p, prec, w->kraw + j * p->Dk, (double)(p->offset + j), w->krot + j * p->Dk);
+        attn_ref_rattention_rotate(p, prec, w->kraw + j * p->Dk, (double)(p->offset + j),
+                                   w->krot + j * p->Dk);
     }
     load_state(&p->state_in, b, g, p->Df, p->Dv, w->st, w->sabs);
     for (int64_t i = 0; i < p->S; i++) {

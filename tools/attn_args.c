@@ -74,6 +74,20 @@ int attn_parse_f64(const char *opt, const char *s, double lo, double hi, double 
     return 0;
 }
 
+int attn_parse_f32_nonzero(const char *opt, const char *s, double lo, float *out)
+{
+    double x;
+    if (attn_parse_f64(opt, s, lo, FLT_MAX, &x))
+        return -1;
+    if ((float)x == 0.0f) {
+        fprintf(stderr, "attn: %s: %s is 0 in f32; leave the option out for the default\n", opt,
+                s);
+        return -1;
+    }
+    *out = (float)x;
+    return 0;
+}
+
 int attn_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
     if (starts_badly(s))

@@ -19,6 +19,9 @@ int attn_arg_flag(char **argv, int i, const char *name);
  * Return 0, or -1 after printing "attn: <opt>: ..." to stderr. */
 int attn_parse_f64(const char *opt, const char *s, double lo, double hi, double *out);
 int attn_parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
+/* A descriptor's float field (scale, eps: 0 there selects the default): a number in
+ * [lo, FLT_MAX] that is not 0 once rounded to f32. */
+int attn_parse_f32_nonzero(const char *opt, const char *s, double lo, float *out);
 /* s must be one of the NULL-terminated names; *out = its index. */
 int attn_parse_choice(const char *opt, const char *s, const char *const *names, int *out);
 

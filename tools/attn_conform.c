@@ -9,6 +9,7 @@
 
 #include "attn_half.h"
 #include "attn_report.h"
+#include "attn_view.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -145,6 +146,16 @@ int attn_conf_gold_alloc(attn_conf_gold *g, int64_t n, int zero_map)
     g->got = calloc((size_t)n, sizeof(double));
     g->must_zero = zero_map ? calloc((size_t)n, 1) : NULL;
     return g->gold && g->lowp && g->cond && g->got && (!zero_map || g->must_zero) ? 0 : -1;
+}
+
+double attn_conf_row_norm(const attn_operand *o, int64_t b, int64_t s, int64_t h, int64_t n)
+{
+    double s2 = 0.0;
+    for (int64_t d = 0; d < n; d++) {
+        const double x = attn_load_f64(o->ptr, o->dtype, attn_at(o, b, s, h, d));
+        s2 += x * x;
+    }
+    return sqrt(s2);
 }
 
 static void gold_free(attn_conf_gold *g, int ng)

@@ -77,6 +77,11 @@ typedef struct attn_conf_gold {
 /* Allocate the arrays of g for n elements (must_zero too when zero_map). 0 or -1. */
 int attn_conf_gold_alloc(attn_conf_gold *g, int64_t n, int zero_map);
 
+struct attn_operand;
+/* ||x[b, s, h, :n]||_2 of an operand (in f64), for the logit bounds of the condition scales. */
+double attn_conf_row_norm(const struct attn_operand *o, int64_t b, int64_t s, int64_t h,
+                          int64_t n);
+
 /* ---- cases ---------------------------------------------------------------------------------- */
 
 struct attn_conform_driver;

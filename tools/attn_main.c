@@ -18,6 +18,7 @@ static const command commands[] = {
     {"run", attn_cmd_run, "compute a variant on .npy files"},
     {"compare", attn_cmd_compare, "apply the conformance metrics to two .npy files"},
     {"bench", attn_cmd_bench, "GFLOP/s and GB/s beside same-run BLIS sgemm and memcpy"},
+    {"show", attn_cmd_show, "draw which keys each query of an op sees (text or SVG)"},
     {"schedule", attn_cmd_schedule, "local-global layer schedule and its KV-cache bytes"},
     {"backends", cmd_backends, "list backends and what each one runs on"},
     {"devices", attn_cmd_devices, "list OpenCL platforms and devices with their capabilities"},

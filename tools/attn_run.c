@@ -1,5 +1,6 @@
 /* attn_run.c - the shared part of `attn run` (attn_run.h): common options, .npy files as
- * tensor views through strides only (no copies beyond dtype conversion), output files. */
+ * tensor views through strides only (no copies beyond dtype conversion), output files, the
+ * exit code of a failed library call. */
 #include "attn_args.h"
 #include "attn_run.h"
 
@@ -186,4 +187,76 @@ void attn_run_f64_to_layout(const double *src, const int64_t dims[4], int layout
                                                    : ((b * H + h) * S + s) * D;
                 memcpy(dst + to, src + ((b * S + s) * H + h) * D, (size_t)D * sizeof *dst);
             }
+}
+
+/* ---- the input files, the output and the exit code every variant shares ---------------------- */
+
+int attn_run_file_arg(int argc, char **argv, int *i, attn_run_array *in, int n)
+{
+    int c = 0;
+    for (int k = 0; k < n && !c; k++)
+        c = attn_arg_value(argc, argv, i, in[k].opt, &in[k].path);
+    return c;
+}
+
+int attn_run_check_inputs(const attn_run_array *in, const attn_run_opts *o)
+{
+    for (int k = 0; k < 3; k++)
+        if (!in[k].path)
+            return attn_run_error("%s FILE is required", in[k].opt);
+    return attn_run_check_out(o);
+}
+
+int attn_run_unknown(const char *variant, const char *arg)
+{
+    return attn_run_error("unknown option '%s' (see attn run --variant %s --help)", arg,
+                          variant);
+}
+
+int attn_run_load_qkv(attn_run_array *in, const attn_run_opts *o)
+{
+    const int *perm = o->layout == ATTN_RUN_BHSD ? attn_run_perm_bhsd : attn_run_perm_bshd;
+    for (int k = 0; k < 3; k++)
+        if (attn_run_load_float(&in[k], 3, 4, perm, o->bf16))
+            return -1;
+    return 0;
+}
+
+int attn_run_alloc_out(const attn_run_opts *o, const attn_tensor *q, const attn_tensor *v,
+                       int64_t dims[4], void **buf, attn_tensor *out)
+{
+    int64_t *d = dims;
+    for (int x = 0; x < 3; x++)
+        d[x] = q->shape[x];
+    d[3] = v->shape[3];
+    const attn_dtype t = attn_run_out_lib_dtype[o->out_dtype];
+    const size_t bytes = attn_run_bytes(d, 4, attn_dtype_size(t));
+    if (!bytes)
+        return attn_run_error("output size overflows");
+    if (!(*buf = calloc(1, bytes)))
+        return attn_run_error("out of memory");
+    *out = o->layout == ATTN_RUN_BHSD ? attn_tensor_bhsd(*buf, t, d[0], d[1], d[2], d[3])
+                                      : attn_tensor_bshd(*buf, t, d[0], d[1], d[2], d[3]);
+    return 0;
+}
+
+int attn_run_save_out(const attn_run_opts *o, const int64_t dims[4], int rank3,
+                      const void *data)
+{
+    int64_t shape[4] = {dims[0], dims[1], dims[2], dims[3]};
+    if (o->layout == ATTN_RUN_BHSD) {
+        shape[1] = dims[2];
+        shape[2] = dims[1];
+    }
+    return attn_run_save(o->out, attn_run_out_file_dtype[o->out_dtype], 4 - rank3,
+                         shape + rank3, data);
+}
+
+int attn_run_lib_error(attn_status s)
+{
+    fprintf(stderr, "attn run: %s: %s\n", attn_status_name(s), attn_last_error());
+    return s == ATTN_ERR_UNSUPPORTED || s == ATTN_ERR_OUT_OF_MEMORY || s == ATTN_ERR_DEVICE ||
+                   s == ATTN_ERR_INTERNAL
+               ? 1
+               : 2;
 }

@@ -29,6 +29,9 @@ int attn_run_common_arg(int argc, char **argv, int *i, attn_run_opts *o);
 /* The common options complete: --out given, --out-dtype f64 only with --backend ref (the
  * ground truth). 0, or -1 after printing why. */
 int attn_run_check_out(const attn_run_opts *o);
+/* An option no parser took: prints "unknown option '<arg>' (see attn run --variant <variant>
+ * --help)"; returns -1. */
+int attn_run_unknown(const char *variant, const char *arg);
 /* Print "attn run: <message>" to stderr; returns -1. */
 int attn_run_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -38,6 +41,13 @@ typedef struct attn_run_array {
     attn_npy a;
     attn_tensor t;
 } attn_run_array;
+
+/* argv[*i] names one of the n file options in[k].opt: its path into in[k].path. 1 consumed, 0
+ * another option, -1 error (printed). */
+int attn_run_file_arg(int argc, char **argv, int *i, attn_run_array *in, int n);
+/* After the options: q, k, v (in[0..2]) given and the common options complete
+ * (attn_run_check_out). 0, or -1 after printing why. */
+int attn_run_check_inputs(const attn_run_array *in, const attn_run_opts *o);
 
 /* View dims: [batch, seq, heads, dim] from file dims in BSHD or BHSD order (also masks:
  * [B|1, H|1, Sq|1, Skv] files read with the BHSD permutation). */
@@ -59,5 +69,19 @@ int attn_run_save(const char *path, attn_npy_dtype t, int ndim, const int64_t *s
 size_t attn_run_bytes(const int64_t *dims, int n, size_t size);
 /* [B, S, H, D] doubles (reference layout) into dst in file layout. */
 void attn_run_f64_to_layout(const double *src, const int64_t dims[4], int layout, double *dst);
+
+/* q, k, v (in[0..2], files of rank 3 or 4) in the chosen layout. 0, or -1 (printed). */
+int attn_run_load_qkv(attn_run_array *in, const attn_run_opts *o);
+/* The output [B, S, Hq, Dv] (B, S, Hq of q, Dv of v) into dims, zeroed in *buf (malloc'd),
+ * viewed in the chosen layout with the library dtype of --out-dtype. 0, or -1 (printed). */
+int attn_run_alloc_out(const attn_run_opts *o, const attn_tensor *q, const attn_tensor *v,
+                       int64_t dims[4], void **buf, attn_tensor *out);
+/* The output file: dims [B, S, Hq, Dv] in the chosen layout, without B when q's file was 3-D
+ * (rank3), in the file dtype of --out-dtype. 0, or -1 (printed). */
+int attn_run_save_out(const attn_run_opts *o, const int64_t dims[4], int rank3,
+                      const void *data);
+/* A library call failed: prints "attn run: <status>: <message>" and returns the exit code, 2
+ * when the inputs do not make a valid problem, 1 when a backend failed to run a valid one. */
+int attn_run_lib_error(attn_status s);
 
 #endif /* ATTN_RUN_H_ */

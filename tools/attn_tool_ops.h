@@ -1,5 +1,6 @@
 /* attn_tool_ops.h - what the `attn` command knows of each op, from the core's op list
- * (src/core/attn_ops.def): its conformance driver, its `attn run` variant and its `attn bench`.
+ * (src/core/attn_ops.def): its conformance driver, its `attn run` variant, its `attn bench` and
+ * its `attn show` figure.
  * Each op defines attn_<stem>_tool (in tools/<stem>_conform.c). */
 #ifndef ATTN_TOOL_OPS_H_
 #define ATTN_TOOL_OPS_H_
@@ -14,6 +15,7 @@ typedef struct attn_tool_op {
     const char *run_help;                 /* its files and options */
     const char *run_opts_help;            /* its descriptor options */
     int (*bench)(int argc, char **argv);  /* attn bench --op <stem> ...; NULL: none */
+    int (*show)(int argc, char **argv);   /* attn show --variant <stem> ...; NULL: none */
 } attn_tool_op;
 
 /* All ops, in op-list order. */

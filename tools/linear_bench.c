@@ -10,10 +10,10 @@
 #include "linear_tool.h"
 
 #include "attn_args.h"
+#include "attn_bench_util.h"
 #include "attn_conform.h"
 #include "attn_fill.h"
 #include "attn_linear_problem.h"
-#include "cpu/cpu_bench.h"
 #include "linear_case.h"
 
 #include <omp.h>
@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SGEMM_SIZE 2048
 #define MAX_SHAPES 16
 
 static const char *const default_shapes[] = {
@@ -30,26 +29,6 @@ static const char *const default_shapes[] = {
     "linear b1 s4096 hq8 hkv8 d128 feature=softmax_pair norm=0 causal=1",
     "linear b1 s4096 hq16 hkv4 d128 feature=softmax_pair norm=0 causal=1",
 };
-
-/* GFLOP/s of one BLIS-threaded SGEMM_SIZE^3 sgemm, best of `repeat`. */
-static double machine_sgemm(int threads, int repeat)
-{
-    const size_t n = (size_t)SGEMM_SIZE * SGEMM_SIZE;
-    float *m = malloc(3 * n * sizeof(float));
-    if (!m)
-        return -1.0;
-    for (size_t i = 0; i < 2 * n; i++)
-        m[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
-    double best = 1e30;
-    for (int r = 0; r < repeat; r++) {
-        const double t0 = omp_get_wtime();
-        attn_cpu_sgemm_threads(threads, SGEMM_SIZE, SGEMM_SIZE, SGEMM_SIZE, m, m + n, m + 2 * n);
-        const double t = omp_get_wtime() - t0;
-        best = t < best ? t : best;
-    }
-    free(m);
-    return 2.0 * SGEMM_SIZE * (double)n / best * 1e-9;
-}
 
 /* The chunked algorithm's products (see the header comment). */
 static double chunked_flops(const attn_linear_case *c, int64_t chunk)
@@ -170,9 +149,9 @@ int attn_linear_cmd_bench(int argc, char **argv)
         fprintf(stderr, "attn bench: %s\n", attn_last_error());
         return 3;
     }
-    const double sgemm = machine_sgemm(a.threads, a.repeat);
+    const double sgemm = attn_bench_sgemm_gflops(a.threads, a.repeat);
     printf("attn bench --op linear: %s\nsgemm %d^3 (BLIS, %d threads): %.1f GFLOP/s\n",
-           attn_backend_describe(be), SGEMM_SIZE, a.threads, sgemm);
+           attn_backend_describe(be), ATTN_BENCH_SGEMM_N, a.threads, sgemm);
     int rc = 0;
     for (int k = 0; k < a.n; k++) {
         attn_case c;

@@ -130,27 +130,19 @@ static int linear_parse(int argc, char **argv, linear_run *r)
                                      &r->n_decay);
         c = c ? c : attn_arg_value(argc, argv, &i, "--state-out", &r->state_out);
         c = c ? c : attn_arg_value(argc, argv, &i, "--z-out", &r->z_out);
-        for (int k = 0; k < IN_N && !c; k++)
-            c = attn_arg_value(argc, argv, &i, r->in[k].opt, &r->in[k].path);
+        c = c ? c : attn_run_file_arg(argc, argv, &i, r->in, IN_N);
         if (c <= 0)
-            return c < 0 ? -1
-                         : attn_run_error("unknown option '%s' (see attn run --variant linear "
-                                          "--help)", argv[i]);
+            return c < 0 ? -1 : attn_run_unknown("linear", argv[i]);
     }
-    for (int k = IN_Q; k <= IN_V; k++)
-        if (!r->in[k].path)
-            return attn_run_error("%s FILE is required", r->in[k].opt);
-    return attn_run_check_out(&r->o);
+    return attn_run_check_inputs(r->in, &r->o);
 }
 
 /* q, k, v in the chosen layout; the state [B,Hkv,Df,Dv] as is; z [B,Hkv,Df] as [B,Hkv,Df,1]. */
 static int linear_load(linear_run *r)
 {
     static const int perm_z[4] = {1, 2, 3, 0};
-    const int *perm = r->o.layout == ATTN_RUN_BHSD ? attn_run_perm_bhsd : attn_run_perm_bshd;
-    for (int k = 0; k <= IN_V; k++)
-        if (attn_run_load_float(&r->in[k], 3, 4, perm, r->o.bf16))
-            return -1;
+    if (attn_run_load_qkv(r->in, &r->o))
+        return -1;
     if (r->in[IN_STATE].path && attn_run_load_float(&r->in[IN_STATE], 4, 4, attn_run_perm_bshd, 0))
         return -1;
     if (r->in[IN_Z].path && attn_run_load_float(&r->in[IN_Z], 3, 3, perm_z, 0))
@@ -161,39 +153,23 @@ static int linear_load(linear_run *r)
 static int linear_alloc(linear_run *r, attn_tensor *out, attn_tensor *so, attn_tensor *zo)
 {
     const attn_tensor *q = &r->in[IN_Q].t, *k = &r->in[IN_K].t, *v = &r->in[IN_V].t;
-    int64_t *d = r->dims, *s = r->sdims;
-    for (int x = 0; x < 3; x++)
-        d[x] = q->shape[x];
-    d[3] = v->shape[3];
+    int64_t *s = r->sdims;
+    if (attn_run_alloc_out(&r->o, q, v, r->dims, &r->out, out))
+        return -1;
     s[0] = q->shape[0];
     s[1] = k->shape[2];
     s[2] = attn_linear_features(r->d.feature, q->shape[3]);
     s[3] = v->shape[3];
-    attn_dtype t = attn_run_out_lib_dtype[r->o.out_dtype];
-    size_t ob = attn_run_bytes(d, 4, attn_dtype_size(t)), sb = attn_run_bytes(s, 4, 4);
-    size_t zb = attn_run_bytes(s, 3, 4);
-    if (!ob || !sb || !zb)
+    const size_t sb = attn_run_bytes(s, 4, 4), zb = attn_run_bytes(s, 3, 4);
+    if (!sb || !zb)
         return attn_run_error("output size overflows");
-    r->out = calloc(1, ob);
     r->state = r->state_out ? calloc(1, sb) : NULL;
     r->z = r->z_out ? calloc(1, zb) : NULL;
-    if (!r->out || (r->state_out && !r->state) || (r->z_out && !r->z))
+    if ((r->state_out && !r->state) || (r->z_out && !r->z))
         return attn_run_error("out of memory");
-    *out = r->o.layout == ATTN_RUN_BHSD ? attn_tensor_bhsd(r->out, t, d[0], d[1], d[2], d[3])
-                                        : attn_tensor_bshd(r->out, t, d[0], d[1], d[2], d[3]);
     *so = attn_tensor_bshd(r->state, ATTN_F32, s[0], s[1], s[2], s[3]);
     *zo = attn_tensor_bshd(r->z, ATTN_F32, s[0], s[1], s[2], 1);
     return 0;
-}
-
-/* 2: the inputs do not make a valid problem; 1: the backend failed to run a valid one. */
-static int lib_error(attn_status s)
-{
-    fprintf(stderr, "attn run: %s: %s\n", attn_status_name(s), attn_last_error());
-    return s == ATTN_ERR_UNSUPPORTED || s == ATTN_ERR_OUT_OF_MEMORY || s == ATTN_ERR_DEVICE ||
-                   s == ATTN_ERR_INTERNAL
-               ? 1
-               : 2;
 }
 
 static attn_linear_state state_views(const linear_run *r, const attn_tensor *so,
@@ -214,13 +190,13 @@ static int linear_compute(linear_run *r, const attn_tensor *out, const attn_tens
         if (s == ATTN_OK)
             s = attn_linear_forward(r->be, &r->d, &r->in[IN_Q].t, &r->in[IN_K].t,
                                     &r->in[IN_V].t, out, &st);
-        return s == ATTN_OK ? 0 : lib_error(s);
+        return s == ATTN_OK ? 0 : attn_run_lib_error(s);
     }
     attn_linear_problem p;
     attn_status s = attn_linear_validate(&r->d, &r->in[IN_Q].t, &r->in[IN_K].t, &r->in[IN_V].t,
                                          out, &st, &p);
     if (s != ATTN_OK)
-        return lib_error(s);
+        return attn_run_lib_error(s);
     r->tmp64 = attn_ref_alloc(p.B * p.S * p.Hq, p.Dv);
     r->out64 = attn_ref_alloc(p.B * p.S * p.Hq, p.Dv);
     r->state64 = attn_ref_alloc(p.B * p.Hkv * p.Df, p.Dv);
@@ -230,23 +206,16 @@ static int linear_compute(linear_run *r, const attn_tensor *out, const attn_tens
                                                      : ATTN_ERR_OUT_OF_MEMORY;
     attn_linear_problem_release(&p);
     if (s != ATTN_OK)
-        return lib_error(s);
+        return attn_run_lib_error(s);
     attn_run_f64_to_layout(r->tmp64, r->dims, r->o.layout, r->out64);
     return 0;
 }
 
 static int linear_save(const linear_run *r)
 {
-    const int64_t *d = r->dims;
     const int rank3 = r->in[IN_Q].a.ndim == 3, f64 = r->o.out_dtype == ATTN_RUN_OUT_F64;
-    int64_t oshape[4] = {d[0], d[1], d[2], d[3]};
-    if (r->o.layout == ATTN_RUN_BHSD) {
-        oshape[1] = d[2];
-        oshape[2] = d[1];
-    }
     const attn_npy_dtype st = f64 ? ATTN_NPY_F64 : ATTN_NPY_F32;
-    if (attn_run_save(r->o.out, attn_run_out_file_dtype[r->o.out_dtype], 4 - rank3,
-                      oshape + rank3, f64 ? (void *)r->out64 : r->out))
+    if (attn_run_save_out(&r->o, r->dims, rank3, f64 ? (void *)r->out64 : r->out))
         return -1;
     if (r->state_out && attn_run_save(r->state_out, st, 4, r->sdims,
                                       f64 ? (void *)r->state64 : r->state))

@@ -1,6 +1,7 @@
 /* rattention_tool.h - the `attn` command's RATTENTION pieces besides conformance:
- * `attn run --variant rattention` with its descriptor options (rattention_run.c) and
- * `attn bench --op rattention` (rattention_bench.c). */
+ * `attn run --variant rattention` with its descriptor options (rattention_run.c),
+ * `attn bench --op rattention` (rattention_bench.c) and `attn show --variant rattention`
+ * (rattention_show.c). */
 #ifndef ATTN_RATTENTION_TOOL_H_
 #define ATTN_RATTENTION_TOOL_H_
 
@@ -14,5 +15,7 @@ extern const char attn_args_rattention_help[];
 int attn_rattention_cmd_run(int argc, char **argv);
 extern const char attn_rattention_run_help[];
 int attn_rattention_cmd_bench(int argc, char **argv);
+/* The keys each query's branches see, as text or SVG. */
+int attn_rattention_cmd_show(int argc, char **argv);
 
 #endif /* ATTN_RATTENTION_TOOL_H_ */

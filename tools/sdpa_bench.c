@@ -12,10 +12,10 @@
 
 #include "attn/attn.h"
 #include "attn_args.h"
+#include "attn_bench_util.h"
 #include "attn_half.h"
 #include "attn_sdpa_problem.h"
 #include "attn_rng.h"
-#include "cpu/cpu_bench.h"
 
 #include <cjson/cJSON.h>
 #include <omp.h>
@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SGEMM_N 2048
 #define COPY_BYTES ((size_t)128 << 20)
 #define FLUSH_BYTES ((size_t)96 << 20)
 
@@ -47,56 +46,13 @@ typedef struct bench_result {
 
 /* ---- same-run machine rates ---------------------------------------------------------------- */
 
-static double best_of(int repeat, void (*fn)(void *), void *arg)
-{
-    double best = 1e30;
-    for (int r = 0; r < repeat; r++) {
-        double t = omp_get_wtime();
-        fn(arg);
-        t = omp_get_wtime() - t;
-        best = t < best ? t : best;
-    }
-    return best;
-}
-
-typedef struct sgemm_arg {
-    int threads;
-    float *a, *b, *c;
-} sgemm_arg;
-
-static void sgemm_once(void *p)
-{
-    sgemm_arg *s = p;
-    attn_cpu_sgemm_threads(s->threads, SGEMM_N, SGEMM_N, SGEMM_N, s->a, s->b, s->c);
-}
-
-/* GFLOP/s of a BLIS sgemm of SGEMM_N^3 on `threads` threads; < 0 on allocation failure. */
-static double sgemm_rate(int threads)
-{
-    size_t n = (size_t)SGEMM_N * SGEMM_N;
-    sgemm_arg s = {threads, malloc(n * 4), malloc(n * 4), malloc(n * 4)};
-    double rate = -1;
-    if (s.a && s.b && s.c) {
-        for (size_t i = 0; i < n; i++) {
-            s.a[i] = (float)(i % 13) * 0.1f;
-            s.b[i] = (float)(i % 7) * 0.1f;
-        }
-        sgemm_once(&s); /* warm-up: BLIS packing buffers, page faults */
-        rate = 2.0 * SGEMM_N * SGEMM_N * SGEMM_N / best_of(3, sgemm_once, &s) / 1e9;
-    }
-    free(s.a);
-    free(s.b);
-    free(s.c);
-    return rate;
-}
-
 typedef struct copy_arg {
     int threads;
     char *src, *dst;
     size_t n;
 } copy_arg;
 
-static void copy_once(void *p)
+static int copy_once(void *p)
 {
     copy_arg *c = p;
 #pragma omp parallel num_threads(c->threads)
@@ -104,9 +60,11 @@ static void copy_once(void *p)
         size_t per = c->n / (size_t)omp_get_num_threads(), at = per * (size_t)omp_get_thread_num();
         memcpy(c->dst + at, c->src + at, per);
     }
+    return 0;
 }
 
-/* GB/s of a threaded memcpy of COPY_BYTES, counting read + write bytes; < 0 on failure. */
+/* GB/s of a threaded memcpy of COPY_BYTES (best of 5 after a warm-up), counting read + write
+ * bytes; < 0 on failure. */
 static double copy_rate(int threads)
 {
     copy_arg c = {threads, malloc(COPY_BYTES), malloc(COPY_BYTES), COPY_BYTES};
@@ -114,8 +72,7 @@ static double copy_rate(int threads)
     if (c.src && c.dst) {
         memset(c.src, 1, c.n);
         memset(c.dst, 2, c.n);
-        copy_once(&c);
-        rate = 2.0 * (double)c.n / best_of(5, copy_once, &c) / 1e9;
+        rate = 2.0 * (double)c.n / attn_bench_best_time(5, copy_once, &c) / 1e9;
     }
     free(c.src);
     free(c.dst);
@@ -304,7 +261,7 @@ static int bench_one(const bench_opts *o, attn_backend *be, attn_backend *cpu,
     if (bufs_init(&s, b) == 0 && (!decode || flush))
         st = count_work(&s, b, &res.pairs, &res.bytes);
     if (st == ATTN_OK) {
-        res.ref_rate = decode ? copy_rate(o->threads) : sgemm_rate(o->threads);
+        res.ref_rate = decode ? copy_rate(o->threads) : attn_bench_sgemm_gflops(o->threads, 3);
         st = measure(be, &s, flush, o->repeat, &res.seconds, res.impl, sizeof res.impl);
     }
     if (st == ATTN_OK && cpu)

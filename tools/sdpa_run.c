@@ -100,17 +100,14 @@ static int sdpa_alloc(sdpa_run *r, attn_tensor *out, attn_tensor *lse)
     return 0;
 }
 
-/* 2: the inputs do not make a valid problem; 1: the backend failed to run a valid one. */
+/* The shared exit code (attn_run_lib_error), with a hint on shape errors. */
 static int lib_error(attn_status s)
 {
-    fprintf(stderr, "attn run: %s: %s\n", attn_status_name(s), attn_last_error());
+    const int rc = attn_run_lib_error(s);
     if (s == ATTN_ERR_SHAPE)
         fprintf(stderr, "attn run: (library views are [batch, seq, heads, dim], masks [batch, "
                         "query, head, key]; see --help for how file dims map to them)\n");
-    return s == ATTN_ERR_UNSUPPORTED || s == ATTN_ERR_OUT_OF_MEMORY || s == ATTN_ERR_DEVICE ||
-                   s == ATTN_ERR_INTERNAL
-               ? 1
-               : 2;
+    return rc;
 }
 
 /* The f64 ground truth straight from the reference, without rounding to a storage dtype. */

@@ -8,9 +8,8 @@
 #include "transnormer_tool.h"
 
 #include "attn_args.h"
+#include "attn_bench_util.h"
 #include "attn_half.h"
-#include "attn_rng.h"
-#include "cpu/cpu_bench.h"
 #include "transnormer_case.h"
 
 #include <omp.h>
@@ -18,55 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GEMM_N 2048
 #define NORM_CHUNK 128.0
 
 typedef struct tn_shape {
     int64_t b, s, hq, hkv, d, dv;
     attn_transnormer_desc desc;
 } tn_shape;
-
-/* Best of `repeat` wall times of fn(ctx), after one warm-up call. */
-static double best_time(int repeat, int (*fn)(void *), void *ctx)
-{
-    double best = 1e300;
-    if (fn(ctx) != 0)
-        return -1;
-    for (int r = 0; r < repeat; r++) {
-        const double t0 = omp_get_wtime();
-        if (fn(ctx) != 0)
-            return -1;
-        const double t = omp_get_wtime() - t0;
-        best = t < best ? t : best;
-    }
-    return best;
-}
-
-typedef struct gemm_ctx {
-    int threads;
-    float *m;
-} gemm_ctx;
-
-static int gemm_call(void *ctx)
-{
-    gemm_ctx *g = ctx;
-    const size_t n = (size_t)GEMM_N * GEMM_N;
-    attn_cpu_sgemm_threads(g->threads, GEMM_N, GEMM_N, GEMM_N, g->m, g->m + n, g->m + 2 * n);
-    return 0;
-}
-
-static double gemm_gflops(int threads)
-{
-    const size_t n = (size_t)GEMM_N * GEMM_N;
-    gemm_ctx g = {threads, calloc(3 * n, sizeof(float))};
-    if (!g.m)
-        return -1;
-    for (size_t i = 0; i < 2 * n; i++)
-        g.m[i] = (float)(i % 11) * 0.05f;
-    const double t = best_time(3, gemm_call, &g);
-    free(g.m);
-    return t > 0 ? 2.0 * GEMM_N * GEMM_N * (double)GEMM_N / t / 1e9 : -1;
-}
 
 typedef struct fwd_ctx {
     attn_backend *be;
@@ -80,14 +36,6 @@ static int fwd_call(void *ctx)
     fwd_ctx *f = ctx;
     f->st = attn_transnormer_forward(f->be, f->d, &f->q, &f->k, &f->v, &f->o);
     return f->st == ATTN_OK ? 0 : -1;
-}
-
-static void *random_f32(int64_t n, uint64_t stream)
-{
-    float *p = malloc((size_t)n * sizeof(float));
-    for (int64_t i = 0; p && i < n; i++)
-        p[i] = (float)attn_rng_uniform(11, stream, (uint64_t)i, -1, 1);
-    return p;
 }
 
 /* The algorithm's flops (see the file comment). */
@@ -130,9 +78,9 @@ static void shape_name(const tn_shape *sh, char *buf, size_t n)
 static int bench_shape(attn_backend *be, const tn_shape *sh, int threads, int repeat)
 {
     fwd_ctx f = {be, &sh->desc, {0}, {0}, {0}, {0}, ATTN_OK};
-    void *q = random_f32(sh->b * sh->s * sh->hq * sh->d, 1);
-    void *k = random_f32(sh->b * sh->s * sh->hkv * sh->d, 2);
-    void *v = random_f32(sh->b * sh->s * sh->hkv * sh->dv, 3);
+    void *q = attn_bench_random_f32(sh->b * sh->s * sh->hq * sh->d, 1);
+    void *k = attn_bench_random_f32(sh->b * sh->s * sh->hkv * sh->d, 2);
+    void *v = attn_bench_random_f32(sh->b * sh->s * sh->hkv * sh->dv, 3);
     void *o = malloc((size_t)(sh->b * sh->s * sh->hq * sh->dv) * sizeof(float));
     char name[128], impl[128] = "";
     shape_name(sh, name, sizeof name);
@@ -143,8 +91,8 @@ static int bench_shape(attn_backend *be, const tn_shape *sh, int threads, int re
         f.v = attn_tensor_bshd(v, ATTN_F32, sh->b, sh->s, sh->hkv, sh->dv);
         f.o = attn_tensor_bshd(o, ATTN_F32, sh->b, sh->s, sh->hq, sh->dv);
         f.st = attn_transnormer_impl_name(be, f.d, &f.q, &f.k, &f.v, &f.o, impl, sizeof impl);
-        const double gemm = f.st == ATTN_OK ? gemm_gflops(threads) : -1;
-        const double t = f.st == ATTN_OK ? best_time(repeat, fwd_call, &f) : -1;
+        const double gemm = f.st == ATTN_OK ? attn_bench_sgemm_gflops(threads, 3) : -1;
+        const double t = f.st == ATTN_OK ? attn_bench_best_time(repeat, fwd_call, &f) : -1;
         if (t > 0 && gemm > 0) {
             const double rate = shape_flops(sh) / t / 1e9;
             printf("%-58s %9.3f ms %8.2f GFLOP/s  sgemm %7.2f GFLOP/s  ratio %5.2f  [%s]\n",
@@ -172,34 +120,14 @@ static const char usage[] =
 static int shape_opt(int argc, char **argv, int *i, tn_shape *sh)
 {
     static const char *const names[] = {"--b", "--h", "--hkv", "--s", "--d", "--dv"};
-    int64_t *dst[] = {&sh->b, &sh->hq, &sh->hkv, &sh->s, &sh->d, &sh->dv};
-    for (int k = 0; k < 6; k++) {
-        const char *v;
-        int r = attn_arg_value(argc, argv, i, names[k], &v);
-        if (r)
-            return r < 0 || attn_parse_i64(names[k], v, 1, (int64_t)1 << 24, dst[k]) ? -1 : 1;
-    }
-    return 0;
-}
-
-/* --name N (1..1024) into *dst: 1 consumed, 0 another option, -1 error. */
-static int int_opt(int argc, char **argv, int *i, const char *name, int *dst)
-{
-    const char *v;
-    int64_t n;
-    int r = attn_arg_value(argc, argv, i, name, &v);
-    if (r <= 0)
-        return r;
-    if (attn_parse_i64(name, v, 1, 1024, &n))
-        return -1;
-    *dst = (int)n;
-    return 1;
+    int64_t *const dst[] = {&sh->b, &sh->hq, &sh->hkv, &sh->s, &sh->d, &sh->dv};
+    return attn_bench_size_arg(argc, argv, i, 6, names, dst, NULL);
 }
 
 int attn_transnormer_cmd_bench(int argc, char **argv)
 {
-    const char *backend = "cpu", *options = NULL;
-    int threads = omp_get_max_threads(), repeat = 5, custom = 0;
+    attn_bench_common o = {"cpu", NULL, omp_get_max_threads(), 5};
+    int custom = 0;
     tn_shape sh = {1, 4096, 8, 0, 64, 0, attn_transnormer_desc_default()};
     for (int i = 1; i < argc; i++) {
         int r;
@@ -210,33 +138,22 @@ int attn_transnormer_cmd_bench(int argc, char **argv)
         if ((r = shape_opt(argc, argv, &i, &sh)) != 0 ||
             (r = attn_args_transnormer(argc, argv, &i, &sh.desc)) != 0)
             custom |= r > 0;
-        else if ((r = attn_arg_value(argc, argv, &i, "--backend", &backend)) == 0 &&
-                 (r = attn_arg_value(argc, argv, &i, "--options", &options)) == 0 &&
-                 (r = int_opt(argc, argv, &i, "--threads", &threads)) == 0 &&
-                 (r = int_opt(argc, argv, &i, "--repeat", &repeat)) == 0)
+        else if ((r = attn_bench_common_arg(argc, argv, &i, &o)) == 0)
             fprintf(stderr, "attn bench: unknown option %s\n%s", argv[i], usage);
         if (r <= 0)
             return 2;
     }
     sh.hkv = sh.hkv ? sh.hkv : sh.hq;
     sh.dv = sh.dv ? sh.dv : sh.d;
-    char opts[256] = "";
-    if (strcmp(backend, "cpu") == 0)
-        snprintf(opts, sizeof opts, "threads=%d%s%s", threads, options ? "," : "",
-                 options ? options : "");
-    else if (options)
-        snprintf(opts, sizeof opts, "%s", options);
-    attn_backend *be = NULL;
-    attn_status st = attn_backend_open(backend, opts[0] ? opts : NULL, &be);
-    if (st != ATTN_OK) {
-        fprintf(stderr, "attn bench: %s: %s\n", backend, attn_last_error());
+    char opts[256];
+    attn_backend *be;
+    if (attn_bench_open(&o, opts, sizeof opts, &be))
         return 2;
-    }
     printf("attn bench: %s; %d threads for sgemm; best of %d\n", attn_backend_describe(be),
-           threads, repeat);
+           o.threads, o.repeat);
     int fail = 0;
     if (custom) {
-        fail |= bench_shape(be, &sh, threads, repeat);
+        fail |= bench_shape(be, &sh, o.threads, o.repeat);
     } else {
         const int64_t shapes[][5] = {/* hq, hkv, d, mode, causal */
                                      {8, 8, 64, 0, 0},  {8, 8, 64, 0, 1},  {16, 4, 128, 0, 1},
@@ -248,7 +165,7 @@ int attn_transnormer_cmd_bench(int argc, char **argv)
             s.desc.scores = shapes[k][3] == 2 ? ATTN_TRANSNORMER_SCORES_RELU
                                               : ATTN_TRANSNORMER_SCORES_SOFTMAX;
             s.desc.causal = (int)shapes[k][4];
-            fail |= bench_shape(be, &s, threads, repeat);
+            fail |= bench_shape(be, &s, o.threads, o.repeat);
         }
     }
     attn_backend_close(be);

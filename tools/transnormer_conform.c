@@ -58,16 +58,6 @@ static attn_status tn_call(attn_backend *be, const void *cv, const attn_conf_dat
 
 /* ---- gold ----------------------------------------------------------------------------------- */
 
-static double row_norm(const attn_operand *o, int64_t b, int64_t s, int64_t h, int64_t n)
-{
-    double s2 = 0.0;
-    for (int64_t d = 0; d < n; d++) {
-        const double x = attn_load_f64(o->ptr, o->dtype, attn_at(o, b, s, h, d));
-        s2 += x * x;
-    }
-    return sqrt(s2);
-}
-
 /* Softmax DiagAttention: the condition sum_j p_j |v_j| times (1 + A), A = |scale| |q_i|_2
  * max_j |k_j|_2 bounding the logits (their float error ~u sqrt(Dk) A moves the output by up to
  * ~2 |ds| absmag), exactly as for softmax attention (docs/conformance.md, gate 2). */
@@ -77,10 +67,11 @@ static void softmax_logit_factor(const attn_transnormer_problem *p, double *absm
         for (int64_t g = 0; g < p->Hkv; g++) {
             double kmax = 0.0;
             for (int64_t j = 0; j < p->S; j++)
-                kmax = fmax(kmax, row_norm(&p->k, b, j, g, p->Dk));
+                kmax = fmax(kmax, attn_conf_row_norm(&p->k, b, j, g, p->Dk));
             for (int64_t i = 0; i < p->S; i++)
                 for (int64_t h = g * p->group; h < (g + 1) * p->group; h++) {
-                    const double f = 1.0 + fabs(p->scale) * row_norm(&p->q, b, i, h, p->Dk) * kmax;
+                    const double qn = attn_conf_row_norm(&p->q, b, i, h, p->Dk);
+                    const double f = 1.0 + fabs(p->scale) * qn * kmax;
                     double *a = absmag + ((b * p->S + i) * p->Hq + h) * p->Dv;
                     for (int64_t d = 0; d < p->Dv; d++)
                         a[d] *= f;

@@ -60,18 +60,10 @@ static int set_choice(const char *opt, const char *val, attn_transnormer_desc *d
 
 static int set_number(const char *opt, const char *val, attn_transnormer_desc *d)
 {
-    double x;
     if (strcmp(opt, "--block") == 0)
         return attn_parse_i64(opt, val, 1, (int64_t)1 << 40, &d->block);
-    if (attn_parse_f64(opt, val, opt[2] == 'e' ? FLT_MIN : -FLT_MAX, FLT_MAX, &x))
-        return -1;
-    if ((float)x == 0.0f) {
-        fprintf(stderr, "attn: %s: %s is 0 in f32; leave the option out for the default\n", opt,
-                val);
-        return -1;
-    }
-    *(opt[2] == 'e' ? &d->eps : &d->scale) = (float)x;
-    return 0;
+    return attn_parse_f32_nonzero(opt, val, opt[2] == 'e' ? FLT_MIN : -FLT_MAX,
+                                  opt[2] == 'e' ? &d->eps : &d->scale);
 }
 
 int attn_args_transnormer(int argc, char **argv, int *i, attn_transnormer_desc *d)
@@ -108,54 +100,24 @@ typedef struct tn_run {
 static int tn_parse(int argc, char **argv, tn_run *r)
 {
     static const char *const files[3] = {"--q", "--k", "--v"};
+    for (int k = 0; k < 3; k++)
+        r->in[k].opt = files[k];
     for (int i = 1; i < argc; i++) {
         int c = attn_run_common_arg(argc, argv, &i, &r->o);
-        if (c == 0)
-            c = attn_args_transnormer(argc, argv, &i, &r->d);
-        for (int k = 0; k < 3 && c == 0; k++)
-            c = attn_arg_value(argc, argv, &i, files[k], &r->in[k].path);
-        if (c < 0)
-            return -1;
-        if (c == 0)
-            return attn_run_error("unknown option '%s' (see attn run --variant transnormer "
-                                  "--help)", argv[i]);
+        c = c ? c : attn_args_transnormer(argc, argv, &i, &r->d);
+        c = c ? c : attn_run_file_arg(argc, argv, &i, r->in, 3);
+        if (c <= 0)
+            return c < 0 ? -1 : attn_run_unknown("transnormer", argv[i]);
     }
-    for (int k = 0; k < 3; k++) {
-        r->in[k].opt = files[k];
-        if (!r->in[k].path)
-            return attn_run_error("%s FILE is required", files[k]);
-    }
-    return attn_run_check_out(&r->o);
+    return attn_run_check_inputs(r->in, &r->o);
 }
 
 /* Inputs as views; out in q's layout (an f32 view only validated in f64 mode). */
 static int tn_prepare(tn_run *r, attn_tensor *out)
 {
-    const int *perm = r->o.layout == ATTN_RUN_BHSD ? attn_run_perm_bhsd : attn_run_perm_bshd;
-    for (int k = 0; k < 3; k++)
-        if (attn_run_load_float(&r->in[k], 3, 4, perm, r->o.bf16))
-            return -1;
-    for (int k = 0; k < 3; k++)
-        r->dims[k] = r->in[0].t.shape[k];
-    r->dims[3] = r->in[2].t.shape[3];
-    const int64_t *d = r->dims;
-    const attn_dtype t = attn_run_out_lib_dtype[r->o.out_dtype];
-    const size_t bytes = attn_run_bytes(d, 4, attn_dtype_size(t));
-    if (!bytes || !(r->out = calloc(1, bytes)))
-        return attn_run_error("cannot allocate the output");
-    *out = r->o.layout == ATTN_RUN_BHSD ? attn_tensor_bhsd(r->out, t, d[0], d[1], d[2], d[3])
-                                        : attn_tensor_bshd(r->out, t, d[0], d[1], d[2], d[3]);
-    return 0;
-}
-
-/* 2: the inputs make no valid problem; 1: the backend could not run a valid one. */
-static int tn_fail(attn_status s)
-{
-    fprintf(stderr, "attn run: %s: %s\n", attn_status_name(s), attn_last_error());
-    return s == ATTN_ERR_UNSUPPORTED || s == ATTN_ERR_OUT_OF_MEMORY || s == ATTN_ERR_DEVICE ||
-                   s == ATTN_ERR_INTERNAL
-               ? 1
-               : 2;
+    if (attn_run_load_qkv(r->in, &r->o))
+        return -1;
+    return attn_run_alloc_out(&r->o, &r->in[0].t, &r->in[2].t, r->dims, &r->out, out);
 }
 
 static int tn_compute(tn_run *r, const attn_tensor *out)
@@ -166,11 +128,11 @@ static int tn_compute(tn_run *r, const attn_tensor *out)
         s = attn_backend_open(r->o.backend, r->o.options, &r->be);
         if (s == ATTN_OK)
             s = attn_transnormer_forward(r->be, &r->d, q, k, v, out);
-        return s == ATTN_OK ? 0 : tn_fail(s);
+        return s == ATTN_OK ? 0 : attn_run_lib_error(s);
     }
     attn_transnormer_problem p;
     if ((s = attn_transnormer_validate(&r->d, q, k, v, out, &p)) != ATTN_OK)
-        return tn_fail(s);
+        return attn_run_lib_error(s);
     const size_t n = attn_run_bytes(r->dims, 4, sizeof(double));
     r->out64 = malloc(n ? n : 1);
     r->tmp64 = malloc(n ? n : 1);
@@ -179,22 +141,15 @@ static int tn_compute(tn_run *r, const attn_tensor *out)
         return 1;
     }
     if ((s = attn_ref_transnormer(&p, ATTN_REF_F64, r->tmp64, NULL, NULL)) != ATTN_OK)
-        return tn_fail(s);
+        return attn_run_lib_error(s);
     attn_run_f64_to_layout(r->tmp64, r->dims, r->o.layout, r->out64);
     return 0;
 }
 
 static int tn_save(const tn_run *r)
 {
-    const int64_t *d = r->dims;
     const int rank3 = r->in[0].a.ndim == 3, f64 = r->o.out_dtype == ATTN_RUN_OUT_F64;
-    int64_t shape[4] = {d[0], d[1], d[2], d[3]};
-    if (r->o.layout == ATTN_RUN_BHSD) {
-        shape[1] = d[2];
-        shape[2] = d[1];
-    }
-    return attn_run_save(r->o.out, attn_run_out_file_dtype[r->o.out_dtype], 4 - rank3,
-                         shape + rank3, f64 ? (void *)r->out64 : r->out);
+    return attn_run_save_out(&r->o, r->dims, rank3, f64 ? (void *)r->out64 : r->out);
 }
 
 int attn_transnormer_cmd_run(int argc, char **argv)

@@ -83,7 +83,7 @@ ATTN_API attn_status attn_rattention_impl_name(attn_backend *be,
  * k_ring [B, w + 1, Hkv, Dk], v_ring [B, w + 1, Hkv, Dv] (f32, f16 or bf16; NULL when w = -1),
  * state f32 [B, Hkv, 2 Dk, Dv]; pos: tokens seen so far (the position of the next one is
  * desc.offset + pos). Start with pos 0 and a zero state (or S0); slots of tokens not yet seen
- * are never read. The ring and the state are read and written in place. */
+ * are never read or written. The ring and the state are read and written in place. */
 typedef struct attn_rattention_cache {
     const attn_tensor *k_ring, *v_ring, *state;
     int64_t pos;

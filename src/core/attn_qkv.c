@@ -39,3 +39,14 @@ attn_status attn_qkv_check(const attn_tensor *const t[4], unsigned kv_zero_ok,
                          (long long)Hq, (long long)Hkv);
     return ATTN_OK;
 }
+
+attn_status attn_qkv_check_self(const attn_tensor *const *t, const int at[4], attn_span *s)
+{
+    const attn_tensor *const qkv[4] = {t[at[0]], t[at[1]], t[at[2]], t[at[3]]};
+    attn_span s_qkv[4];
+    ATTN_TRY(attn_qkv_check(qkv, ZERO_BATCH_SEQ, "seq of q: queries and keys are the same tokens",
+                            s_qkv));
+    for (int i = 0; i < 4; i++)
+        s[at[i]] = s_qkv[i];
+    return ATTN_OK;
+}

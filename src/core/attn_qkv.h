@@ -19,6 +19,11 @@ extern const char *const attn_qkv_names[4];
 attn_status attn_qkv_check(const attn_tensor *const t[4], unsigned kv_zero_ok,
                            const char *self_seq, attn_span s[4]);
 
+/* attn_qkv_check for a self-attention over the same tokens (k's seq is q's; batch or seq may be
+ * 0) on the operands t[at[0..3]] = q, k, v, out of an op's operand list; their spans go into
+ * the same slots of s[]. */
+attn_status attn_qkv_check_self(const attn_tensor *const *t, const int at[4], attn_span *s);
+
 /* The sizes every attention problem p holds (fields B, Hq, Dk, Hkv, Dv, group), from checked
  * q and k, v; each op adds its sequence lengths. */
 #define ATTN_QKV_SIZES(p, q, k, v)                                                               \

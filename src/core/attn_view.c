@@ -120,6 +120,18 @@ attn_status attn_view_expect_dim(const attn_tensor *t, const char *name, attn_di
     return ATTN_OK;
 }
 
+attn_status attn_view_check_state(const attn_tensor *t, const char *name, int64_t B,
+                                  int64_t Hkv, int64_t Df, const char *df_what, int64_t cols,
+                                  const char *cols_what, attn_span *s)
+{
+    static attn_dim_names dims = {"batch", "kv_head", "feature", "value"};
+    ATTN_TRY(attn_view_check(t, name, ATTN_DTYPES_F32, dims, 1u /* batch may be 0 */, s));
+    ATTN_TRY(attn_view_expect_dim(t, name, dims, 0, B, "batch of q"));
+    ATTN_TRY(attn_view_expect_dim(t, name, dims, 1, Hkv, "Hkv of k: one state per KV head"));
+    ATTN_TRY(attn_view_expect_dim(t, name, dims, 2, Df, df_what));
+    return attn_view_expect_dim(t, name, dims, 3, cols, cols_what);
+}
+
 attn_status attn_view_expect_dim_or_1(const attn_tensor *t, const char *name,
                                       attn_dim_names dims, int i, int64_t want,
                                       const char *what)

@@ -1,6 +1,7 @@
 /* attn_view.h - op-neutral checks of user tensor views and their normalised form (attn_operand)
  * that every op's validation builds on: pointer/dtype/shape/stride/bounds checks, overlap of
- * outputs with inputs and each other, self-overlap of outputs, expected dims, element offsets. */
+ * outputs with inputs and each other, self-overlap of outputs, expected dims, element offsets,
+ * the state tensor of the recurrent ops. */
 #ifndef ATTN_VIEW_H_
 #define ATTN_VIEW_H_
 
@@ -57,6 +58,11 @@ attn_status attn_view_expect_dim(const attn_tensor *t, const char *name, attn_di
 attn_status attn_view_expect_dim_or_1(const attn_tensor *t, const char *name,
                                       attn_dim_names dims, int i, int64_t want,
                                       const char *what);
+/* A recurrent op's running state: f32 [B, Hkv, Df, cols] (axes named batch, kv_head, feature,
+ * value; batch may be 0). df_what / cols_what say where Df and cols come from, for messages. */
+attn_status attn_view_check_state(const attn_tensor *t, const char *name, int64_t B,
+                                  int64_t Hkv, int64_t Df, const char *df_what, int64_t cols,
+                                  const char *cols_what, attn_span *s);
 /* Whether two checked views touch common bytes of the same memory. */
 int attn_view_overlaps(const attn_tensor *a, const attn_span *sa, const attn_tensor *b,
                        const attn_span *sb);

@@ -23,8 +23,10 @@ static inline float select_gt(float a, float b, float x, float y)
 #define LANES 8
 
 /* softmax of sign * x over dk values, max-subtracted (a NaN makes the row NaN: the maximum
- * skips it, exp and the sum carry it). */
-static void softmax_half(const float *x, int64_t dk, float sign, float *y)
+ * skips it, exp and the sum carry it). Inlined into attn_cpu_linear_phi so that its AVX2
+ * clone vectorises these loops too (a separate function would stay at the baseline ISA). */
+static inline __attribute__((always_inline)) void softmax_half(const float *restrict x, int64_t dk, float sign,
+                                                         float *restrict y)
 {
     float mx[LANES], sum[LANES], m = -INFINITY, l = 0.0f;
     for (int k = 0; k < LANES; k++)
@@ -37,8 +39,8 @@ static void softmax_half(const float *x, int64_t dk, float sign, float *y)
         m = select_gt(sign * x[d], m, sign * x[d], m);
     for (int k = 0; k < LANES; k++)
         m = select_gt(mx[k], m, mx[k], m);
-    for (d = 0; d < dk; d++)
-        y[d] = attn_cpu_expf(sign * x[d] - m);
+    for (int64_t e = 0; e < dk; e++)
+        y[e] = attn_cpu_expf(sign * x[e] - m);
     for (d = 0; d + LANES <= dk; d += LANES)
         for (int k = 0; k < LANES; k++)
             sum[k] += y[d + k];

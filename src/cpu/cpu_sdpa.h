@@ -100,6 +100,10 @@ void attn_cpu_dec_pv_avx512(const float *p, int64_t ldp, int64_t nq, const attn_
 #endif
 
 /* ---- drivers (cpu_sdpa.c, cpu_sdpa_decode.c) -------------------------------------------------- */
+/* The cpu backend's SDPA on a problem: the path cpu_sdpa_impl.c picks (decode, packed tiles or
+ * sgemm tiles) with the state's threads and options. Other ops (rattention's window branch)
+ * hand it problems over their own f32 scratch. */
+attn_status attn_cpu_sdpa_dispatch(const attn_sdpa_problem *p, const attn_cpu_state *s);
 attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t br,
                                 int64_t bc);
 /* The tiled forward on BLIS's micro-kernel with K and V packed once per KV group

@@ -71,10 +71,8 @@ static int use_packed(const attn_sdpa_problem *p, const attn_cpu_state *s, attn_
            attn_cpu_sdpa_packed_fits(p, u);
 }
 
-static attn_status cpu_sdpa_run(attn_backend *be, const void *problem)
+attn_status attn_cpu_sdpa_dispatch(const attn_sdpa_problem *p, const attn_cpu_state *s)
 {
-    const attn_sdpa_problem *p = problem;
-    const attn_cpu_state *s = be->impl;
     attn_cpu_ukr u;
     attn_status st;
     if (use_decode(p, s))
@@ -83,6 +81,12 @@ static attn_status cpu_sdpa_run(attn_backend *be, const void *problem)
         st = attn_cpu_sdpa_packed(p, &u, s->threads, pick_br(p, s->threads), CPU_BC);
     else
         st = attn_cpu_sdpa_tiled(p, s->threads, pick_br(p, s->threads), CPU_BC);
+    return st;
+}
+
+static attn_status cpu_sdpa_run(attn_backend *be, const void *problem)
+{
+    const attn_status st = attn_cpu_sdpa_dispatch(problem, be->impl);
     return st == ATTN_OK ? attn_ok() : st;
 }
 

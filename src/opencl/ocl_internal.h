@@ -80,6 +80,13 @@ attn_status attn_cl_create_kernel(attn_cl_backend *cb, const char *file, const c
                                   const char *options, cl_kernel *out);
 void attn_cl_programs_free(attn_cl_backend *cb);
 
+/* ---- shared by the ops' host code ---- */
+
+/* RoPE frequencies of pairs i < npairs (rot rotated features) as 64-bit fixed-point turns,
+ * turns[i] = theta^(-2i/rot) / (2 pi) * 2^64 modulo 2^64: a kernel's angle of position p is
+ * the fractional turn p * turns[i] (integer wrap), see cl/rope_apply.cl (ocl_rope.c). */
+void attn_cl_rope_turns(double theta, int64_t rot, int64_t npairs, cl_ulong *turns);
+
 /* Records the specialisation a call ran (stats.last_kernel), under the lock. */
 void attn_cl_note_kernel(attn_cl_backend *cb, const char *name);
 

@@ -47,11 +47,11 @@ static void cl_rope_impl_name(attn_backend *be, const void *problem, char *buf, 
 
 /* turns[i] = theta^(-2i/rot) / (2 pi) as a fraction of 2^64 (long double: 64-bit mantissa on
  * x86, more elsewhere), so that pos * turns[i] modulo 2^64 is the angle's fractional turn. */
-static void freq_turns(const attn_rope_problem *p, cl_ulong *turns)
+void attn_cl_rope_turns(double theta, int64_t rot, int64_t npairs, cl_ulong *turns)
 {
     const long double two_pi = 6.283185307179586476925286766559005768L;
-    for (int64_t i = 0; i < p->npairs; i++) {
-        long double f = powl((long double)p->theta, -(long double)(2 * i) / (long double)p->rot);
+    for (int64_t i = 0; i < npairs; i++) {
+        long double f = powl((long double)theta, -(long double)(2 * i) / (long double)rot);
         long double t = fmodl(f / two_pi, 1.0L); /* whole turns per position do not matter */
         long double v = floorl(ldexpl(t, 64) + 0.5L);
         turns[i] = v >= 0x1p64L ? 0 : (cl_ulong)v;
@@ -188,7 +188,7 @@ static attn_status run_call(rope_call *c, const attn_rope_problem *p, const rope
     cl_ulong *turns = malloc((size_t)p->npairs * sizeof(cl_ulong));
     if (!turns)
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory (rope frequencies)");
-    freq_turns(p, turns);
+    attn_cl_rope_turns(p->theta, p->rot, p->npairs, turns);
     attn_status st = temp_buffer(c, &c->turns, CL_MEM_READ_ONLY,
                                  (size_t)p->npairs * sizeof(cl_ulong), turns);
     free(turns);

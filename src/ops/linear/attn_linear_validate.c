@@ -11,13 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* State tensors name their axes [batch, kv head, feature, value]. */
-static attn_dim_names dims_state = {"batch", "kv_head", "feature", "value"};
-
-/* Zero-size problems: batch or seq may be 0 (nothing computed); every other size positive. */
-#define ZERO_BATCH_SEQ 3u
-#define ZERO_BATCH 1u
-
 /* ALiBi's slopes for n heads, n a power of two: 2^(-8(g+1)/n). */
 static double slope_pow2(int64_t n, int64_t g)
 {
@@ -63,15 +56,12 @@ static attn_status check_desc(const attn_linear_desc *d)
     return ATTN_OK;
 }
 
-/* A state tensor [B, Hkv, Df, cols] in f32. */
+/* A state tensor [B, Hkv, Df, cols] in f32 (attn_view_check_state); cols 1: z. */
 static attn_status check_state(const attn_tensor *t, const char *name, int64_t B, int64_t Hkv,
                                int64_t Df, int64_t cols, attn_span *s)
 {
-    ATTN_TRY(attn_view_check(t, name, ATTN_DTYPES_F32, dims_state, ZERO_BATCH, s));
-    ATTN_TRY(attn_view_expect_dim(t, name, dims_state, 0, B, "batch of q"));
-    ATTN_TRY(attn_view_expect_dim(t, name, dims_state, 1, Hkv, "Hkv of k: one state per KV head"));
-    ATTN_TRY(attn_view_expect_dim(t, name, dims_state, 2, Df, "features of phi: Dk, 2 Dk for paired maps"));
-    return attn_view_expect_dim(t, name, dims_state, 3, cols, cols == 1 ? "z holds one column" : "Dv of v");
+    return attn_view_check_state(t, name, B, Hkv, Df, "features of phi: Dk, 2 Dk for paired maps",
+                                 cols, cols == 1 ? "z holds one column" : "Dv of v", s);
 }
 
 /* The normaliser's running sum travels with the state exactly when the call normalises. */
@@ -116,14 +106,8 @@ enum { OP_Q, OP_K, OP_V, OP_SIN, OP_ZIN, OP_OUT, OP_SOUT, OP_ZOUT };
 static attn_status check_views(const attn_linear_desc *d, const attn_tensor *const t[N_OPS],
                                attn_span s[N_OPS])
 {
-    const attn_tensor *const qkv[4] = {t[OP_Q], t[OP_K], t[OP_V], t[OP_OUT]};
-    attn_span s_qkv[4];
-    ATTN_TRY(attn_qkv_check(qkv, ZERO_BATCH_SEQ, "seq of q: queries and keys are the same tokens",
-                            s_qkv));
-    s[OP_Q] = s_qkv[0];
-    s[OP_K] = s_qkv[1];
-    s[OP_V] = s_qkv[2];
-    s[OP_OUT] = s_qkv[3];
+    static const int qkv_at[4] = {OP_Q, OP_K, OP_V, OP_OUT};
+    ATTN_TRY(attn_qkv_check_self(t, qkv_at, s));
     const int64_t B = t[OP_Q]->shape[0], Hkv = t[OP_K]->shape[2];
     const int64_t Df = attn_linear_features(d->feature, t[OP_Q]->shape[3]);
     static const char *const st_names[] = {"state_in", "z_in", "state_out", "z_out"};

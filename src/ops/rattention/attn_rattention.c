@@ -34,7 +34,10 @@ attn_rattention_desc attn_rattention_desc_default(void)
 static attn_status dispatch(attn_backend *be, const attn_rattention_problem *p,
                             attn_dispatch what, char *buf, size_t n)
 {
-    attn_op_call c = {.op = ATTN_OP_RATTENTION, .problem = p, .empty = p->B == 0 || p->S == 0};
+    /* No row and no state to hand on: nothing to run (a forward of zero rows still writes
+     * state_out = state_in). */
+    const int empty = p->B == 0 || (p->S == 0 && !p->state_out.t);
+    attn_op_call c = {.op = ATTN_OP_RATTENTION, .problem = p, .empty = empty};
     const attn_operand *ops[] = {&p->q, &p->k, &p->v, &p->gamma_swa, &p->gamma_rla,
                                  &p->state_in, &p->out, &p->state_out, &p->k_ring, &p->v_ring,
                                  &p->state};

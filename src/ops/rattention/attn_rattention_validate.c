@@ -11,11 +11,9 @@
 #include <string.h>
 
 #define MAX_OFFSET ((int64_t)1 << 40)
-#define ZERO_BATCH_SEQ 3u /* batch or seq may be 0: nothing computed */
-#define ZERO_BATCH 1u
+#define ZERO_BATCH 1u /* batch may be 0: nothing computed */
 
 static attn_dim_names dims_gamma = {"-", "-", "head", "value"};
-static attn_dim_names dims_state = {"batch", "kv_head", "feature", "value"};
 static attn_dim_names dims_ring = {"batch", "slot", "kv_head", "dim"};
 
 static attn_status check_desc(const attn_rattention_desc *d)
@@ -54,17 +52,12 @@ static attn_status check_gamma(const attn_tensor *t, const char *name, int64_t H
     return attn_view_expect_dim(t, name, dims_gamma, 3, Dv, "Dv of v");
 }
 
-/* f32 [B, Hkv, 2 Dk, Dv]. */
+/* f32 [B, Hkv, 2 Dk, Dv] (attn_view_check_state). */
 static attn_status check_state(const attn_tensor *t, const char *name, int64_t B, int64_t Hkv,
                                int64_t Df, int64_t Dv, attn_span *s)
 {
-    ATTN_TRY(attn_view_check(t, name, ATTN_DTYPES_F32, dims_state, ZERO_BATCH, s));
-    ATTN_TRY(attn_view_expect_dim(t, name, dims_state, 0, B, "batch of q"));
-    ATTN_TRY(attn_view_expect_dim(t, name, dims_state, 1, Hkv, "Hkv of k: one state per KV "
-                                  "head"));
-    ATTN_TRY(attn_view_expect_dim(t, name, dims_state, 2, Df, "2 Dk: features of the paired "
-                                  "map"));
-    return attn_view_expect_dim(t, name, dims_state, 3, Dv, "Dv of v");
+    return attn_view_check_state(t, name, B, Hkv, Df, "2 Dk: features of the paired map", Dv,
+                                 "Dv of v", s);
 }
 
 /* [B, w + 1, Hkv, D] in any float dtype. */
@@ -86,14 +79,8 @@ enum { OP_Q, OP_K, OP_V, OP_GSWA, OP_GRLA, OP_SIN, OP_OUT, OP_SOUT, OP_KRING, OP
 static attn_status check_views(const attn_rattention_desc *d, const attn_tensor *const t[N_OPS],
                                attn_span s[N_OPS])
 {
-    const attn_tensor *const qkv[4] = {t[OP_Q], t[OP_K], t[OP_V], t[OP_OUT]};
-    attn_span s_qkv[4];
-    ATTN_TRY(attn_qkv_check(qkv, ZERO_BATCH_SEQ, "seq of q: queries and keys are the same tokens",
-                            s_qkv));
-    s[OP_Q] = s_qkv[0];
-    s[OP_K] = s_qkv[1];
-    s[OP_V] = s_qkv[2];
-    s[OP_OUT] = s_qkv[3];
+    static const int qkv_at[4] = {OP_Q, OP_K, OP_V, OP_OUT};
+    ATTN_TRY(attn_qkv_check_self(t, qkv_at, s));
     const int64_t B = t[OP_Q]->shape[0], Hq = t[OP_Q]->shape[2], Dk = t[OP_Q]->shape[3];
     const int64_t Hkv = t[OP_K]->shape[2], Dv = t[OP_V]->shape[3];
     if (Dk % 2)

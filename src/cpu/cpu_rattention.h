@@ -1,0 +1,45 @@
+/* cpu_rattention.h - RATTENTION on the cpu backend: the forward (cpu_rattention_fwd.c: RoPE
+ * into f32 scratch, the window branch on the SDPA kernels, the residual branch on linear
+ * attention's chunked kernel), the decode step over the ring cache (cpu_rattention_decode.c)
+ * and the pieces both share (cpu_rattention_norm.c: the two GroupRMSNorms and their sum, the
+ * RLA state's fold and read). Dispatch and names: cpu_rattention_impl.c. */
+#ifndef ATTN_CPU_RATTENTION_H_
+#define ATTN_CPU_RATTENTION_H_
+
+#include "attn_rattention_problem.h"
+#include "cpu_internal.h"
+
+#include <stdint.h>
+
+/* Default chunk of the residual branch's chunked form (option chunk= overrides), tuned with
+ * `attn bench --op rattention` (S4096 D128 H8, w 512). */
+#define ATTN_CPU_RATT_CHUNK 64
+
+/* The forward of a validated problem into out (and state_out); ATTN_ERR_OUT_OF_MEMORY, with
+ * nothing written, when scratch cannot be had. */
+attn_status attn_cpu_rattention_forward(const attn_rattention_problem *p,
+                                        const attn_cpu_state *s, int64_t chunk);
+/* The decode step of a validated decode problem: out, ring, state; the same error rule. */
+attn_status attn_cpu_rattention_decode(const attn_rattention_problem *p,
+                                       const attn_cpu_state *s);
+
+/* malloc'd room for n1 * n2 floats (NULL on overflow or failure; n1 * n2 == 0 gives one). */
+float *attn_cpu_ratt_alloc(int64_t n1, int64_t n2);
+
+/* Gamma row of head h (Dv floats) of a gamma operand into buf, or NULL when absent. */
+const float *attn_cpu_ratt_gamma(const attn_operand *g, int64_t h, int64_t dv, float *buf);
+
+/* y = GroupRMSNorm(swa; gs) + GroupRMSNorm(rla; gr) over n values (swa NULL: that term is
+ * absent; gs/gr NULL: gamma 1). Sums of squares in double. y may be neither input. */
+void attn_cpu_ratt_norm_sum(const float *swa, const float *gs, const float *rla,
+                            const float *gr, int64_t n, double eps, float *y);
+
+/* st [df][dv] (rows ld apart) += fk^T v (one key's features times its values). */
+void attn_cpu_ratt_fold(const float *fk, const float *v, int64_t df, int64_t dv, float *st,
+                        int64_t ld);
+/* o[r] = fq[r] st for nq rows of df features (fq rows df apart, st rows ld apart, o rows dv
+ * apart). */
+void attn_cpu_ratt_read(const float *fq, int64_t nq, const float *st, int64_t ld, int64_t df,
+                        int64_t dv, float *o);
+
+#endif /* ATTN_CPU_RATTENTION_H_ */
