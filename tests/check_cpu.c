@@ -6,6 +6,8 @@
 
 #include <blis.h>
 #include "check_run.h"
+#include "attn_half.h"
+#include "cpu/cpu_internal.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -162,6 +164,35 @@ START_TEST(test_env_name)
 }
 END_TEST
 
+/* The cpu backend's vectorised f16/bf16 stores round exactly as the library's reference
+ * conversions (attn_f32_to_f16 / attn_f32_to_bf16): every 65521st bit pattern (all exponents,
+ * signs and a spread of mantissas) plus the edges (zeros, the subnormal and normal limits,
+ * the ties into infinity, Inf, NaN). */
+START_TEST(test_store_rounding)
+{
+    enum { N = 65600 + 16 };
+    static float x[N];
+    static uint16_t h[N], b[N];
+    static const uint32_t edge[] = {0x00000000u, 0x80000000u, 0x33000000u, 0x33000001u,
+                                    0x387fc000u, 0x387fe000u, 0x38800000u, 0x477fefffu,
+                                    0x477ff000u, 0x477fffffu, 0x47800000u, 0x7f800000u,
+                                    0xff800000u, 0x7fc00001u, 0xffa00000u, 0x3f800001u};
+    int64_t n = 0;
+    for (uint64_t u = 0; u <= 0xffffffffu; u += 65521u)
+        x[n++] = attn_bits_f32((uint32_t)u);
+    for (size_t k = 0; k < sizeof edge / sizeof edge[0]; k++)
+        x[n++] = attn_bits_f32(edge[k]);
+    attn_cpu_row_from_f32(x, n, ATTN_F16, h);
+    attn_cpu_row_from_f32(x, n, ATTN_BF16, b);
+    for (int64_t i = 0; i < n; i++) {
+        ck_assert_msg(h[i] == attn_f32_to_f16(x[i]), "f16 of 0x%08x: 0x%04x, want 0x%04x",
+                      attn_f32_bits(x[i]), h[i], attn_f32_to_f16(x[i]));
+        ck_assert_msg(b[i] == attn_f32_to_bf16(x[i]), "bf16 of 0x%08x: 0x%04x, want 0x%04x",
+                      attn_f32_bits(x[i]), b[i], attn_f32_to_bf16(x[i]));
+    }
+}
+END_TEST
+
 static Suite *cpu_suite(void)
 {
     Suite *s = suite_create("cpu");
@@ -172,6 +203,7 @@ static Suite *cpu_suite(void)
     tcase_add_test(tc, test_env_numeric);
     tcase_add_test(tc, test_env_invalid);
     tcase_add_test(tc, test_env_name);
+    tcase_add_test(tc, test_store_rounding);
     suite_add_tcase(s, tc);
     return s;
 }

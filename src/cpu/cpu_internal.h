@@ -84,6 +84,9 @@ void attn_cpu_plane_to_f32(const attn_operand *o, int64_t b, int64_t h, int64_t 
                            int64_t cols, float *dst);
 /* Rows [r0, r0+n) of every head 0..nh-1 of batch b as f32: dst[(h*n + r)*cols + c]. Reads
  * key-major (all heads of a key, then the next key): sequential memory in BSHD layouts. */
+/* n floats into n contiguous elements of dtype t (f16/bf16 rounded to nearest even, the
+ * library's rounding, vectorised). */
+void attn_cpu_row_from_f32(const float *src, int64_t n, attn_dtype t, void *dst);
 void attn_cpu_heads_to_f32(const attn_operand *o, int64_t b, int64_t r0, int64_t n, int64_t nh,
                            int64_t cols, float *dst);
 /* Address of element [i0, i1, i2, i3] of a host operand. */

@@ -265,7 +265,7 @@ static void store_rows(const attn_linear_problem *p, const lin_item *it, int64_t
         void *dst = (void *)attn_cpu_elem(o, it->b, c0 + x % L, it->g * p->group + x / L,
                                           it->c_lo);
         if (o->stride[3] == 1 || it->cols == 1)
-            attn_convert_from_f32(row, it->cols, o->dtype, dst);
+            attn_cpu_row_from_f32(row, it->cols, o->dtype, dst);
         else
             for (int64_t c = 0; c < it->cols; c++)
                 attn_convert_from_f32(row + c, 1, o->dtype,

@@ -71,4 +71,30 @@ static inline float attn_cpu_bf16_to_f32(uint16_t h)
     return attn_bits_f32((uint32_t)h << 16);
 }
 
+/* float -> f16 bits, rounded to nearest even, as attn_f32_to_f16 (NaN: 0x7e00 with its sign),
+ * branch-free so that loops over it vectorise: normal results by integer rounding at bit 13
+ * (a carry out of the mantissa rounds up into the next binade or infinity), subnormal ones by
+ * the FPU's own rounding when adding 0.5f (whose ulp is the f16 subnormal quantum 2^-24). */
+static inline uint16_t attn_cpu_f32_to_f16(float f)
+{
+    const uint32_t x = attn_f32_bits(f), sign = (x >> 16) & 0x8000u, u = x & 0x7fffffffu;
+    const uint32_t norm = (u + 0xc8000fffu + ((u >> 13) & 1u)) >> 13; /* rebias by -112 */
+    const uint32_t sub = attn_f32_bits(attn_bits_f32(u) + 0.5f) - 0x3f000000u;
+    const uint32_t is_sub = -(uint32_t)(u < 0x38800000u);  /* below 2^-14 */
+    const uint32_t is_big = -(uint32_t)(u >= 0x47800000u); /* 2^16 and up, Inf, NaN */
+    const uint32_t is_nan = -(uint32_t)(u > 0x7f800000u);
+    const uint32_t big = (0x7c00u & ~is_nan) | (0x7e00u & is_nan);
+    return (uint16_t)((norm & ~(is_sub | is_big)) | (sub & is_sub) | (big & is_big) | sign);
+}
+
+/* float -> bf16 bits, rounded to nearest even, as attn_f32_to_bf16 (NaN: quiet, sign kept),
+ * branch-free. */
+static inline uint16_t attn_cpu_f32_to_bf16(float f)
+{
+    const uint32_t u = attn_f32_bits(f);
+    const uint32_t nan = -(uint32_t)((u & 0x7fffffffu) > 0x7f800000u);
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, q = (u >> 16) | 0x40u;
+    return (uint16_t)((r & ~nan) | (q & nan));
+}
+
 #endif /* ATTN_CPU_MATH_H_ */

@@ -99,6 +99,22 @@ void attn_cpu_heads_to_f32(const attn_operand *o, int64_t b, int64_t r0, int64_t
         }
 }
 
+ATTN_CPU_HOT
+void attn_cpu_row_from_f32(const float *src, int64_t n, attn_dtype t, void *dst)
+{
+    if (t == ATTN_F16) {
+        uint16_t *d = dst;
+        for (int64_t i = 0; i < n; i++)
+            d[i] = attn_cpu_f32_to_f16(src[i]);
+    } else if (t == ATTN_BF16) {
+        uint16_t *d = dst;
+        for (int64_t i = 0; i < n; i++)
+            d[i] = attn_cpu_f32_to_bf16(src[i]);
+    } else {
+        attn_convert_from_f32(src, n, t, dst);
+    }
+}
+
 attn_cpu_simd attn_cpu_simd_level(void)
 {
 #if defined(__GNUC__) && defined(__x86_64__)

@@ -85,7 +85,7 @@ static void rope_row(const attn_rope_problem *p, const double *freq, int64_t b, 
         }
         attn_cpu_rope_apply(p->layout, p->rot, p->D, w->cs, w->sn, x, y);
         if (y == w->yout && p->out.stride[3] <= 1)
-            attn_convert_from_f32(y, p->D, p->out.dtype, dst);
+            attn_cpu_row_from_f32(y, p->D, p->out.dtype, dst);
         else if (y == w->yout)
             for (int64_t d = 0; d < p->D; d++)
                 attn_store_f64(dst, p->out.dtype, d * p->out.stride[3], y[d]);

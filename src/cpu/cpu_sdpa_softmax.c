@@ -184,7 +184,7 @@ void attn_cpu_store_row(const attn_operand *out, int64_t b, int64_t i, int64_t h
     void *dst = (void *)attn_cpu_elem(out, b, i, h, 0);
     int64_t st = out->stride[3];
     if (st == 1 || n == 1) {
-        attn_convert_from_f32(src, n, out->dtype, dst);
+        attn_cpu_row_from_f32(src, n, out->dtype, dst);
         return;
     }
     for (int64_t j = 0; j < n; j++)

@@ -27,7 +27,7 @@ static void store_row(const attn_operand *o, int64_t b, int64_t i, int64_t h, co
                       int64_t n)
 {
     if (o->stride[3] == 1 || n == 1) {
-        attn_convert_from_f32(src, n, o->dtype, (void *)attn_cpu_elem(o, b, i, h, 0));
+        attn_cpu_row_from_f32(src, n, o->dtype, (void *)attn_cpu_elem(o, b, i, h, 0));
         return;
     }
     for (int64_t d = 0; d < n; d++)
