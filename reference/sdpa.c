@@ -49,19 +49,15 @@ static int ref_visible(const attn_sdpa_problem *p, int64_t b, int64_t i, int64_t
 
 /* ---- one query row ------------------------------------------------------------------------- */
 
-/* K and V of one (batch, KV head) converted to double once and shared by every query row of
- * that head: kt is K transposed [Dk][Skv], v is [Skv][Dv]. */
-typedef struct ref_kv {
-    double *kt;
-    double *v;
-} ref_kv;
+typedef attn_ref_kv ref_kv;
 
-/* Per-thread scratch for one row: q [Dk], logits s [Skv], accumulators acc and mag [Dv]. */
+/* Per-thread scratch for one row: q [Dk], logits s [Skv], accumulators acc and mag [Dv];
+ * dcap [Skv] (the backward's soft-cap derivatives) or NULL. */
 typedef struct ref_row {
-    double *q, *s, *acc, *mag;
+    double *q, *s, *acc, *mag, *dcap;
 } ref_row;
 
-static void ref_load_kv(const attn_sdpa_problem *p, int64_t b, int64_t g, ref_kv *kv)
+void attn_ref_sdpa_load_kv(const attn_sdpa_problem *p, int64_t b, int64_t g, attn_ref_kv *kv)
 {
     const attn_operand *k = &p->k, *v = &p->v;
     for (int64_t j = 0; j < p->Skv; j++) {
@@ -110,13 +106,27 @@ static inline void ref_logits(const attn_sdpa_problem *p, attn_ref_precision pre
             continue;
         }
         double s = rnd(prec, scale * r->s[j]);
-        if (p->softcap > 0)
-            s = rnd(prec, cap * r_tanh(prec, rnd(prec, s / cap)));
+        if (p->softcap > 0) {
+            const double t = r_tanh(prec, rnd(prec, s / cap));
+            s = rnd(prec, cap * t);
+            if (r->dcap)
+                r->dcap[j] = rnd(prec, 1.0 - rnd(prec, t * t)); /* d(cap tanh(x/cap))/dx */
+        } else if (r->dcap) {
+            r->dcap[j] = 1.0;
+        }
         if (p->mask_add.t != NULL)
             s = rnd(prec, s + attn_load_f64(p->mask_add.ptr, p->mask_add.dtype,
                                             attn_at(&p->mask_add, b, i, h, j)));
         r->s[j] = s;
     }
+}
+
+void attn_ref_sdpa_logits(const attn_sdpa_problem *p, attn_ref_precision prec, int64_t b,
+                          int64_t i, int64_t h, const attn_ref_kv *kv, double *q, double *s,
+                          double *dcap)
+{
+    ref_row r = {.q = q, .s = s, .dcap = dcap};
+    ref_logits(p, prec, b, i, h, kv, &r);
 }
 
 /* Softmax over the logits and the weighted sums of V for one row. A NaN logit makes m NaN and
@@ -237,6 +247,7 @@ static ref_row ref_row_at(const attn_sdpa_problem *p, double *scratch, int t)
     r.s = r.q + p->Dk;
     r.acc = r.s + p->Skv;
     r.mag = r.acc + p->Dv;
+    r.dcap = NULL;
     return r;
 }
 
@@ -259,7 +270,7 @@ attn_status attn_ref_sdpa(const attn_sdpa_problem *p, attn_ref_precision prec, d
 
     for (int64_t b = 0; b < p->B; b++) {
         for (int64_t g = 0; g < p->Hkv; g++) {
-            ref_load_kv(p, b, g, &kv);
+            attn_ref_sdpa_load_kv(p, b, g, &kv);
             /* every (query head of this KV head, query row) pair is independent; tiny heads
              * stay on one thread, where starting a team would cost more than the work */
             const int64_t rows = p->group * p->Sq;

@@ -33,46 +33,49 @@ static double flash_max(double a, double b)
     return a > b ? a : b;
 }
 
-/* Load rows [r0, r0 + n) of one head of a [B, S, H, D] operand into dst [n][D]. */
-static void flash_load(const attn_operand *o, int64_t b, int64_t r0, int64_t n, int64_t head,
-                       int64_t dim, double *dst)
+void attn_ref_flash_load(const attn_operand *o, int64_t b, int64_t r0, int64_t n, int64_t head,
+                         int64_t dim, double *dst)
 {
     for (int64_t r = 0; r < n; r++)
         for (int64_t d = 0; d < dim; d++)
             dst[r * dim + d] = attn_load_f64(o->ptr, o->dtype, attn_at(o, b, r0 + r, head, d));
 }
 
-/* S_ij = scale * Q_i K_j^T, soft-capped, plus the additive mask; -inf where the element is
- * hidden. The band test is needed only on tiles that straddle a band edge (`interior` = 0);
- * the boolean mask is per element and applies everywhere. */
-static void flash_scores(const attn_sdpa_problem *p, flash_tile *t, int64_t b, int64_t h,
-                         int64_t i0, int64_t rows, int64_t j0, int64_t cols, int64_t bc,
-                         int interior)
+/* The band test is needed only on tiles that straddle a band edge (interior = 0); the boolean
+ * mask is per element and applies everywhere. */
+void attn_ref_flash_scores(const attn_sdpa_problem *p, const attn_ref_tile *g, const double *Q,
+                           const double *K, double *S, double *C)
 {
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < g->rows; r++) {
         int64_t lo = 0, hi = p->Skv;
-        if (!interior)
-            attn_band(p, i0 + r, &lo, &hi);
-        for (int64_t c = 0; c < cols; c++) {
-            const int64_t j = j0 + c;
-            double *s = &t->S[r * bc + c];
+        if (!g->interior)
+            attn_band(p, g->i0 + r, &lo, &hi);
+        for (int64_t c = 0; c < g->cols; c++) {
+            const int64_t j = g->j0 + c;
+            double *s = &S[r * g->ld + c];
             int hidden = j < lo || j >= hi;
             if (!hidden && p->mask_bool.t != NULL)
                 hidden = attn_load_f64(p->mask_bool.ptr, ATTN_U8,
-                                       attn_at(&p->mask_bool, b, i0 + r, h, j)) == 0.0;
+                                       attn_at(&p->mask_bool, g->b, g->i0 + r, g->h, j)) == 0.0;
             if (hidden) {
                 *s = -INFINITY;
                 continue;
             }
             double dot = 0.0;
             for (int64_t d = 0; d < p->Dk; d++)
-                dot += t->Q[r * p->Dk + d] * t->K[c * p->Dk + d];
+                dot += Q[r * p->Dk + d] * K[c * p->Dk + d];
             *s = p->scale * dot;
-            if (p->softcap > 0)
-                *s = p->softcap * tanh(*s / p->softcap);
+            double dcap = 1.0;
+            if (p->softcap > 0) {
+                const double th = tanh(*s / p->softcap);
+                *s = p->softcap * th;
+                dcap = 1.0 - th * th;
+            }
+            if (C)
+                C[r * g->ld + c] = dcap;
             if (p->mask_add.t != NULL)
                 *s += attn_load_f64(p->mask_add.ptr, p->mask_add.dtype,
-                                    attn_at(&p->mask_add, b, i0 + r, h, j));
+                                    attn_at(&p->mask_add, g->b, g->i0 + r, g->h, j));
         }
     }
 }
@@ -129,7 +132,7 @@ static void flash_query_tile(const attn_sdpa_problem *p, flash_tile *t, int64_t 
                              int64_t i0, int64_t rows, int64_t bc, double *out, double *lse)
 {
     const int64_t g = h / p->group; /* the KV head this query head reads (GQA/MQA) */
-    flash_load(&p->q, b, i0, rows, h, p->Dk, t->Q);
+    attn_ref_flash_load(&p->q, b, i0, rows, h, p->Dk, t->Q);
     for (int64_t r = 0; r < rows; r++) {
         t->m[r] = -INFINITY;
         t->l[r] = 0.0;
@@ -148,9 +151,10 @@ static void flash_query_tile(const attn_sdpa_problem *p, flash_tile *t, int64_t 
     for (int64_t j0 = lo_first / bc * bc; j0 < hi_last; j0 += bc) {
         const int64_t cols = j0 + bc <= p->Skv ? bc : p->Skv - j0; /* ragged last tile */
         const int interior = j0 >= lo_last && j0 + cols <= hi_first;
-        flash_load(&p->k, b, j0, cols, g, p->Dk, t->K);
-        flash_load(&p->v, b, j0, cols, g, p->Dv, t->V);
-        flash_scores(p, t, b, h, i0, rows, j0, cols, bc, interior);
+        attn_ref_flash_load(&p->k, b, j0, cols, g, p->Dk, t->K);
+        attn_ref_flash_load(&p->v, b, j0, cols, g, p->Dv, t->V);
+        const attn_ref_tile tile = {b, h, i0, rows, j0, cols, bc, interior};
+        attn_ref_flash_scores(p, &tile, t->Q, t->K, t->S, NULL);
         flash_update(p, t, rows, cols, bc);
     }
     flash_finish(p, t, b, h, i0, rows, out, lse);

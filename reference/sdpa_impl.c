@@ -1,5 +1,6 @@
-/* sdpa_impl.c - SDPA on the "ref" backend: the naive f64 definition of sdpa.c, its
- * results rounded once into the caller's output dtype (and the LSE into f32). */
+/* sdpa_impl.c - SDPA on the "ref" backend: the naive f64 definition of sdpa.c (forward) and
+ * sdpa_backward.c (gradients), their results rounded once into the caller's output dtypes
+ * (and the LSE into f32). */
 #include "attn_backend_impl.h"
 #include "attn_half.h"
 #include "sdpa_ref.h"
@@ -22,10 +23,53 @@ static void ref_store(const attn_sdpa_problem *p, const double *out, const doubl
             }
 }
 
+/* Round the f64 gradient g [n][D] (dense, in the order of the operand's dims) once into o. */
+static void store_dense(const attn_operand *o, const double *g)
+{
+    const int64_t *sh = o->t->shape;
+    int64_t x = 0;
+    for (int64_t a = 0; a < sh[0]; a++)
+        for (int64_t b = 0; b < sh[1]; b++)
+            for (int64_t c = 0; c < sh[2]; c++)
+                for (int64_t d = 0; d < sh[3]; d++)
+                    attn_store_f64(o->ptr, o->dtype, attn_at(o, a, b, c, d), g[x++]);
+}
+
+/* The backward: the naive f64 chain rule of sdpa_backward.c, rounded once into the gradients. */
+static attn_status ref_backward_run(const attn_sdpa_problem *p)
+{
+    const int64_t *m = p->dmask_add.t ? p->dmask_add.t->shape : NULL;
+    attn_ref_sdpa_grads g = {
+        .dq = attn_ref_alloc(p->B * p->Sq * p->Hq, p->Dk),
+        .dk = attn_ref_alloc(p->B * p->Skv * p->Hkv, p->Dk),
+        .dv = attn_ref_alloc(p->B * p->Skv * p->Hkv, p->Dv),
+        .dmask = m ? attn_ref_alloc(m[0] * m[1] * m[2], m[3]) : NULL,
+    };
+    attn_status st;
+    if (!g.dq || !g.dk || !g.dv || (m && !g.dmask))
+        st = attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref: cannot allocate the f64 gradients");
+    else
+        st = attn_ref_sdpa_backward(p, ATTN_REF_F64, &g);
+    if (st == ATTN_OK) {
+        store_dense(&p->dq, g.dq);
+        store_dense(&p->dk, g.dk);
+        store_dense(&p->dv, g.dv);
+        if (m)
+            store_dense(&p->dmask_add, g.dmask);
+    }
+    free(g.dq);
+    free(g.dk);
+    free(g.dv);
+    free(g.dmask);
+    return st;
+}
+
 static attn_status ref_sdpa_run(attn_backend *be, const void *problem)
 {
     const attn_sdpa_problem *p = problem;
     (void)be;
+    if (p->backward)
+        return ref_backward_run(p);
     /* out's element count fits int64 (validation), the lse rows are fewer */
     const int64_t rows = p->B * p->Sq * p->Hq;
     double *out = attn_ref_alloc(rows, p->Dv);
@@ -46,8 +90,8 @@ static attn_status ref_sdpa_run(attn_backend *be, const void *problem)
 static void ref_sdpa_impl_name(attn_backend *be, const void *p, char *buf, size_t n)
 {
     (void)be;
-    (void)p;
-    snprintf(buf, n, "ref:naive_f64");
+    snprintf(buf, n, ((const attn_sdpa_problem *)p)->backward ? "ref:naive_backward_f64"
+                                                               : "ref:naive_f64");
 }
 
 const attn_op_impl attn_ref_sdpa_impl = {

@@ -1,5 +1,5 @@
-/* attn_sdpa.h - softmax attention (SDPA): the descriptor, the forward call, its capability
- * check and the name of the implementation a backend runs. Part of attn.h. */
+/* attn_sdpa.h - softmax attention (SDPA): the descriptor, the forward and backward calls, their
+ * capability checks and the name of the implementation a backend runs. Part of attn.h. */
 #ifndef ATTN_SDPA_H_
 #define ATTN_SDPA_H_
 
@@ -62,6 +62,51 @@ ATTN_API attn_status attn_sdpa_impl_name(attn_backend *be, const attn_sdpa_desc 
                                          const attn_tensor *q, const attn_tensor *k,
                                          const attn_tensor *v, const attn_tensor *out,
                                          const attn_tensor *lse, char *buf, size_t n);
+
+/* ---- backward ---------------------------------------------------------------------------- */
+
+/* The gradients attn_sdpa_backward writes. dq [B, Sq, Hq, Dk] like q, dk [B, Skv, Hkv, Dk] like
+ * k, dv [B, Skv, Hkv, Dv] like v: each f32, f16 or bf16 (accumulated in f32 or better, rounded
+ * once when stored). dk and dv of a KV head sum over the query heads of its group.
+ * dmask_add: optional (NULL), f32 with the shape of desc->mask_add (which it requires): the
+ * gradient of the additive mask (the logit's own gradient), summed over the dims where the mask
+ * has size 1, e.g. for learned biases such as ALiBi slopes or relative-position tables. */
+typedef struct attn_sdpa_grads {
+    const attn_tensor *dq;
+    const attn_tensor *dk;
+    const attn_tensor *dv;
+    const attn_tensor *dmask_add;
+    uint64_t reserved[4]; /* must be zero */
+} attn_sdpa_grads;
+
+/* Gradients of the forward's output with respect to q, k, v (and the additive mask) given the
+ * output's gradient dout [B, Sq, Hq, Dv] (f32/f16/bf16). desc, q, k, v (and the masks) are the
+ * forward's; out and lse (required here) are what attn_sdpa_forward returned for them: the fast
+ * backends recompute the probabilities from lse and take rowsum(dout * out) from out, as
+ * FlashAttention's backward does; the reference recomputes everything from q, k, v in f64.
+ * Every forward feature is differentiated: scale, causal and windows, GQA, masks, the soft-cap
+ * (through 1 - tanh^2). A row with no visible key gets zero gradients. Deterministic: the same
+ * bits on every run and thread count. On any error nothing is written to the gradients. */
+ATTN_API attn_status attn_sdpa_backward(attn_backend *be, const attn_sdpa_desc *desc,
+                                        const attn_tensor *q, const attn_tensor *k,
+                                        const attn_tensor *v, const attn_tensor *out,
+                                        const attn_tensor *lse, const attn_tensor *dout,
+                                        const attn_sdpa_grads *grads);
+/* Same checks as attn_sdpa_backward, runs nothing: ATTN_OK iff backward would run. */
+ATTN_API attn_status attn_sdpa_backward_supported(attn_backend *be, const attn_sdpa_desc *desc,
+                                                  const attn_tensor *q, const attn_tensor *k,
+                                                  const attn_tensor *v, const attn_tensor *out,
+                                                  const attn_tensor *lse,
+                                                  const attn_tensor *dout,
+                                                  const attn_sdpa_grads *grads);
+/* Name of the implementation attn_sdpa_backward would run (as attn_sdpa_impl_name). */
+ATTN_API attn_status attn_sdpa_backward_impl_name(attn_backend *be, const attn_sdpa_desc *desc,
+                                                  const attn_tensor *q, const attn_tensor *k,
+                                                  const attn_tensor *v, const attn_tensor *out,
+                                                  const attn_tensor *lse,
+                                                  const attn_tensor *dout,
+                                                  const attn_sdpa_grads *grads, char *buf,
+                                                  size_t n);
 
 #ifdef __cplusplus
 }

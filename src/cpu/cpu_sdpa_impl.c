@@ -37,6 +37,8 @@ static int64_t mul_add(int64_t a, int64_t b, int64_t c)
 static attn_status cpu_sdpa_supported(attn_backend *be, const void *problem)
 {
     const attn_sdpa_problem *p = problem;
+    if (p->backward)
+        return attn_fail(ATTN_ERR_UNSUPPORTED, "cpu: the SDPA backward is not available");
     const int threads = ((const attn_cpu_state *)be->impl)->threads;
     const int64_t d = p->Dk + p->Dv, rows = mul_add(p->group, p->Sq, 0);
     int64_t n = mul_add(CPU_BR + CPU_BC, d, CPU_BR * CPU_BC);       /* one tile */

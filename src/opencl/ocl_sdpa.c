@@ -163,6 +163,8 @@ static attn_status make_plan(const attn_cl_backend *cb, const attn_sdpa_problem 
 
 static attn_status cl_sdpa_supported(attn_backend *be, const void *p)
 {
+    if (((const attn_sdpa_problem *)p)->backward)
+        return attn_fail(ATTN_ERR_UNSUPPORTED, "opencl: the SDPA backward is not available");
     sdpa_plan pl;
     return make_plan(be->impl, p, &pl);
 }

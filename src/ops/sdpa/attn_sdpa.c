@@ -33,6 +33,25 @@ attn_sdpa_desc attn_sdpa_desc_default(void)
     return d;
 }
 
+attn_status attn_sdpa_dispatch(attn_backend *be, const attn_sdpa_problem *p, attn_dispatch what,
+                               char *buf, size_t n)
+{
+    attn_op_call c = {.op = ATTN_OP_SDPA, .problem = p, .empty = p->B == 0 || p->Sq == 0};
+    const attn_operand *const ops[] = {&p->q,        &p->k,         &p->v,    &p->out,
+                                       &p->lse,      &p->mask_add,  &p->mask_bool,
+                                       &p->dout,     &p->dq,        &p->dk,   &p->dv,
+                                       &p->dmask_add};
+    static const char *const names[] = {"q",    "k",  "v",  "out", "lse", "mask_add", "mask_bool",
+                                        "dout", "dq", "dk", "dv",  "dmask_add"};
+    _Static_assert(sizeof names / sizeof names[0] <= ATTN_CALL_MAX_OPERANDS, "operands");
+    /* The backward's dk and dv have a row per key: a call with no query still zeroes them. */
+    if (p->backward)
+        c.empty = p->B == 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        attn_op_call_add(&c, names[i], ops[i]);
+    return attn_op_dispatch(be, &c, what, buf, n);
+}
+
 /* Validate, then dispatch with every operand named as in messages. */
 static attn_status sdpa_call(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
                              const attn_tensor *k, const attn_tensor *v, const attn_tensor *out,
@@ -42,15 +61,7 @@ static attn_status sdpa_call(attn_backend *be, const attn_sdpa_desc *d, const at
     if (!be)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa: backend is NULL");
     ATTN_TRY(attn_sdpa_validate(d, q, k, v, out, lse, &p));
-    attn_op_call c = {.op = ATTN_OP_SDPA, .problem = &p, .empty = p.B == 0 || p.Sq == 0};
-    attn_op_call_add(&c, "q", &p.q);
-    attn_op_call_add(&c, "k", &p.k);
-    attn_op_call_add(&c, "v", &p.v);
-    attn_op_call_add(&c, "out", &p.out);
-    attn_op_call_add(&c, "lse", &p.lse);
-    attn_op_call_add(&c, "mask_add", &p.mask_add);
-    attn_op_call_add(&c, "mask_bool", &p.mask_bool);
-    return attn_op_dispatch(be, &c, what, buf, n);
+    return attn_sdpa_dispatch(be, &p, what, buf, n);
 }
 
 attn_status attn_sdpa_forward(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,

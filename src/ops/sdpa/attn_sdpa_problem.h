@@ -22,6 +22,10 @@ typedef struct attn_sdpa_problem {
     int64_t window_left;  /* -1 unlimited (also a window that hides no key of the problem) */
     int64_t window_right; /* -1 unlimited (the same); 0 when causal */
     attn_operand q, k, v, out, lse, mask_add, mask_bool; /* lse/masks: t == NULL if absent */
+    /* The backward call (attn_sdpa_backward): out and lse become inputs beside dout, and the
+     * gradients are the outputs (dmask_add: t == NULL if absent). Zero for the forward. */
+    int backward;
+    attn_operand dout, dq, dk, dv, dmask_add;
 } attn_sdpa_problem;
 
 /* Key range [*lo, *hi) that the causal/window band allows for query row i (masks aside);
@@ -39,6 +43,20 @@ attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
                                const attn_tensor *k, const attn_tensor *v,
                                const attn_tensor *out, const attn_tensor *lse,
                                attn_sdpa_problem *p);
+
+/* attn_sdpa_validate for the backward call (attn_sdpa_backward): lse is required, dout has
+ * out's shape, the gradients the shapes of q, k, v (and dmask_add that of the additive mask);
+ * the gradients overlap no input and each other. Sets p->backward. */
+attn_status attn_sdpa_validate_backward(const attn_sdpa_desc *d, const attn_tensor *q,
+                                        const attn_tensor *k, const attn_tensor *v,
+                                        const attn_tensor *out, const attn_tensor *lse,
+                                        const attn_tensor *dout, const attn_sdpa_grads *g,
+                                        attn_sdpa_problem *p);
+
+/* Hand a validated problem (forward or backward) to the core's dispatch with its operands
+ * named as in messages. */
+attn_status attn_sdpa_dispatch(attn_backend *be, const attn_sdpa_problem *p, attn_dispatch what,
+                               char *buf, size_t n);
 
 /* The SDPA implementation of each backend (reference/sdpa_impl.c, src/cpu/cpu_sdpa_impl.c,
  * src/opencl/ocl_sdpa.c); `problem` is an attn_sdpa_problem. */
