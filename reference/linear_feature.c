@@ -62,6 +62,59 @@ void attn_ref_linear_phi(attn_linear_feature f, attn_ref_precision prec, const d
     }
 }
 
+/* Jacobian-transpose product of one softmax half: p = softmax(sign x); dx += sign (p * (dy -
+ * p . dy)), or with mag its magnitude sum p * (|dy| + p . |dy|). */
+static void softmax_half_vjp(attn_ref_precision prec, const double *x, int64_t dk, double sign,
+                             const double *dy, int mag, double *p, double *dx)
+{
+    softmax_half(prec, x, dk, sign, p);
+    double pd = 0.0;
+    for (int64_t d = 0; d < dk; d++)
+        pd = rnd(prec, pd + rnd(prec, p[d] * (mag ? fabs(dy[d]) : dy[d])));
+    for (int64_t d = 0; d < dk; d++)
+        dx[d] = mag ? dx[d] + p[d] * (fabs(dy[d]) + pd)
+                    : rnd(prec, dx[d] + rnd(prec, sign * rnd(prec, p[d] * rnd(prec, dy[d] - pd))));
+}
+
+/* d phi_d / d x_d of the elementwise maps. */
+static double phi_slope(attn_linear_feature f, attn_ref_precision prec, double x)
+{
+    switch (f) {
+    case ATTN_LINEAR_ELU:
+    case ATTN_LINEAR_ELU1:
+        return x > 0 ? 1.0 : r_exp(prec, x);
+    case ATTN_LINEAR_RELU:
+        return x > 0 ? 1.0 : 0.0;
+    case ATTN_LINEAR_SILU: { /* s (1 + x (1 - s)), s = sigmoid(x) */
+        const double sg = rnd(prec, 1.0 / rnd(prec, 1.0 + r_exp(prec, -x)));
+        return rnd(prec, sg * rnd(prec, 1.0 + rnd(prec, x * rnd(prec, 1.0 - sg))));
+    }
+    default: /* identity */
+        return 1.0;
+    }
+}
+
+void attn_ref_linear_phi_vjp(attn_linear_feature f, attn_ref_precision prec, const double *x,
+                             int64_t dk, const double *dy, int mag, double *tmp, double *dx)
+{
+    for (int64_t d = 0; d < dk; d++)
+        dx[d] = 0.0;
+    if (f == ATTN_LINEAR_SOFTMAX_PAIR) {
+        softmax_half_vjp(prec, x, dk, 1.0, dy, mag, tmp, dx);
+        softmax_half_vjp(prec, x, dk, -1.0, dy + dk, mag, tmp, dx);
+        return;
+    }
+    for (int64_t d = 0; d < dk; d++) {
+        if (f == ATTN_LINEAR_RELU_PAIR) { /* relu(x) then relu(-x): slopes 1 / -1 by sign */
+            const double a = mag ? fabs(dy[d]) : dy[d], b = mag ? fabs(dy[dk + d]) : dy[dk + d];
+            dx[d] = x[d] > 0 ? a : x[d] < 0 ? (mag ? b : -b) : 0.0;
+            continue;
+        }
+        const double slope = phi_slope(f, prec, x[d]);
+        dx[d] = mag ? fabs(slope * dy[d]) : rnd(prec, slope * dy[d]);
+    }
+}
+
 void attn_ref_linear_phi_row(const attn_linear_problem *p, const attn_operand *o, int64_t b,
                              int64_t s, int64_t h, attn_ref_precision prec, double *tmp,
                              double *y)

@@ -33,11 +33,29 @@ attn_status attn_ref_linear_recurrent(const attn_linear_problem *p, attn_ref_pre
 attn_status attn_ref_linear_chunked(const attn_linear_problem *p, int64_t chunk,
                                     attn_linear_ref_out *o);
 
+/* The gradients of the backward, in f64, row-major; dq, dk, dv required, the rest may be NULL.
+ * dq [B][S][Hq][Dk], dk [B][S][Hkv][Dk], dv [B][S][Hkv][Dv], d_state_in [B][Hkv][Df][Dv],
+ * d_z_in [B][Hkv][Df]; the *_mag arrays (same layouts) the condition scale of each element. */
+typedef struct attn_linear_ref_grads {
+    double *dq, *dk, *dv, *d_state_in, *d_z_in;
+    double *dq_mag, *dk_mag, *dv_mag, *d_state_in_mag, *d_z_in_mag;
+} attn_linear_ref_grads;
+
+/* The chain rule through the quadratic definition (linear_backward.c) for a validated backward
+ * problem (p->backward): dout, d_state_out and d_z_out in, the gradients out. */
+attn_status attn_ref_linear_backward(const attn_linear_problem *p, attn_ref_precision prec,
+                                     const attn_linear_ref_grads *g);
+
 /* ---- shared by the forms (linear_feature.c) ---- */
 
 /* y[0..Df) = phi(x[0..dk)) in working precision prec. */
 void attn_ref_linear_phi(attn_linear_feature f, attn_ref_precision prec, const double *x,
                          int64_t dk, double *y);
+/* dx[0..dk) = J_phi(x)^T dy (dy: Df values), the feature map's vector-Jacobian product; with
+ * mag, the same sums over the terms' magnitudes (the condition scale of dx). tmp holds dk
+ * doubles. relu's slope at 0 is 0, elu's 1 (PyTorch's conventions). */
+void attn_ref_linear_phi_vjp(attn_linear_feature f, attn_ref_precision prec, const double *x,
+                             int64_t dk, const double *dy, int mag, double *tmp, double *dx);
 /* phi of row [b, s, h, :] of operand o (q or k) into y (Df values); tmp holds dk doubles. */
 void attn_ref_linear_phi_row(const attn_linear_problem *p, const attn_operand *o, int64_t b,
                              int64_t s, int64_t h, attn_ref_precision prec, double *tmp,

@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 /* A row: what it breaks, the mutation of a valid set-up T, the status the call must return. */
@@ -33,6 +34,19 @@ static inline void attn_bad_untouched(const void *p, size_t n, unsigned char poi
 {
     for (size_t b = 0; b < n; b++)
         ck_assert_msg(((const unsigned char *)p)[b] == poison, "%s: %s written", name, what);
+}
+
+/* Whether this build and machine can open a backend; says why on stderr when not (no OpenCL
+ * platform, a backend not built), so a skipped table is visible in the log. */
+static inline int attn_bad_available(const char *backend)
+{
+    attn_backend *be = NULL;
+    if (attn_backend_open(backend, NULL, &be) != ATTN_OK) {
+        fprintf(stderr, "skipping backend %s: %s\n", backend, attn_last_error());
+        return 0;
+    }
+    attn_backend_close(be);
+    return 1;
 }
 
 #endif /* ATTN_CHECK_BADINPUT_H_ */

@@ -120,22 +120,10 @@ static const row table[] = {
 #define N_BACKENDS 3
 static const char *const backends[N_BACKENDS] = {"ref", "cpu", "opencl"};
 
-/* A backend this build or machine cannot open is skipped with its reason. */
-static int available(const char *backend)
-{
-    attn_backend *be = NULL;
-    if (attn_backend_open(backend, NULL, &be) != ATTN_OK) {
-        fprintf(stderr, "skipping backend %s: %s\n", backend, attn_last_error());
-        return 0;
-    }
-    attn_backend_close(be);
-    return 1;
-}
-
 START_TEST(bad_input_row)
 {
     const char *backend = backends[_i / N_ROWS];
-    if (!available(backend))
+    if (!attn_bad_available(backend))
         return;
     setup s;
     make_valid(&s, backend);
@@ -153,7 +141,7 @@ END_TEST
 /* The valid call runs (the gradients get written) or is unsupported (nothing written). */
 START_TEST(valid_call)
 {
-    if (!available(backends[_i]))
+    if (!attn_bad_available(backends[_i]))
         return;
     setup s;
     make_valid(&s, backends[_i]);

@@ -62,6 +62,22 @@ static attn_backend *ref_backend(void)
     return be;
 }
 
+/* Run body on the first n shapes, each set up on the ref backend and freed after. */
+typedef void (*shape_body)(sbw *x, const attn_sdpa_problem *p, attn_backend *be, int k);
+
+static void each_shape(int n, shape_body body)
+{
+    attn_backend *be = ref_backend();
+    for (int k = 0; k < n; k++) {
+        sbw x;
+        attn_sdpa_problem p;
+        setup(&x, k, be, &p);
+        body(&x, &p, be, k);
+        sbw_free(&x);
+    }
+    attn_backend_close(be);
+}
+
 /* Dense f64 gradients (and magnitudes) of a problem. */
 typedef struct dgrads {
     attn_ref_sdpa_grads g;
@@ -140,24 +156,22 @@ static void expect_fd(const attn_sdpa_problem *p, const sbw *x, float *a, const 
     free(o);
 }
 
+static void fd_body(sbw *x, const attn_sdpa_problem *p, attn_backend *be, int k)
+{
+    (void)be;
+    dgrads r = dgrads_new(x, 0);
+    ck_assert(attn_ref_sdpa_backward(p, ATTN_REF_F64, &r.g) == ATTN_OK);
+    expect_fd(p, x, x->q, r.g.dq, sbw_n(x, "q"), "q", k);
+    expect_fd(p, x, x->k, r.g.dk, sbw_n(x, "k"), "k", k);
+    expect_fd(p, x, x->v, r.g.dv, sbw_n(x, "v"), "v", k);
+    if (x->madd)
+        expect_fd(p, x, x->madd, r.g.dmask, sbw_n(x, "madd"), "mask_add", k);
+    dgrads_free(&r);
+}
+
 START_TEST(test_naive_matches_finite_differences)
 {
-    attn_backend *be = ref_backend();
-    for (int k = 0; k < 3; k++) {
-        sbw x;
-        attn_sdpa_problem p;
-        setup(&x, k, be, &p);
-        dgrads r = dgrads_new(&x, 0);
-        ck_assert(attn_ref_sdpa_backward(&p, ATTN_REF_F64, &r.g) == ATTN_OK);
-        expect_fd(&p, &x, x.q, r.g.dq, sbw_n(&x, "q"), "q", k);
-        expect_fd(&p, &x, x.k, r.g.dk, sbw_n(&x, "k"), "k", k);
-        expect_fd(&p, &x, x.v, r.g.dv, sbw_n(&x, "v"), "v", k);
-        if (x.madd)
-            expect_fd(&p, &x, x.madd, r.g.dmask, sbw_n(&x, "madd"), "mask_add", k);
-        dgrads_free(&r);
-        sbw_free(&x);
-    }
-    attn_backend_close(be);
+    each_shape(3, fd_body);
 }
 END_TEST
 
@@ -171,101 +185,95 @@ static void expect_close(const double *a, const double *b, const double *mag, in
                       what, (long long)i, a[i], b[i]);
 }
 
-START_TEST(test_flash_matches_naive)
+static void flash_body(sbw *x, const attn_sdpa_problem *p, attn_backend *be, int k)
 {
     static const int64_t tiles[][2] = {{1, 1}, {3, 5}, {8, 16}, {64, 64}};
-    attn_backend *be = ref_backend();
-    for (int k = 0; k < 4; k++) {
-        sbw x;
-        attn_sdpa_problem p;
-        setup(&x, k, be, &p);
-        dgrads want = dgrads_new(&x, 1);
-        ck_assert(attn_ref_sdpa_backward(&p, ATTN_REF_F64, &want.g) == ATTN_OK);
-        double *o = dalloc(sbw_n(&x, "out")), *lse = dalloc(sbw_n(&x, "lse"));
-        ck_assert(attn_ref_sdpa(&p, ATTN_REF_F64, o, lse, NULL) == ATTN_OK);
-        for (int t = 0; t < 4; t++)
-            for (int kv_outer = 0; kv_outer < 2; kv_outer++) {
-                dgrads got = dgrads_new(&x, 0);
-                ck_assert(attn_ref_sdpa_flash_backward(&p, tiles[t][0], tiles[t][1], kv_outer,
-                                                       o, lse, &got.g) == ATTN_OK);
-                expect_close(got.g.dq, want.g.dq, want.g.dq_mag, sbw_n(&x, "dq"), "dq");
-                expect_close(got.g.dk, want.g.dk, want.g.dk_mag, sbw_n(&x, "dk"), "dk");
-                expect_close(got.g.dv, want.g.dv, want.g.dv_mag, sbw_n(&x, "dv"), "dv");
-                if (x.madd)
-                    expect_close(got.g.dmask, want.g.dmask, want.g.dmask_mag,
-                                 sbw_n(&x, "madd"), "dmask");
-                dgrads_free(&got);
-            }
-        free(o);
-        free(lse);
-        dgrads_free(&want);
-        sbw_free(&x);
-    }
-    attn_backend_close(be);
+    (void)be;
+    (void)k;
+    dgrads want = dgrads_new(x, 1);
+    ck_assert(attn_ref_sdpa_backward(p, ATTN_REF_F64, &want.g) == ATTN_OK);
+    double *o = dalloc(sbw_n(x, "out")), *lse = dalloc(sbw_n(x, "lse"));
+    ck_assert(attn_ref_sdpa(p, ATTN_REF_F64, o, lse, NULL) == ATTN_OK);
+    for (int t = 0; t < 4; t++)
+        for (int kv_outer = 0; kv_outer < 2; kv_outer++) {
+            dgrads got = dgrads_new(x, 0);
+            ck_assert(attn_ref_sdpa_flash_backward(p, tiles[t][0], tiles[t][1], kv_outer,
+                                                   o, lse, &got.g) == ATTN_OK);
+            expect_close(got.g.dq, want.g.dq, want.g.dq_mag, sbw_n(x, "dq"), "dq");
+            expect_close(got.g.dk, want.g.dk, want.g.dk_mag, sbw_n(x, "dk"), "dk");
+            expect_close(got.g.dv, want.g.dv, want.g.dv_mag, sbw_n(x, "dv"), "dv");
+            if (x->madd)
+                expect_close(got.g.dmask, want.g.dmask, want.g.dmask_mag,
+                             sbw_n(x, "madd"), "dmask");
+            dgrads_free(&got);
+        }
+    free(o);
+    free(lse);
+    dgrads_free(&want);
+}
+
+START_TEST(test_flash_matches_naive)
+{
+    each_shape(4, flash_body);
 }
 END_TEST
 
 /* The float working-precision mode stays within a few hundred float ulps of the magnitudes. */
+static void f32_body(sbw *x, const attn_sdpa_problem *p, attn_backend *be, int k)
+{
+    (void)be;
+    dgrads a = dgrads_new(x, 1), b = dgrads_new(x, 0);
+    ck_assert(attn_ref_sdpa_backward(p, ATTN_REF_F64, &a.g) == ATTN_OK);
+    ck_assert(attn_ref_sdpa_backward(p, ATTN_REF_F32, &b.g) == ATTN_OK);
+    const double *ga[] = {a.g.dq, a.g.dk, a.g.dv}, *gb[] = {b.g.dq, b.g.dk, b.g.dv};
+    const double *m[] = {a.g.dq_mag, a.g.dk_mag, a.g.dv_mag};
+    const char *names[] = {"dq", "dk", "dv"};
+    int differs = 0;
+    for (int t = 0; t < 3; t++)
+        for (int64_t i = 0; i < sbw_n(x, names[t]); i++) {
+            ck_assert_msg(fabs(ga[t][i] - gb[t][i]) <= 1e-4 * m[t][i] + 1e-30,
+                          "shape %d %s[%lld]: f64 %.9g, f32 %.9g", k, names[t],
+                          (long long)i, ga[t][i], gb[t][i]);
+            differs |= ga[t][i] != gb[t][i];
+        }
+    ck_assert_msg(differs, "shape %d: the float mode rounds nothing", k);
+    dgrads_free(&a);
+    dgrads_free(&b);
+}
+
 START_TEST(test_f32_mode_close)
 {
-    attn_backend *be = ref_backend();
-    for (int k = 0; k < 4; k++) {
-        sbw x;
-        attn_sdpa_problem p;
-        setup(&x, k, be, &p);
-        dgrads a = dgrads_new(&x, 1), b = dgrads_new(&x, 0);
-        ck_assert(attn_ref_sdpa_backward(&p, ATTN_REF_F64, &a.g) == ATTN_OK);
-        ck_assert(attn_ref_sdpa_backward(&p, ATTN_REF_F32, &b.g) == ATTN_OK);
-        const double *ga[] = {a.g.dq, a.g.dk, a.g.dv}, *gb[] = {b.g.dq, b.g.dk, b.g.dv};
-        const double *m[] = {a.g.dq_mag, a.g.dk_mag, a.g.dv_mag};
-        const char *names[] = {"dq", "dk", "dv"};
-        int differs = 0;
-        for (int t = 0; t < 3; t++)
-            for (int64_t i = 0; i < sbw_n(&x, names[t]); i++) {
-                ck_assert_msg(fabs(ga[t][i] - gb[t][i]) <= 1e-4 * m[t][i] + 1e-30,
-                              "shape %d %s[%lld]: f64 %.9g, f32 %.9g", k, names[t],
-                              (long long)i, ga[t][i], gb[t][i]);
-                differs |= ga[t][i] != gb[t][i];
-            }
-        ck_assert_msg(differs, "shape %d: the float mode rounds nothing", k);
-        dgrads_free(&a);
-        dgrads_free(&b);
-        sbw_free(&x);
-    }
-    attn_backend_close(be);
+    each_shape(4, f32_body);
 }
 END_TEST
 
 /* ---- the ref backend's public call --------------------------------------------------------- */
 
 /* The call rounds the f64 gradients once into f32; rows that see no key get dq exactly 0. */
+static void public_body(sbw *x, const attn_sdpa_problem *p, attn_backend *be, int k)
+{
+    dgrads want = dgrads_new(x, 0);
+    ck_assert(attn_ref_sdpa_backward(p, ATTN_REF_F64, &want.g) == ATTN_OK);
+    ck_assert_msg(attn_sdpa_backward(be, &x->desc, &x->tq, &x->tk, &x->tv, &x->tout, &x->tlse,
+                                     &x->tdout, &x->grads) == ATTN_OK,
+                  "%s", attn_last_error());
+    for (int64_t i = 0; i < sbw_n(x, "dq"); i++)
+        ck_assert(x->dq[i] == (float)want.g.dq[i]);
+    for (int64_t i = 0; i < sbw_n(x, "dk"); i++)
+        ck_assert(x->dk[i] == (float)want.g.dk[i]);
+    for (int64_t i = 0; i < sbw_n(x, "dv"); i++)
+        ck_assert(x->dv[i] == (float)want.g.dv[i]);
+    for (int64_t i = 0; x->madd && i < sbw_n(x, "madd"); i++)
+        ck_assert(x->dmask[i] == (float)want.g.dmask[i]);
+    if (k == 2) /* rows 0 and 1 see no key */
+        for (int64_t i = 0; i < 2 * x->s.Hq * x->s.Dk; i++)
+            ck_assert(x->dq[i] == 0.0f && !signbit(x->dq[i]));
+    dgrads_free(&want);
+}
+
 START_TEST(test_public_call_rounds_once)
 {
-    attn_backend *be = ref_backend();
-    for (int k = 0; k < 4; k++) {
-        sbw x;
-        attn_sdpa_problem p;
-        setup(&x, k, be, &p);
-        dgrads want = dgrads_new(&x, 0);
-        ck_assert(attn_ref_sdpa_backward(&p, ATTN_REF_F64, &want.g) == ATTN_OK);
-        ck_assert_msg(attn_sdpa_backward(be, &x.desc, &x.tq, &x.tk, &x.tv, &x.tout, &x.tlse,
-                                         &x.tdout, &x.grads) == ATTN_OK,
-                      "%s", attn_last_error());
-        for (int64_t i = 0; i < sbw_n(&x, "dq"); i++)
-            ck_assert(x.dq[i] == (float)want.g.dq[i]);
-        for (int64_t i = 0; i < sbw_n(&x, "dk"); i++)
-            ck_assert(x.dk[i] == (float)want.g.dk[i]);
-        for (int64_t i = 0; i < sbw_n(&x, "dv"); i++)
-            ck_assert(x.dv[i] == (float)want.g.dv[i]);
-        for (int64_t i = 0; x.madd && i < sbw_n(&x, "madd"); i++)
-            ck_assert(x.dmask[i] == (float)want.g.dmask[i]);
-        if (k == 2) /* rows 0 and 1 see no key */
-            for (int64_t i = 0; i < 2 * x.s.Hq * x.s.Dk; i++)
-                ck_assert(x.dq[i] == 0.0f && !signbit(x.dq[i]));
-        dgrads_free(&want);
-        sbw_free(&x);
-    }
-    attn_backend_close(be);
+    each_shape(4, public_body);
 }
 END_TEST
 

@@ -201,18 +201,6 @@ enum { N_CASES = sizeof table / sizeof table[0] };
 enum { N_BACKENDS = 3 };
 static const char *const backends[N_BACKENDS] = {"ref", "cpu", "opencl"};
 
-/* A backend this machine cannot open (no OpenCL platform) is skipped with its reason. */
-static int available(const char *backend)
-{
-    attn_backend *be = NULL;
-    if (attn_backend_open(backend, NULL, &be) != ATTN_OK) {
-        fprintf(stderr, "skipping backend %s: %s\n", backend, attn_last_error());
-        return 0;
-    }
-    attn_backend_close(be);
-    return 1;
-}
-
 static void run_row(int i, const char *backend)
 {
     setup *s = malloc(sizeof *s);
@@ -232,7 +220,7 @@ static void run_row(int i, const char *backend)
 
 START_TEST(bad_input_row)
 {
-    if (available(backends[_i / N_CASES]))
+    if (attn_bad_available(backends[_i / N_CASES]))
         run_row(_i % N_CASES, backends[_i / N_CASES]);
 }
 END_TEST
@@ -240,7 +228,7 @@ END_TEST
 /* The unmutated setup runs and writes every output element: the table tests real rejections. */
 START_TEST(valid_call_runs)
 {
-    if (!available(backends[_i]))
+    if (!attn_bad_available(backends[_i]))
         return;
     setup *s = malloc(sizeof *s);
     make_valid(s, backends[_i]);
@@ -260,7 +248,7 @@ END_TEST
  * dims do not matter. */
 START_TEST(zero_size_is_empty)
 {
-    if (!available(backends[_i]))
+    if (!attn_bad_available(backends[_i]))
         return;
     for (int dim = 0; dim < 2; dim++) {
         setup *s = malloc(sizeof *s);
@@ -310,7 +298,7 @@ END_TEST
  * (a position plus such a window overflowed before); one key less than that hides a key. */
 START_TEST(huge_windows_are_unlimited)
 {
-    if (!available(backends[_i]))
+    if (!attn_bad_available(backends[_i]))
         return;
     setup *s = malloc(sizeof *s), *w = malloc(sizeof *w);
     ck_assert(s && w);
@@ -340,7 +328,7 @@ END_TEST
 START_TEST(broadcast_beyond_memory)
 {
     attn_backend *be;
-    if (!available(backends[_i]))
+    if (!attn_bad_available(backends[_i]))
         return;
     ck_assert_int_eq(attn_backend_open(backends[_i], NULL, &be), ATTN_OK);
     float one = 1.0f, out[1] = {0};

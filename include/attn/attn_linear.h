@@ -1,6 +1,6 @@
 /* attn_linear.h - kernel linear attention (Katharopoulos et al. 2020, "Transformers are RNNs";
- * with Lightning Attention's per-head decay): the descriptor, the forward call, its capability
- * check and the name of the implementation a backend runs. Part of attn.h. docs/ops/linear.md
+ * with Lightning Attention's per-head decay): the descriptor, the forward and backward calls,
+ * their capability checks and the name of the implementation a backend runs. Part of attn.h. docs/ops/linear.md
  * gives the definition option by option. */
 #ifndef ATTN_LINEAR_H_
 #define ATTN_LINEAR_H_
@@ -83,6 +83,48 @@ ATTN_API attn_status attn_linear_impl_name(attn_backend *be, const attn_linear_d
                                            const attn_tensor *q, const attn_tensor *k,
                                            const attn_tensor *v, const attn_tensor *out,
                                            const attn_linear_state *st, char *buf, size_t n);
+
+/* ---- backward ---------------------------------------------------------------------------- */
+
+/* The gradients attn_linear_backward writes, and those arriving at the forward's final state.
+ * dq, dk, dv: the shapes of q, k, v, each f32/f16/bf16 (required). d_state_in, d_z_in: f32,
+ * the shapes of st->state_in and st->z_in, which they require (optional outputs).
+ * d_state_out [B, Hkv, Df, Dv] and d_z_out [B, Hkv, Df, 1]: f32 inputs, the gradients of the
+ * final state and running sum when a later call or a loss uses them (optional, absent = 0;
+ * d_z_out needs desc.normalize). dk and dv of a KV head sum over the query heads of its group. */
+typedef struct attn_linear_grads {
+    const attn_tensor *dq, *dk, *dv;
+    const attn_tensor *d_state_in, *d_z_in;
+    const attn_tensor *d_state_out, *d_z_out;
+    uint64_t reserved[4]; /* must be zero */
+} attn_linear_grads;
+
+/* Gradients of the forward (same desc, q, k, v, st->state_in and st->z_in; st->state_out and
+ * st->z_out must be NULL) with respect to q, k, v and the initial state, given dout
+ * [B, S, Hq, Dv] (f32/f16/bf16), the gradient of out. The backward recomputes what it needs
+ * from the inputs (no saved output). Deterministic; on any error nothing is written to the
+ * gradients. docs/ops/linear.md, "Backward". */
+ATTN_API attn_status attn_linear_backward(attn_backend *be, const attn_linear_desc *desc,
+                                          const attn_tensor *q, const attn_tensor *k,
+                                          const attn_tensor *v, const attn_linear_state *st,
+                                          const attn_tensor *dout, const attn_linear_grads *g);
+/* Same checks as attn_linear_backward, runs nothing. */
+ATTN_API attn_status attn_linear_backward_supported(attn_backend *be,
+                                                    const attn_linear_desc *desc,
+                                                    const attn_tensor *q, const attn_tensor *k,
+                                                    const attn_tensor *v,
+                                                    const attn_linear_state *st,
+                                                    const attn_tensor *dout,
+                                                    const attn_linear_grads *g);
+/* Name of the implementation attn_linear_backward would run. */
+ATTN_API attn_status attn_linear_backward_impl_name(attn_backend *be,
+                                                    const attn_linear_desc *desc,
+                                                    const attn_tensor *q, const attn_tensor *k,
+                                                    const attn_tensor *v,
+                                                    const attn_linear_state *st,
+                                                    const attn_tensor *dout,
+                                                    const attn_linear_grads *g, char *buf,
+                                                    size_t n);
 
 #ifdef __cplusplus
 }

@@ -14,6 +14,9 @@ static int64_t chunk_of(const attn_cpu_state *s)
 static attn_status cpu_linear_supported(attn_backend *be, const void *problem)
 {
     const attn_linear_problem *p = problem;
+    if (p->backward)
+        return attn_fail(ATTN_ERR_UNSUPPORTED, "cpu: the linear attention backward is not "
+                         "available (the ref backend computes it)");
     const attn_cpu_state *s = be->impl;
     const int64_t C = chunk_of(s);
     int64_t rows, n, t;

@@ -97,6 +97,9 @@ static attn_status make_plan(const attn_cl_backend *cb, const attn_linear_proble
 
 static attn_status cl_linear_supported(attn_backend *be, const void *p)
 {
+    if (((const attn_linear_problem *)p)->backward)
+        return attn_fail(ATTN_ERR_UNSUPPORTED, "opencl: the linear attention backward is not "
+                         "available (the ref backend computes it)");
     lin_plan pl;
     return make_plan(be->impl, p, &pl);
 }

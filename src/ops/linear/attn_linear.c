@@ -32,6 +32,24 @@ attn_linear_desc attn_linear_desc_default(void)
     return d;
 }
 
+attn_status attn_linear_dispatch(attn_backend *be, const attn_linear_problem *p,
+                                 attn_dispatch what, char *buf, size_t n)
+{
+    attn_op_call c = {.op = ATTN_OP_LINEAR, .problem = p, .empty = p->B == 0};
+    const attn_operand *ops[] = {&p->q,    &p->k,           &p->v,       &p->state_in,
+                                 &p->z_in, &p->out,         &p->state_out, &p->z_out,
+                                 &p->dout, &p->d_state_out, &p->d_z_out, &p->dq,
+                                 &p->dk,   &p->dv,          &p->d_state_in, &p->d_z_in};
+    static const char *const names[] = {"q",    "k",           "v",       "state_in",
+                                        "z_in", "out",         "state_out", "z_out",
+                                        "dout", "d_state_out", "d_z_out", "dq",
+                                        "dk",   "dv",          "d_state_in", "d_z_in"};
+    _Static_assert(sizeof names / sizeof names[0] <= ATTN_CALL_MAX_OPERANDS, "operands fit");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        attn_op_call_add(&c, names[i], ops[i]);
+    return attn_op_dispatch(be, &c, what, buf, n);
+}
+
 /* Validate, then dispatch with every operand named as in messages. */
 static attn_status linear_call(attn_backend *be, const attn_linear_desc *d, const attn_tensor *q,
                                const attn_tensor *k, const attn_tensor *v, const attn_tensor *out,
@@ -42,15 +60,7 @@ static attn_status linear_call(attn_backend *be, const attn_linear_desc *d, cons
     if (!be)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_linear: backend is NULL");
     ATTN_TRY(attn_linear_validate(d, q, k, v, out, st, &p));
-    attn_op_call c = {.op = ATTN_OP_LINEAR, .problem = &p, .empty = p.B == 0};
-    const attn_operand *ops[] = {&p.q, &p.k, &p.v, &p.state_in, &p.z_in, &p.out, &p.state_out,
-                                 &p.z_out};
-    static const char *const names[] = {"q", "k", "v", "state_in", "z_in", "out", "state_out",
-                                        "z_out"};
-    _Static_assert(sizeof names / sizeof names[0] <= ATTN_CALL_MAX_OPERANDS, "operands fit");
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        attn_op_call_add(&c, names[i], ops[i]);
-    attn_status s = attn_op_dispatch(be, &c, what, buf, n);
+    attn_status s = attn_linear_dispatch(be, &p, what, buf, n);
     attn_linear_problem_release(&p);
     return s;
 }

@@ -26,6 +26,10 @@ typedef struct attn_linear_problem {
      * attn_linear_problem_release); NULL means no decay (lambda = 1). */
     double *log_decay;
     attn_operand q, k, v, out, state_in, z_in, state_out, z_out; /* t == NULL if absent */
+    /* The backward call (attn_linear_backward): out, state_out and z_out absent; dout and the
+     * final state's gradients in, the gradients out (t == NULL if absent). Zero otherwise. */
+    int backward;
+    attn_operand dout, d_state_out, d_z_out, dq, dk, dv, d_state_in, d_z_in;
 } attn_linear_problem;
 
 /* Features of phi for a map and a head dim. */
@@ -46,6 +50,20 @@ attn_status attn_linear_validate(const attn_linear_desc *d, const attn_tensor *q
                                  const attn_tensor *out, const attn_linear_state *st,
                                  attn_linear_problem *p);
 void attn_linear_problem_release(attn_linear_problem *p);
+
+/* attn_linear_validate for the backward call (attn_linear_backward): the forward's checks with
+ * dout in out's place, then the gradients; sets p->backward. Release as the forward's. */
+attn_status attn_linear_validate_backward(const attn_linear_desc *d, const attn_tensor *q,
+                                          const attn_tensor *k, const attn_tensor *v,
+                                          const attn_linear_state *st, const attn_tensor *dout,
+                                          const attn_linear_grads *g, attn_linear_problem *p);
+/* A state tensor f32 [B, Hkv, Df, cols] (cols 1: a running sum z), named in messages. */
+attn_status attn_linear_check_state(const attn_tensor *t, const char *name, int64_t B,
+                                    int64_t Hkv, int64_t Df, int64_t cols, attn_span *s);
+/* Hand a validated problem (forward or backward) to the core's dispatch with its operands
+ * named; releases nothing. */
+attn_status attn_linear_dispatch(attn_backend *be, const attn_linear_problem *p,
+                                 attn_dispatch what, char *buf, size_t n);
 
 /* The linear attention implementation of each backend (reference/linear_impl.c,
  * src/cpu/cpu_linear_impl.c, src/opencl/ocl_linear.c). */

@@ -56,9 +56,8 @@ static attn_status check_desc(const attn_linear_desc *d)
     return ATTN_OK;
 }
 
-/* A state tensor [B, Hkv, Df, cols] in f32 (attn_view_check_state); cols 1: z. */
-static attn_status check_state(const attn_tensor *t, const char *name, int64_t B, int64_t Hkv,
-                               int64_t Df, int64_t cols, attn_span *s)
+attn_status attn_linear_check_state(const attn_tensor *t, const char *name, int64_t B,
+                                    int64_t Hkv, int64_t Df, int64_t cols, attn_span *s)
 {
     return attn_view_check_state(t, name, B, Hkv, Df, "features of phi: Dk, 2 Dk for paired maps",
                                  cols, cols == 1 ? "z holds one column" : "Dv of v", s);
@@ -114,7 +113,7 @@ static attn_status check_views(const attn_linear_desc *d, const attn_tensor *con
     static const int st_ops[] = {OP_SIN, OP_ZIN, OP_SOUT, OP_ZOUT};
     for (int i = 0; i < 4; i++)
         if (t[st_ops[i]])
-            ATTN_TRY(check_state(t[st_ops[i]], st_names[i], B, Hkv, Df,
+            ATTN_TRY(attn_linear_check_state(t[st_ops[i]], st_names[i], B, Hkv, Df,
                                  i % 2 ? 1 : t[OP_V]->shape[3], &s[st_ops[i]]));
     static const char *const names[N_OPS] = {"q", "k", "v", "state_in", "z_in", "out",
                                               "state_out", "z_out"};
