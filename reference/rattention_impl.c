@@ -1,6 +1,7 @@
 /* rattention_impl.c - RATTENTION on the "ref" backend: the f64 definitions of rattention.c
- * (forward) and rattention_decode.c (decode step), each result rounded once into the caller's
- * dtype and strides: out, state_out, and for a decode step the cache's ring and state. */
+ * (forward), rattention_decode.c (decode step) and rattention_backward.c (gradients), each
+ * result rounded once into the caller's dtype and strides: out, state_out, for a decode step
+ * the cache's ring and state, for the backward the gradients. */
 #include "attn_backend_impl.h"
 #include "attn_half.h"
 #include "rattention_ref.h"
@@ -20,10 +21,46 @@ static void store4(const attn_operand *o, const double *x, int64_t n0, int64_t n
                                    x[((a * n1 + b) * n2 + c) * n3 + d]);
 }
 
+/* The backward: the f64 chain rule of rattention_backward.c, rounded once into the gradients. */
+static attn_status ref_backward_run(const attn_rattention_problem *p)
+{
+    attn_rattention_ref_grads g = {
+        .dq = attn_ref_alloc(p->B * p->S * p->Hq, p->Dk),
+        .dk = attn_ref_alloc(p->B * p->S * p->Hkv, p->Dk),
+        .dv = attn_ref_alloc(p->B * p->S * p->Hkv, p->Dv),
+        .dgamma_swa = attn_ref_alloc(p->Hq, p->Dv),
+        .dgamma_rla = attn_ref_alloc(p->Hq, p->Dv),
+        .d_state_in = p->d_state_in.t ? attn_ref_alloc(p->B * p->Hkv * p->Df, p->Dv) : NULL,
+    };
+    attn_status st;
+    if (!g.dq || !g.dk || !g.dv || !g.dgamma_swa || !g.dgamma_rla ||
+        (p->d_state_in.t && !g.d_state_in))
+        st = attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref: cannot allocate the f64 gradients");
+    else
+        st = attn_ref_rattention_backward(p, &g);
+    if (st == ATTN_OK) {
+        store4(&p->dq, g.dq, p->B, p->S, p->Hq, p->Dk);
+        store4(&p->dk, g.dk, p->B, p->S, p->Hkv, p->Dk);
+        store4(&p->dv, g.dv, p->B, p->S, p->Hkv, p->Dv);
+        if (p->dgamma_swa.t)
+            store4(&p->dgamma_swa, g.dgamma_swa, 1, 1, p->Hq, p->Dv);
+        if (p->dgamma_rla.t)
+            store4(&p->dgamma_rla, g.dgamma_rla, 1, 1, p->Hq, p->Dv);
+        if (g.d_state_in)
+            store4(&p->d_state_in, g.d_state_in, p->B, p->Hkv, p->Df, p->Dv);
+    }
+    double *all[] = {g.dq, g.dk, g.dv, g.dgamma_swa, g.dgamma_rla, g.d_state_in};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        free(all[i]);
+    return st;
+}
+
 static attn_status ref_ratt_run(attn_backend *be, const void *problem)
 {
     const attn_rattention_problem *p = problem;
     (void)be;
+    if (p->backward)
+        return ref_backward_run(p);
     const int dec = p->decode, want_state = dec || p->state_out.t;
     attn_rattention_ref_out o = {0};
     o.out = attn_ref_alloc(p->B * p->S * p->Hq, p->Dv);
@@ -58,7 +95,9 @@ static void ref_ratt_impl_name(attn_backend *be, const void *problem, char *buf,
 {
     const attn_rattention_problem *p = problem;
     (void)be;
-    snprintf(buf, n, p->decode ? "ref:rattention_ring_f64" : "ref:rattention_naive_f64");
+    snprintf(buf, n, p->decode     ? "ref:rattention_ring_f64"
+                     : p->backward ? "ref:rattention_naive_backward_f64"
+                                   : "ref:rattention_naive_f64");
 }
 
 const attn_op_impl attn_ref_rattention_impl = {

@@ -32,6 +32,18 @@ typedef struct attn_rattention_ref_out {
 attn_status attn_ref_rattention(const attn_rattention_problem *p, attn_ref_precision prec,
                                 attn_rattention_ref_out *o);
 
+/* The gradients of the backward in f64, row-major: dq [B][S][Hq][Dk], dk [B][S][Hkv][Dk],
+ * dv [B][S][Hkv][Dv], dgamma_swa and dgamma_rla [Hq][Dv] (required), d_state_in
+ * [B][Hkv][Df][Dv] (or NULL). */
+typedef struct attn_rattention_ref_grads {
+    double *dq, *dk, *dv, *dgamma_swa, *dgamma_rla, *d_state_in;
+} attn_rattention_ref_grads;
+
+/* The chain rule through the forward's definition (rattention_backward.c) on a validated
+ * backward problem (p->backward), in f64. */
+attn_status attn_ref_rattention_backward(const attn_rattention_problem *p,
+                                         const attn_rattention_ref_grads *g);
+
 /* The decode step on a validated decode problem (p->decode): reads the cache's ring and state
  * (never writes them) and the new tokens, and returns what the step produces (out, and the
  * cache after it in state, k_ring, v_ring). The branches and conditions are filled as in the

@@ -119,6 +119,43 @@ ATTN_API attn_status attn_rattention_decode_impl_name(attn_backend *be,
                                                       const attn_rattention_io *io, char *buf,
                                                       size_t n);
 
+/* ---- backward ---------------------------------------------------------------------------- */
+
+/* The gradients attn_rattention_backward writes, and the one arriving at the final state.
+ * dq, dk, dv: the shapes of q, k, v, f32/f16/bf16 (required). dgamma_swa, dgamma_rla: f32
+ * [1, 1, Hq, Dv], the norms' gains' gradients summed over batch and rows (optional; a gain left
+ * out of io is 1 and still has a gradient). d_state_in: f32 [B, Hkv, 2 Dk, Dv], requires
+ * io->state_in (optional). d_state_out: f32 [B, Hkv, 2 Dk, Dv] input, the final state's gradient
+ * when a later call or a loss uses it (optional, absent = 0). */
+typedef struct attn_rattention_grads {
+    const attn_tensor *dq, *dk, *dv;
+    const attn_tensor *dgamma_swa, *dgamma_rla;
+    const attn_tensor *d_state_in;
+    const attn_tensor *d_state_out;
+    uint64_t reserved[4]; /* must be zero */
+} attn_rattention_grads;
+
+/* Gradients of the forward (same desc, q, k, v, io->gamma_swa, io->gamma_rla, io->state_in;
+ * io->state_out must be NULL) given dout [B, S, Hq, Dv] (f32/f16/bf16): through both norms,
+ * the window's softmax and its RoPE (rotated back), the residual branch's feature map and state.
+ * Recomputes what it needs from the inputs. On any error nothing is written to the gradients.
+ * docs/ops/rattention.md, "Backward". */
+ATTN_API attn_status attn_rattention_backward(attn_backend *be, const attn_rattention_desc *desc,
+                                              const attn_tensor *q, const attn_tensor *k,
+                                              const attn_tensor *v, const attn_rattention_io *io,
+                                              const attn_tensor *dout,
+                                              const attn_rattention_grads *g);
+/* Same checks as attn_rattention_backward, runs nothing. */
+ATTN_API attn_status attn_rattention_backward_supported(
+    attn_backend *be, const attn_rattention_desc *desc, const attn_tensor *q,
+    const attn_tensor *k, const attn_tensor *v, const attn_rattention_io *io,
+    const attn_tensor *dout, const attn_rattention_grads *g);
+/* Name of the implementation attn_rattention_backward would run. */
+ATTN_API attn_status attn_rattention_backward_impl_name(
+    attn_backend *be, const attn_rattention_desc *desc, const attn_tensor *q,
+    const attn_tensor *k, const attn_tensor *v, const attn_rattention_io *io,
+    const attn_tensor *dout, const attn_rattention_grads *g, char *buf, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

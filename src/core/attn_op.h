@@ -41,7 +41,7 @@ typedef struct attn_op_impl {
 /* Stem of an op ("sdpa"). */
 const char *attn_op_stem(attn_op_id op);
 
-#define ATTN_CALL_MAX_OPERANDS 16
+#define ATTN_CALL_MAX_OPERANDS 24
 
 /* A validated call: its op, the op's problem, and every tensor operand by name (inputs and
  * outputs; absent optional operands have t == NULL). */

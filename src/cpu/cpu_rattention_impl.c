@@ -30,6 +30,9 @@ static double scratch_floats(const attn_rattention_problem *p, const attn_cpu_st
 static attn_status cpu_ratt_supported(attn_backend *be, const void *problem)
 {
     const attn_rattention_problem *p = problem;
+    if (p->backward)
+        return attn_fail(ATTN_ERR_UNSUPPORTED, "cpu: the rattention backward is not available "
+                         "(the ref backend computes it)");
     if (scratch_floats(p, be->impl) > 0x1p56)
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY,
                          "cpu: the rattention scratch (B %lld, S %lld, Hq %lld, Dk %lld, "

@@ -219,6 +219,9 @@ static attn_status make_plan(attn_backend *be, const attn_rattention_problem *p,
 
 static attn_status ratt_supported(attn_backend *be, const void *problem)
 {
+    if (((const attn_rattention_problem *)problem)->backward)
+        return attn_fail(ATTN_ERR_UNSUPPORTED, "opencl: the rattention backward is not "
+                         "available (the ref backend computes it)");
     ratt_plan pl;
     return make_plan(be, problem, &pl);
 }

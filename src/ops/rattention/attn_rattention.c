@@ -30,20 +30,28 @@ attn_rattention_desc attn_rattention_desc_default(void)
     return d;
 }
 
-/* Dispatch a validated problem with every operand named as in messages. */
-static attn_status dispatch(attn_backend *be, const attn_rattention_problem *p,
-                            attn_dispatch what, char *buf, size_t n)
+attn_status attn_rattention_dispatch(attn_backend *be, const attn_rattention_problem *p,
+                                     attn_dispatch what, char *buf, size_t n)
 {
     /* No row and no state to hand on: nothing to run (a forward of zero rows still writes
-     * state_out = state_in). */
-    const int empty = p->B == 0 || (p->S == 0 && !p->state_out.t);
+     * state_out = state_in, a backward of zero rows d_state_in = d_state_out and zero
+     * gains' gradients). */
+    const int empty = p->B == 0 || (p->S == 0 && !p->state_out.t && !p->backward);
     attn_op_call c = {.op = ATTN_OP_RATTENTION, .problem = p, .empty = empty};
-    const attn_operand *ops[] = {&p->q, &p->k, &p->v, &p->gamma_swa, &p->gamma_rla,
-                                 &p->state_in, &p->out, &p->state_out, &p->k_ring, &p->v_ring,
-                                 &p->state};
-    static const char *const names[] = {"q", "k", "v", "gamma_swa", "gamma_rla", "state_in",
-                                        "out", "state_out", "cache.k_ring", "cache.v_ring",
-                                        "cache.state"};
+    const attn_operand *ops[] = {&p->q,          &p->k,          &p->v,
+                                 &p->gamma_swa,  &p->gamma_rla,  &p->state_in,
+                                 &p->out,        &p->state_out,  &p->k_ring,
+                                 &p->v_ring,     &p->state,      &p->dout,
+                                 &p->d_state_out, &p->dq,        &p->dk,
+                                 &p->dv,         &p->dgamma_swa, &p->dgamma_rla,
+                                 &p->d_state_in};
+    static const char *const names[] = {"q",         "k",          "v",
+                                        "gamma_swa", "gamma_rla",  "state_in",
+                                        "out",       "state_out",  "cache.k_ring",
+                                        "cache.v_ring", "cache.state", "dout",
+                                        "d_state_out", "dq",       "dk",
+                                        "dv",        "dgamma_swa", "dgamma_rla",
+                                        "d_state_in"};
     _Static_assert(sizeof names / sizeof names[0] <= ATTN_CALL_MAX_OPERANDS, "operands fit");
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         attn_op_call_add(&c, names[i], ops[i]);
@@ -59,7 +67,7 @@ static attn_status forward_call(attn_backend *be, const attn_rattention_desc *d,
     if (!be)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_rattention: backend is NULL");
     ATTN_TRY(attn_rattention_validate(d, q, k, v, out, io, &p));
-    return dispatch(be, &p, what, buf, n);
+    return attn_rattention_dispatch(be, &p, what, buf, n);
 }
 
 attn_status attn_rattention_forward(attn_backend *be, const attn_rattention_desc *d,
@@ -99,7 +107,7 @@ static attn_status decode_call(attn_backend *be, const attn_rattention_desc *d,
     if (!be)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_rattention_decode: backend is NULL");
     ATTN_TRY(attn_rattention_validate_decode(d, cache, q, k, v, out, io, &p));
-    return dispatch(be, &p, what, buf, n);
+    return attn_rattention_dispatch(be, &p, what, buf, n);
 }
 
 attn_status attn_rattention_decode(attn_backend *be, const attn_rattention_desc *d,

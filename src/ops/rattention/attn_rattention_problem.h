@@ -40,6 +40,10 @@ typedef struct attn_rattention_problem {
      * [B, slots, Hkv, D]. t == NULL when absent. */
     attn_operand q, k, v, out, gamma_swa, gamma_rla, state_in, state_out, k_ring, v_ring,
         state;
+    /* The backward call (attn_rattention_backward): out and state_out absent; dout and the
+     * final state's gradient in, the gradients out (t == NULL if absent). Zero otherwise. */
+    int backward;
+    attn_operand dout, d_state_out, dq, dk, dv, dgamma_swa, dgamma_rla, d_state_in;
 } attn_rattention_problem;
 
 /* Keys [*lo, *hi) row i of the forward sees in its SWA branch (empty when w = -1). */
@@ -68,6 +72,24 @@ attn_status attn_rattention_validate_decode(const attn_rattention_desc *d,
                                             const attn_tensor *v, const attn_tensor *out,
                                             const attn_rattention_io *io,
                                             attn_rattention_problem *p);
+
+/* The same for the backward call (dout checked where the forward checks out); sets
+ * p->backward. */
+attn_status attn_rattention_validate_backward(const attn_rattention_desc *d,
+                                              const attn_tensor *q, const attn_tensor *k,
+                                              const attn_tensor *v, const attn_rattention_io *io,
+                                              const attn_tensor *dout,
+                                              const attn_rattention_grads *g,
+                                              attn_rattention_problem *p);
+/* The op's views shared by the validations: gains f32 [1, 1, Hq, Dv] and states f32
+ * [B, Hkv, 2 Dk, Dv], named in messages. */
+attn_status attn_rattention_check_gamma(const attn_tensor *t, const char *name, int64_t Hq,
+                                        int64_t Dv, attn_span *s);
+attn_status attn_rattention_check_state(const attn_tensor *t, const char *name, int64_t B,
+                                        int64_t Hkv, int64_t Df, int64_t Dv, attn_span *s);
+/* Hand a validated problem (any call) to the core's dispatch with its operands named. */
+attn_status attn_rattention_dispatch(attn_backend *be, const attn_rattention_problem *p,
+                                     attn_dispatch what, char *buf, size_t n);
 
 /* The implementation of each backend (reference/rattention_impl.c,
  * src/cpu/cpu_rattention_impl.c, src/opencl/ocl_rattention.c): run handles both the forward

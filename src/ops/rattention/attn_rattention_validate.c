@@ -41,9 +41,8 @@ static attn_status check_desc(const attn_rattention_desc *d)
     return ATTN_OK;
 }
 
-/* f32 [1, 1, Hq, Dv]. */
-static attn_status check_gamma(const attn_tensor *t, const char *name, int64_t Hq, int64_t Dv,
-                               attn_span *s)
+attn_status attn_rattention_check_gamma(const attn_tensor *t, const char *name, int64_t Hq,
+                                        int64_t Dv, attn_span *s)
 {
     ATTN_TRY(attn_view_check(t, name, ATTN_DTYPES_F32, dims_gamma, 0, s));
     ATTN_TRY(attn_view_expect_dim(t, name, dims_gamma, 0, 1, "gammas are [1, 1, Hq, Dv]"));
@@ -52,9 +51,8 @@ static attn_status check_gamma(const attn_tensor *t, const char *name, int64_t H
     return attn_view_expect_dim(t, name, dims_gamma, 3, Dv, "Dv of v");
 }
 
-/* f32 [B, Hkv, 2 Dk, Dv] (attn_view_check_state). */
-static attn_status check_state(const attn_tensor *t, const char *name, int64_t B, int64_t Hkv,
-                               int64_t Df, int64_t Dv, attn_span *s)
+attn_status attn_rattention_check_state(const attn_tensor *t, const char *name, int64_t B,
+                                        int64_t Hkv, int64_t Df, int64_t Dv, attn_span *s)
 {
     return attn_view_check_state(t, name, B, Hkv, Df, "2 Dk: features of the paired map", Dv,
                                  "Dv of v", s);
@@ -87,15 +85,15 @@ static attn_status check_views(const attn_rattention_desc *d, const attn_tensor 
         return attn_fail(ATTN_ERR_SHAPE, "q: dim = %lld must be even (RoPE rotates pairs of "
                          "features)", (long long)Dk);
     if (t[OP_GSWA])
-        ATTN_TRY(check_gamma(t[OP_GSWA], "gamma_swa", Hq, Dv, &s[OP_GSWA]));
+        ATTN_TRY(attn_rattention_check_gamma(t[OP_GSWA], "gamma_swa", Hq, Dv, &s[OP_GSWA]));
     if (t[OP_GRLA])
-        ATTN_TRY(check_gamma(t[OP_GRLA], "gamma_rla", Hq, Dv, &s[OP_GRLA]));
+        ATTN_TRY(attn_rattention_check_gamma(t[OP_GRLA], "gamma_rla", Hq, Dv, &s[OP_GRLA]));
     if (t[OP_SIN])
-        ATTN_TRY(check_state(t[OP_SIN], "state_in", B, Hkv, 2 * Dk, Dv, &s[OP_SIN]));
+        ATTN_TRY(attn_rattention_check_state(t[OP_SIN], "state_in", B, Hkv, 2 * Dk, Dv, &s[OP_SIN]));
     if (t[OP_SOUT])
-        ATTN_TRY(check_state(t[OP_SOUT], "state_out", B, Hkv, 2 * Dk, Dv, &s[OP_SOUT]));
+        ATTN_TRY(attn_rattention_check_state(t[OP_SOUT], "state_out", B, Hkv, 2 * Dk, Dv, &s[OP_SOUT]));
     if (t[OP_STATE])
-        ATTN_TRY(check_state(t[OP_STATE], "cache.state", B, Hkv, 2 * Dk, Dv, &s[OP_STATE]));
+        ATTN_TRY(attn_rattention_check_state(t[OP_STATE], "cache.state", B, Hkv, 2 * Dk, Dv, &s[OP_STATE]));
     const int64_t slots = d->window < MAX_OFFSET ? d->window + 1 : MAX_OFFSET;
     if (t[OP_KRING])
         ATTN_TRY(check_ring(t[OP_KRING], "cache.k_ring", B, slots, Hkv, Dk, "Dk of k",
