@@ -34,9 +34,11 @@ attn_status attn_ref_rattention(const attn_rattention_problem *p, attn_ref_preci
 
 /* The gradients of the backward in f64, row-major: dq [B][S][Hq][Dk], dk [B][S][Hkv][Dk],
  * dv [B][S][Hkv][Dv], dgamma_swa and dgamma_rla [Hq][Dv] (required), d_state_in
- * [B][Hkv][Df][Dv] (or NULL). */
+ * [B][Hkv][Df][Dv] (or NULL). The *_mag arrays (same layouts; all given, or dq_mag NULL for
+ * none; d_state_in_mag with d_state_in) hold each element's condition scale. */
 typedef struct attn_rattention_ref_grads {
     double *dq, *dk, *dv, *dgamma_swa, *dgamma_rla, *d_state_in;
+    double *dq_mag, *dk_mag, *dv_mag, *dgamma_swa_mag, *dgamma_rla_mag, *d_state_in_mag;
 } attn_rattention_ref_grads;
 
 /* The chain rule through the forward's definition (rattention_backward.c) on a validated

@@ -183,9 +183,10 @@ START_TEST(test_matches_finite_differences)
     bx_make(&x, &cases[_i]);
     attn_rattention_problem p;
     bx_problem(&x, &p);
-    attn_rattention_ref_grads g = {dalloc(&x.tdq), dalloc(&x.tdk), dalloc(&x.tdv),
-                                   dalloc(&x.tdgs), dalloc(&x.tdgr),
-                                   x.g.d_state_in ? dalloc(&x.tdsin) : NULL};
+    attn_rattention_ref_grads g = {.dq = dalloc(&x.tdq), .dk = dalloc(&x.tdk),
+                                   .dv = dalloc(&x.tdv), .dgamma_swa = dalloc(&x.tdgs),
+                                   .dgamma_rla = dalloc(&x.tdgr),
+                                   .d_state_in = x.g.d_state_in ? dalloc(&x.tdsin) : NULL};
     ck_assert(attn_ref_rattention_backward(&p, &g) == ATTN_OK);
     expect_fd(&p, &x, &x.f.q, g.dq, "q", _i);
     expect_fd(&p, &x, &x.f.k, g.dk, "k", _i);
@@ -203,6 +204,47 @@ START_TEST(test_matches_finite_differences)
 }
 END_TEST
 
+/* The magnitudes bound the values they belong to, element by element, and the value side
+ * does not depend on whether they are asked for. */
+START_TEST(test_magnitudes_bound_values)
+{
+    bx x;
+    bx_make(&x, &cases[_i]);
+    attn_rattention_problem p;
+    bx_problem(&x, &p);
+    const attn_tensor *t[] = {&x.tdq, &x.tdk, &x.tdv, &x.tdgs, &x.tdgr, &x.tdsin};
+    double *v[6], *m[6], *plain[6];
+    for (int k = 0; k < 6; k++) {
+        v[k] = dalloc(t[k]);
+        m[k] = dalloc(t[k]);
+        plain[k] = dalloc(t[k]);
+    }
+    const attn_rattention_ref_grads g = {v[0], v[1], v[2], v[3], v[4], v[5],
+                                         m[0], m[1], m[2], m[3], m[4], m[5]};
+    const attn_rattention_ref_grads g0 = {.dq = plain[0], .dk = plain[1], .dv = plain[2],
+                                          .dgamma_swa = plain[3], .dgamma_rla = plain[4],
+                                          .d_state_in = plain[5]};
+    ck_assert(attn_ref_rattention_backward(&p, &g) == ATTN_OK);
+    ck_assert(attn_ref_rattention_backward(&p, &g0) == ATTN_OK);
+    for (int k = 0; k < 6; k++) {
+        if (k == 5 && !x.g.d_state_in)
+            break;
+        for (int64_t e = 0; e < ratt_fx_numel(t[k]); e++) {
+            ck_assert_msg(fabs(v[k][e]) <= m[k][e] * (1 + 1e-12) + 1e-300,
+                          "case %d tensor %d [%lld]: |%.9g| > magnitude %.9g", _i, k,
+                          (long long)e, v[k][e], m[k][e]);
+            ck_assert(v[k][e] == plain[k][e]);
+        }
+    }
+    for (int k = 0; k < 6; k++) {
+        free(v[k]);
+        free(m[k]);
+        free(plain[k]);
+    }
+    bx_free(&x);
+}
+END_TEST
+
 /* The ref backend rounds the f64 gradients once into f32; without gains in io, their gradient
  * is that of gains of 1; cpu and opencl refuse cleanly and write nothing. */
 START_TEST(test_public_call)
@@ -212,8 +254,9 @@ START_TEST(test_public_call)
     bx_make(&x, &cases[0]);
     attn_rattention_problem p;
     bx_problem(&x, &p);
-    attn_rattention_ref_grads g = {dalloc(&x.tdq), dalloc(&x.tdk), dalloc(&x.tdv),
-                                   dalloc(&x.tdgs), dalloc(&x.tdgr), dalloc(&x.tdsin)};
+    attn_rattention_ref_grads g = {.dq = dalloc(&x.tdq), .dk = dalloc(&x.tdk),
+                                   .dv = dalloc(&x.tdv), .dgamma_swa = dalloc(&x.tdgs),
+                                   .dgamma_rla = dalloc(&x.tdgr), .d_state_in = dalloc(&x.tdsin)};
     ck_assert(attn_ref_rattention_backward(&p, &g) == ATTN_OK);
     for (int b = 0; b < 3; b++) {
         attn_backend *be = NULL;
@@ -296,6 +339,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("backward");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_matches_finite_differences, 0, N_CASES);
+    tcase_add_loop_test(tc, test_magnitudes_bound_values, 0, N_CASES);
     tcase_add_test(tc, test_public_call);
     tcase_add_test(tc, test_bad_input);
     suite_add_tcase(s, tc);
