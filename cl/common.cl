@@ -1,6 +1,7 @@
 /* common.cl - helpers shared by the attn kernels: storage dtype access (f32; f16 through
  * vload_half/vstore_half so no cl_khr_fp16 is needed; bf16 through ushort bit shifts),
- * horizontal vector reductions, and the band (causal/window) bounds of a query row.
+ * horizontal vector reductions, the band (causal/window) bounds of a query row, and the
+ * defaults of the -D options several kernel files share.
  * Embedded ahead of every kernel file; a standalone compile reaches it by #include. */
 #ifndef ATTN_COMMON_CL
 #define ATTN_COMMON_CL
@@ -20,6 +21,69 @@
 #endif
 #if ATTN_DT_F32 != 0 || ATTN_DT_F16 != 1 || ATTN_DT_BF16 != 2
 #error "attn_dtype values changed: renumber the ATTN_*_<code> access macros in common.cl"
+#endif
+
+/* Defaults of the -D options several kernel files share (the host passes every one a
+ * program uses); each file adds its own. They make every file compile standalone. */
+#ifndef DK
+#define DK 64                   /* query/key head dim */
+#endif
+#ifndef DV
+#define DV 64                   /* value head dim */
+#endif
+#ifndef DT_Q
+#define DT_Q ATTN_DT_F32
+#endif
+#ifndef DT_K
+#define DT_K ATTN_DT_F32
+#endif
+#ifndef DT_V
+#define DT_V ATTN_DT_F32
+#endif
+#ifndef DT_O
+#define DT_O ATTN_DT_F32        /* the output */
+#endif
+#ifndef DT_DO
+#define DT_DO ATTN_DT_F32       /* the output's gradient (backward kernels) */
+#endif
+#ifndef DT_DQ
+#define DT_DQ ATTN_DT_F32
+#endif
+#ifndef DT_DK
+#define DT_DK ATTN_DT_F32
+#endif
+#ifndef DT_DV
+#define DT_DV ATTN_DT_F32
+#endif
+#ifndef DT_M
+#define DT_M ATTN_DT_F32        /* additive mask (softmax kernels) */
+#endif
+#ifndef HAS_BAND
+#define HAS_BAND 1              /* causal or window bounds present */
+#endif
+#ifndef HAS_MASK_ADD
+#define HAS_MASK_ADD 0
+#endif
+#ifndef HAS_MASK_BOOL
+#define HAS_MASK_BOOL 0
+#endif
+#ifndef HAS_SOFTCAP
+#define HAS_SOFTCAP 0
+#endif
+#ifndef HAS_STATE_IN
+#define HAS_STATE_IN 0          /* linear state given (linear, rattention) */
+#endif
+#ifndef HAS_STATE_OUT
+#define HAS_STATE_OUT 0         /* linear state asked for */
+#endif
+#ifndef HAS_SWA
+#define HAS_SWA 1               /* rattention: w >= 0, the window's branch exists */
+#endif
+#ifndef HAS_GS
+#define HAS_GS 0                /* rattention: gamma_swa given (else 1) */
+#endif
+#ifndef HAS_GR
+#define HAS_GR 0                /* rattention: gamma_rla given (else 1) */
 #endif
 
 #define ATTN_CAT_(a, b) a##b

@@ -8,16 +8,12 @@
  * and after a barrier the state update S = lambda^L S + sum_c lambda^(L-1-c) phi(k_c)^T v_c,
  * one state element per work-item at a time. Position p holds key p - shift. Non-causal:
  * every chunk updates the state first, then a second pass reads it. Strict IEEE math. */
+#ifndef ATTN_LINEAR_CHUNK_CL
+#define ATTN_LINEAR_CHUNK_CL /* linear_chunk_bwd.cl builds on this file */
 #ifndef ATTN_COMMON_CL
 #include "common.cl"
 #endif
 
-#ifndef DK
-#define DK 64          /* head dim of q and k */
-#endif
-#ifndef DV
-#define DV 64          /* head dim of v and out */
-#endif
 #ifndef FEATURE
 #define FEATURE 2      /* attn_linear_feature: 0 identity, 1 elu, 2 elu+1, 3 relu, 4 silu,
                         * 5 softmax-pair, 6 relu-pair */
@@ -36,24 +32,6 @@
 #endif
 #ifndef HAS_DECAY
 #define HAS_DECAY 0
-#endif
-#ifndef HAS_STATE_IN
-#define HAS_STATE_IN 0
-#endif
-#ifndef HAS_STATE_OUT
-#define HAS_STATE_OUT 0
-#endif
-#ifndef DT_Q
-#define DT_Q 0
-#endif
-#ifndef DT_K
-#define DT_K 0
-#endif
-#ifndef DT_V
-#define DT_V 0
-#endif
-#ifndef DT_O
-#define DT_O 0
 #endif
 
 #if FEATURE == 5 || FEATURE == 6
@@ -106,6 +84,16 @@ void lin_phi(const float *x, float *y)
         y[d] = v;
 #endif
     }
+#endif
+}
+
+/* log lambda of KV head g (0: no decay). */
+float lin_log_decay(global const float *log_decay, long g)
+{
+#if HAS_DECAY
+    return log_decay[g];
+#else
+    return 0.0f;
 #endif
 }
 
@@ -185,11 +173,14 @@ void lin_update(local float *ls, local const float *lk, local const float *lv, i
                 float log_lambda)
 {
     const float wl = lin_pow(log_lambda, len);
+    float w[CHUNK]; /* the keys' weights, once per work-item rather than once per term */
+    for (int r = 0; r < len; r++)
+        w[r] = lin_pow(log_lambda, len - 1 - r);
     for (int e = get_local_id(0); e < DF * WB; e += get_local_size(0)) {
         const int d = e / WB, c = e % WB;
         float s = 0.0f;
         for (int r = 0; r < len; r++)
-            s += lin_pow(log_lambda, len - 1 - r) * lk[r * DF + d] * lv[r * WB + c];
+            s += w[r] * lk[r * DF + d] * lv[r * WB + c];
         ls[e] = wl * ls[e] + s;
     }
 }
@@ -214,11 +205,7 @@ kernel void attn_linear_chunk(ATTN_CPTR(DT_Q) q, ulong q_off, long4 sq,
     const long grp = get_group_id(0), blk = grp % nvb, g = grp / nvb % Hkv, b = grp / nvb / Hkv;
     const long c_lo = blk * VB;
     const int cols = (int)min((long)VB, (long)DV - c_lo);
-#if HAS_DECAY
-    const float ll = log_decay[g];
-#else
-    const float ll = 0.0f;
-#endif
+    const float ll = lin_log_decay(log_decay, g);
     for (int e = get_local_id(0); e < DF * WB; e += get_local_size(0)) {
         const int d = e / WB, c = e % WB;
         float x = 0.0f;
@@ -279,3 +266,4 @@ kernel void attn_linear_chunk(ATTN_CPTR(DT_Q) q, ulong q_off, long4 sq,
     }
 #endif
 }
+#endif /* ATTN_LINEAR_CHUNK_CL */

@@ -22,50 +22,17 @@
 #include "common.cl"
 #endif
 
-#ifndef DK
-#define DK 64          /* head dim of q and k (even) */
-#endif
-#ifndef DV
-#define DV 64          /* head dim of v and out */
-#endif
 #ifndef FEATURE
 #define FEATURE 5      /* attn_linear_feature: 5 softmax-pair, 6 relu-pair */
 #endif
 #ifndef INTERLEAVED
 #define INTERLEAVED 1  /* RoPE pairs: 1 (2i, 2i + 1); 0 (i, i + DK/2) */
 #endif
-#ifndef HAS_SWA
-#define HAS_SWA 1      /* w >= 0: the sliding-window branch (decode: the ring) exists */
-#endif
-#ifndef HAS_GS
-#define HAS_GS 0       /* gamma_swa given (else 1) */
-#endif
-#ifndef HAS_GR
-#define HAS_GR 0       /* gamma_rla given (else 1) */
-#endif
-#ifndef DT_Q
-#define DT_Q 0
-#endif
-#ifndef DT_K
-#define DT_K 0
-#endif
-#ifndef DT_V
-#define DT_V 0
-#endif
-#ifndef DT_O
-#define DT_O 0
-#endif
 #ifndef DT_KR
 #define DT_KR 0        /* ring dtypes */
 #endif
 #ifndef DT_VR
 #define DT_VR 0
-#endif
-#ifndef HAS_STATE_IN
-#define HAS_STATE_IN 0
-#endif
-#ifndef HAS_STATE_OUT
-#define HAS_STATE_OUT 0
 #endif
 #ifndef CHUNK
 #define CHUNK 64       /* residual branch: keys per chunk (a multiple of BR) */

@@ -12,9 +12,6 @@
 #ifndef DT_X
 #define DT_X ATTN_DT_F32
 #endif
-#ifndef DT_O
-#define DT_O ATTN_DT_F32
-#endif
 #ifndef INTERLEAVED
 #define INTERLEAVED 0 /* 0: pairs (i, i + rot/2); 1: pairs (2i, 2i + 1) */
 #endif

@@ -6,12 +6,6 @@
 #include "common.cl"
 #endif
 
-#ifndef DV
-#define DV 64
-#endif
-#ifndef DT_O
-#define DT_O ATTN_DT_F32
-#endif
 #ifndef HAS_LSE
 #define HAS_LSE 1
 #endif

@@ -17,12 +17,6 @@
 #endif
 
 /* ---- specialisation (-D options); defaults make the file compile standalone ---- */
-#ifndef DK
-#define DK 64 /* query/key head dim */
-#endif
-#ifndef DV
-#define DV 64 /* value head dim */
-#endif
 #ifndef BR
 #define BR 16 /* query rows per work-item */
 #endif
@@ -31,33 +25,6 @@
 #endif
 #ifndef VW
 #define VW 8 /* vector width over Dv: 2, 4, 8 or 16 */
-#endif
-#ifndef DT_Q
-#define DT_Q ATTN_DT_F32
-#endif
-#ifndef DT_K
-#define DT_K ATTN_DT_F32
-#endif
-#ifndef DT_V
-#define DT_V ATTN_DT_F32
-#endif
-#ifndef DT_O
-#define DT_O ATTN_DT_F32
-#endif
-#ifndef DT_M
-#define DT_M ATTN_DT_F32 /* additive mask */
-#endif
-#ifndef HAS_BAND
-#define HAS_BAND 1 /* causal or window bounds present */
-#endif
-#ifndef HAS_MASK_ADD
-#define HAS_MASK_ADD 0
-#endif
-#ifndef HAS_MASK_BOOL
-#define HAS_MASK_BOOL 0
-#endif
-#ifndef HAS_SOFTCAP
-#define HAS_SOFTCAP 0
 #endif
 #ifndef HAS_LSE
 #define HAS_LSE 1

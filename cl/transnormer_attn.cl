@@ -14,21 +14,6 @@
 #include "common.cl"
 #endif
 
-#ifndef DK
-#define DK 64
-#endif
-#ifndef DV
-#define DV 64
-#endif
-#ifndef DT_Q
-#define DT_Q ATTN_DT_F32
-#endif
-#ifndef DT_K
-#define DT_K ATTN_DT_F32
-#endif
-#ifndef DT_V
-#define DT_V ATTN_DT_F32
-#endif
 #ifndef FEATURE
 #define FEATURE 0 /* attn_transnormer_feature: 0 1+elu, 1 elu, 2 relu, 3 identity */
 #endif

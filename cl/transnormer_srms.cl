@@ -5,9 +5,6 @@
 #include "common.cl"
 #endif
 
-#ifndef DT_O
-#define DT_O ATTN_DT_F32
-#endif
 #ifndef SRMS
 #define SRMS 1
 #endif

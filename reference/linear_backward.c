@@ -242,14 +242,27 @@ static void final_state(const attn_linear_problem *p, attn_ref_precision prec,
             w->dkf_m[j * p->Df + d] += lw * acc_m;
         }
     }
+    /* S0 (z0) reaches the final state with weight lambda^T: the gradient passes straight on */
     const double c = p->causal ? attn_ref_linear_decay_pow(p, g, (double)T) : 1.0;
-    double *ds = state_at(p, dst->g->d_state_in, dst, p->Dv), *dz = state_at(p, dst->g->d_z_in, dst, 1);
+    const attn_linear_ref_grads *o = dst->g;
+    double *ds = state_at(p, o->d_state_in, dst, p->Dv), *dz = state_at(p, o->d_z_in, dst, 1);
+    double *ds_m = state_at(p, o->d_state_in_mag, dst, p->Dv);
+    double *dz_m = state_at(p, o->d_z_in_mag, dst, 1);
     for (int64_t d = 0; d < p->Df; d++) {
-        for (int64_t x = 0; ds && os->t && x < p->Dv; x++)
-            ds[d * p->Dv + x] = rnd(prec, ds[d * p->Dv + x] +
-                                    rnd(prec, c * attn_load_f64(os->ptr, ATTN_F32, attn_at(os, b, g, d, x))));
-        if (dz && oz->t)
-            dz[d] = rnd(prec, dz[d] + rnd(prec, c * attn_load_f64(oz->ptr, ATTN_F32, attn_at(oz, b, g, d, 0))));
+        for (int64_t x = 0; os->t && x < p->Dv; x++) {
+            const double gs = attn_load_f64(os->ptr, ATTN_F32, attn_at(os, b, g, d, x));
+            if (ds)
+                ds[d * p->Dv + x] = rnd(prec, ds[d * p->Dv + x] + rnd(prec, c * gs));
+            if (ds_m)
+                ds_m[d * p->Dv + x] += c * fabs(gs);
+        }
+        if (oz->t) {
+            const double gz = attn_load_f64(oz->ptr, ATTN_F32, attn_at(oz, b, g, d, 0));
+            if (dz)
+                dz[d] = rnd(prec, dz[d] + rnd(prec, c * gz));
+            if (dz_m)
+                dz_m[d] += c * fabs(gz);
+        }
     }
 }
 

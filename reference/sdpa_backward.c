@@ -60,8 +60,9 @@ static bwd_ws ws_at(const attn_sdpa_problem *p, double *base)
 }
 
 /* Softmax of the row's logits into probabilities, in place. Returns 0 for a row with no
- * visible key (every logit -inf), which then contributes nothing. A NaN logit makes the row's
- * probabilities NaN, as it makes the forward's output NaN. */
+ * visible key (every logit -inf), which then contributes nothing. A NaN logit makes the
+ * visible keys' probabilities NaN, as it makes the forward's output NaN; hidden keys keep
+ * P = 0 (the row does not depend on them, so they get nothing from it). */
 static int row_probs(const attn_sdpa_problem *p, attn_ref_precision prec, double *s)
 {
     double m = -INFINITY, l = 0.0;
@@ -73,8 +74,8 @@ static int row_probs(const attn_sdpa_problem *p, attn_ref_precision prec, double
         s[j] = s[j] == -INFINITY ? 0.0 : r_exp(prec, rnd(prec, s[j] - m));
         l = rnd(prec, l + s[j]);
     }
-    for (int64_t j = 0; j < p->Skv; j++)
-        s[j] = rnd(prec, s[j] / l);
+    for (int64_t j = 0; j < p->Skv; j++) /* a hidden key stays 0, even when l is NaN */
+        s[j] = s[j] == 0.0 ? 0.0 : rnd(prec, s[j] / l);
     return 1;
 }
 
@@ -83,7 +84,7 @@ static int64_t dmask_at(const attn_sdpa_problem *p, int64_t b, int64_t i, int64_
 {
     const int64_t *sh = p->mask_add.t->shape;
     return (((sh[0] == 1 ? 0 : b) * sh[1] + (sh[1] == 1 ? 0 : i)) * sh[2] +
-            (sh[2] == 1 ? 0 : h)) * p->Skv + j;
+            (sh[2] == 1 ? 0 : h)) * sh[3] + (sh[3] == 1 ? 0 : j);
 }
 
 /* dP_j = dO . v_j and D = sum_j P_j dP_j (and their magnitudes). */
@@ -193,8 +194,8 @@ attn_status attn_ref_sdpa_backward(const attn_sdpa_problem *p, attn_ref_precisio
     zero(g->dv_mag, kv_rows, p->Dv);
     if (g->dmask || g->dmask_mag) {
         const int64_t *sh = p->mask_add.t->shape;
-        zero(g->dmask, sh[0] * sh[1] * sh[2], p->Skv);
-        zero(g->dmask_mag, sh[0] * sh[1] * sh[2], p->Skv);
+        zero(g->dmask, sh[0] * sh[1] * sh[2], sh[3]);
+        zero(g->dmask_mag, sh[0] * sh[1] * sh[2], sh[3]);
     }
     /* Tasks (batch, KV head) own their dk, dv and dq rows; a broadcast mask's gradient is
      * shared between tasks, so with it they run one after another. */

@@ -52,7 +52,7 @@ static double *dmask_at(const attn_sdpa_problem *p, double *dmask, int64_t b, in
 {
     const int64_t *sh = p->mask_add.t->shape;
     return dmask + (((sh[0] == 1 ? 0 : b) * sh[1] + (sh[1] == 1 ? 0 : i)) * sh[2] +
-                    (sh[2] == 1 ? 0 : h)) * p->Skv + j;
+                    (sh[2] == 1 ? 0 : h)) * sh[3] + (sh[3] == 1 ? 0 : j);
 }
 
 /* P_ij = exp(S_ij - L_i), then dS_ij = P_ij (dP_ij - D_i) for the tile's rows; hidden
@@ -214,7 +214,7 @@ attn_status attn_ref_sdpa_flash_backward(const attn_sdpa_problem *p, int64_t br,
         memset(g->dv, 0, (size_t)(p->B * p->Skv * p->Hkv * p->Dv) * sizeof(double));
         if (g->dmask) {
             const int64_t *sh = p->mask_add.t->shape;
-            memset(g->dmask, 0, (size_t)(sh[0] * sh[1] * sh[2] * p->Skv) * sizeof(double));
+            memset(g->dmask, 0, (size_t)(sh[0] * sh[1] * sh[2] * sh[3]) * sizeof(double));
         }
         rows_D(p, out, t.D);
         for (int64_t b = 0; b < p->B; b++)

@@ -58,7 +58,7 @@ void attn_ref_sdpa_logits(const attn_sdpa_problem *p, attn_ref_precision prec, i
 
 /* The gradients of the backward (attn_sdpa_backward), as doubles in dense row-major layouts:
  * dq [B][Sq][Hq][Dk], dk [B][Skv][Hkv][Dk], dv [B][Skv][Hkv][Dv] (required); dmask [mB][mSq][mH]
- * [Skv] with the additive mask's own dims (size-1 dims summed over), or NULL. The *_mag arrays
+ * [mSkv] with the additive mask's own dims (size-1 dims summed over), or NULL. The *_mag arrays
  * (same layouts, each optional) are the condition scales of each gradient element: the same
  * sums over |terms| (docs/conformance.md derives the bounds from them). */
 typedef struct attn_ref_sdpa_grads {

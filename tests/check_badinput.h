@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,6 +48,43 @@ static inline int attn_bad_available(const char *backend)
     }
     attn_backend_close(be);
     return 1;
+}
+
+/* The backends every table runs on (skipped where attn_bad_available says no). */
+enum { ATTN_BAD_N_BACKENDS = 3 };
+static inline const char *attn_bad_backend(int i)
+{
+    static const char *const names[ATTN_BAD_N_BACKENDS] = {"ref", "cpu", "opencl"};
+    return names[i];
+}
+
+/* The valid call on `backend` ran (st ATTN_OK) or said it is unsupported. */
+static inline void attn_bad_valid(attn_status st, const char *backend)
+{
+    ck_assert_msg(st == ATTN_OK || st == ATTN_ERR_UNSUPPORTED, "%s: %s", backend,
+                  attn_last_error());
+}
+
+/* Every f32 element of an output written over its poison (which reads as about 1.5e16). */
+static inline void attn_bad_written(const float *p, int64_t n, unsigned char poison,
+                                    const char *backend, const char *what)
+{
+    float bad;
+    memset(&bad, poison, sizeof bad);
+    for (int64_t e = 0; e < n; e++)
+        ck_assert_msg(p[e] != bad, "%s: %s[%lld] not written", backend, what, (long long)e);
+}
+
+/* A table's suite: the rows on every backend, then the valid call on every backend. */
+static inline Suite *attn_bad_suite(const char *name, const TTest *rows, int n_rows,
+                                    const TTest *valid)
+{
+    Suite *s = suite_create(name);
+    TCase *tc = tcase_create("rows");
+    tcase_add_loop_test(tc, rows, 0, n_rows * ATTN_BAD_N_BACKENDS);
+    tcase_add_loop_test(tc, valid, 0, ATTN_BAD_N_BACKENDS);
+    suite_add_tcase(s, tc);
+    return s;
 }
 
 #endif /* ATTN_CHECK_BADINPUT_H_ */

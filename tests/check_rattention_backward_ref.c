@@ -81,12 +81,7 @@ static void bx_make(bx *x, const bcase *c)
     }
     if (c->state_in)
         grid(&x->f.state_in, 0);
-    x->d = attn_rattention_desc_default();
-    x->d.window = c->window;
-    x->d.feature = c->feature;
-    x->d.rope = c->rope;
-    x->d.rope_theta = 10000.0f;
-    x->d.offset = 5;
+    x->d = ratt_fx_desc(c->window, c->feature, c->rope, 5);
     const int64_t nq = ratt_fx_numel(&x->f.q), nk = ratt_fx_numel(&x->f.k);
     const int64_t nv = ratt_fx_numel(&x->f.v), no = ratt_fx_numel(&x->f.out);
     const int64_t ng = c->Hq * 3, ns = c->Hkv * 8 * 3;

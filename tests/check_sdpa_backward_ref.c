@@ -19,12 +19,14 @@
 #define SEED 20261207u
 
 /* The shapes: GQA with bottom-right causal and Sq < Skv; windows both sides with soft-cap and
- * broadcast masks; bottom-right causal with Sq > Skv (two rows see no key) and a full mask;
- * a larger one with ragged tiles. */
+ * broadcast masks; bottom-right causal with Sq > Skv (two rows see no key) and a full mask; a
+ * mask of one key column (a bias per row, its gradient summed over the keys); a larger one with
+ * ragged tiles. */
 static const sbw_shape shapes[] = {
     {2, 5, 7, 4, 2, 3, 4, {0}, {0}},
     {1, 6, 6, 2, 1, 4, 2, {1, 6, 1, 6}, {1, 1, 2, 6}},
     {1, 6, 4, 3, 1, 2, 3, {1, 6, 3, 4}, {0}},
+    {2, 5, 6, 2, 1, 3, 2, {2, 5, 1, 1}, {0}},
     {1, 37, 53, 4, 2, 8, 5, {1, 37, 1, 53}, {1, 37, 4, 53}},
 };
 
@@ -44,6 +46,9 @@ static void setup(sbw *x, int k, attn_backend *be, attn_sdpa_problem *p)
         break;
     case 2:
         d->causal = 1;
+        break;
+    case 3:
+        d->window_left = 3;
         break;
     default:
         d->causal = 1;
@@ -171,7 +176,7 @@ static void fd_body(sbw *x, const attn_sdpa_problem *p, attn_backend *be, int k)
 
 START_TEST(test_naive_matches_finite_differences)
 {
-    each_shape(3, fd_body);
+    each_shape(4, fd_body);
 }
 END_TEST
 
@@ -214,7 +219,7 @@ static void flash_body(sbw *x, const attn_sdpa_problem *p, attn_backend *be, int
 
 START_TEST(test_flash_matches_naive)
 {
-    each_shape(4, flash_body);
+    each_shape(5, flash_body);
 }
 END_TEST
 
@@ -243,7 +248,7 @@ static void f32_body(sbw *x, const attn_sdpa_problem *p, attn_backend *be, int k
 
 START_TEST(test_f32_mode_close)
 {
-    each_shape(4, f32_body);
+    each_shape(5, f32_body);
 }
 END_TEST
 
@@ -273,7 +278,7 @@ static void public_body(sbw *x, const attn_sdpa_problem *p, attn_backend *be, in
 
 START_TEST(test_public_call_rounds_once)
 {
-    each_shape(4, public_body);
+    each_shape(5, public_body);
 }
 END_TEST
 

@@ -1,7 +1,9 @@
 /* check_sdpa_run.c - `attn run --variant sdpa` and `attn compare` driven in-process on .npy
  * files in a temporary directory: the descriptor options, every backend against
  * attn_sdpa_forward called directly, layouts and dtypes, the f64 ground truth, Fortran-order
- * input, errors, compare's exit codes and its logit-bound condition. */
+ * input, errors, compare's exit codes and its logit-bound condition; the backward (--dout):
+ * every backend against attn_sdpa_backward called directly, its f64 ground truth and its
+ * errors. */
 #include "attn/attn.h"
 #include "attn_args.h"
 #include "attn_cmds.h"
@@ -12,10 +14,10 @@
 #include "test_files.h"
 
 #include "check_run.h"
+#include "check_run_files.h"
 
 #include <check.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,23 +58,8 @@ END_TEST
 
 /* ---- attn run / attn compare ---------------------------------------------------------------- */
 
-static int call(int (*cmd)(int, char **), ...)
-{
-    char *argv[64];
-    int argc = 0;
-    va_list ap;
-    va_start(ap, cmd);
-    for (char *a; (a = va_arg(ap, char *)) != NULL;) {
-        ck_assert_int_lt(argc, 63);
-        argv[argc++] = a;
-    }
-    va_end(ap);
-    argv[argc] = NULL;
-    fflush(stdout);
-    return cmd(argc, argv);
-}
-#define RUN(...) call(attn_cmd_run, "run", __VA_ARGS__, (char *)NULL)
-#define COMPARE(...) call(attn_cmd_compare, "compare", __VA_ARGS__, (char *)NULL)
+#define RUN RF_RUN
+#define COMPARE RF_COMPARE
 
 static uint64_t rng_state = 12345;
 
@@ -120,25 +107,6 @@ static void problem_free(problem *p)
     free(p->bmask);
 }
 
-/* [B, S, H, D] f32 -> [B, H, S, D] */
-static float *to_bhsd(const float *x, int64_t B, int64_t S, int64_t H, int64_t D)
-{
-    float *y = malloc(sizeof(float) * (size_t)(B * S * H * D));
-    ck_assert(y);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t s = 0; s < S; s++)
-            for (int64_t h = 0; h < H; h++)
-                memcpy(y + ((b * H + h) * S + s) * D, x + ((b * S + s) * H + h) * D,
-                       sizeof(float) * (size_t)D);
-    return y;
-}
-
-static void save_f32(const char *name, int ndim, const int64_t *shape, const float *x)
-{
-    char err[ATTN_NPY_ERRLEN];
-    ck_assert_msg(attn_npy_save(tpath(name), ATTN_NPY_F32, ndim, shape, x, err) == 0, "%s", err);
-}
-
 /* q/k/v files as bshd (4-D, or 3-D when B is 1 and rank3), bhsd when bhsd. */
 static void save_qkv(const problem *p, int bhsd, int rank3)
 {
@@ -147,9 +115,9 @@ static void save_qkv(const problem *p, int bhsd, int rank3)
                   D[3] = {p->Dk, p->Dk, p->Dv};
     static const char *const names[3] = {"q.npy", "k.npy", "v.npy"};
     for (int t = 0; t < 3; t++) {
-        float *x = bhsd ? to_bhsd(src[t], p->B, S[t], H[t], D[t]) : NULL;
+        float *x = bhsd ? rf_to_bhsd(src[t], sizeof(float), p->B, S[t], H[t], D[t]) : NULL;
         int64_t shape[4] = {p->B, bhsd ? H[t] : S[t], bhsd ? S[t] : H[t], D[t]};
-        save_f32(names[t], 4 - rank3, shape + rank3, x ? x : src[t]);
+        rf_save(names[t], 4 - rank3, shape + rank3, x ? x : src[t]);
         free(x);
     }
 }
@@ -178,26 +146,6 @@ static void direct_forward(const char *backend, const problem *p, attn_sdpa_desc
     attn_backend_close(be);
 }
 
-/* Load a file and check dtype and shape; returns its data (caller frees a). */
-static void *load_checked(const char *name, attn_npy_dtype t, int ndim, const int64_t *shape,
-                          attn_npy *a)
-{
-    char err[ATTN_NPY_ERRLEN];
-    ck_assert_msg(attn_npy_load(tpath(name), a, err) == 0, "%s", err);
-    ck_assert_int_eq(a->dtype, t);
-    ck_assert_int_eq(a->ndim, ndim);
-    for (int d = 0; d < ndim; d++)
-        ck_assert_int_eq(a->shape[d], shape[d]);
-    return a->data;
-}
-
-static void assert_same_f32(const float *a, const float *b, int64_t n, const char *what)
-{
-    for (int64_t i = 0; i < n; i++)
-        ck_assert_msg(memcmp(&a[i], &b[i], 4) == 0, "%s[%lld]: %.9g vs %.9g", what,
-                      (long long)i, a[i], b[i]);
-}
-
 /* attn run on files == attn_sdpa_forward called directly, on every backend, with desc
  * options, masks and LSE. */
 static void run_matches_direct(const char *backend, int use_mask, int use_bmask)
@@ -206,7 +154,7 @@ static void run_matches_direct(const char *backend, int use_mask, int use_bmask)
     problem_init(&p, 2, 9, 13, 4, 2, 16, 8);
     save_qkv(&p, 0, 0);
     int64_t mshape[2] = {p.Sq, p.Skv};
-    save_f32("m.npy", 2, mshape, p.mask);
+    rf_save("m.npy", 2, mshape, p.mask);
     char err[ATTN_NPY_ERRLEN];
     ck_assert(attn_npy_save(tpath("b.npy"), ATTN_NPY_BOOL, 2, mshape, p.bmask, err) == 0);
     attn_sdpa_desc d = attn_sdpa_desc_default();
@@ -230,8 +178,8 @@ static void run_matches_direct(const char *backend, int use_mask, int use_bmask)
     direct_forward(backend, &p, d, use_mask, use_bmask, out, lse);
     attn_npy fo, fl;
     int64_t oshape[4] = {p.B, p.Sq, p.Hq, p.Dv}, lshape[3] = {p.B, p.Hq, p.Sq};
-    assert_same_f32(load_checked("o.npy", ATTN_NPY_F32, 4, oshape, &fo), out, (int64_t)no, "out");
-    assert_same_f32(load_checked("l.npy", ATTN_NPY_F32, 3, lshape, &fl), lse, (int64_t)nl, "lse");
+    rf_assert_same_f32(rf_load("o.npy", ATTN_NPY_F32, 4, oshape, &fo), out, (int64_t)no, "out");
+    rf_assert_same_f32(rf_load("l.npy", ATTN_NPY_F32, 3, lshape, &fl), lse, (int64_t)nl, "lse");
     attn_npy_free(&fo);
     attn_npy_free(&fl);
     free(out);
@@ -242,10 +190,8 @@ static void run_matches_direct(const char *backend, int use_mask, int use_bmask)
 START_TEST(run_matches_forward_all_backends)
 {
     for (const char *const *b = attn_backend_list(); *b; b++) {
-        attn_backend *be;
-        if (attn_backend_open(*b, NULL, &be) != ATTN_OK)
+        if (!rf_backend_opens(*b))
             continue; /* e.g. opencl without a device */
-        attn_backend_close(be);
         run_matches_direct(*b, 0, 0);
         run_matches_direct(*b, 1, 0);
         run_matches_direct(*b, 1, 1);
@@ -260,7 +206,7 @@ START_TEST(run_layouts_and_dtypes)
     problem_init(&p, 1, 7, 11, 4, 1, 8, 12);
     int64_t oshape[4] = {p.B, p.Sq, p.Hq, p.Dv}, mshape[4] = {1, 1, p.Sq, p.Skv};
     size_t no = (size_t)(p.B * p.Sq * p.Hq * p.Dv);
-    save_f32("m.npy", 4, mshape, p.mask);
+    rf_save("m.npy", 4, mshape, p.mask);
     float *want = malloc(4 * no);
     attn_sdpa_desc d = attn_sdpa_desc_default();
     direct_forward("ref", &p, d, 1, 0, want, NULL);
@@ -270,8 +216,8 @@ START_TEST(run_layouts_and_dtypes)
     ck_assert_int_eq(RUN("--variant", "sdpa", "--q", tpath("q.npy"), "--k", tpath("k.npy"),
                          "--v", tpath("v.npy"), "--mask", tpath("m.npy"), "--out",
                          tpath("o.npy")), 0);
-    assert_same_f32(load_checked("o.npy", ATTN_NPY_F32, 4, oshape, &f), want, (int64_t)no,
-                    "bshd");
+    rf_assert_same_f32(rf_load("o.npy", ATTN_NPY_F32, 4, oshape, &f), want, (int64_t)no,
+                       "bshd");
     attn_npy_free(&f);
     /* bhsd files give a bhsd output equal to the transposed bshd one */
     save_qkv(&p, 1, 0);
@@ -279,17 +225,17 @@ START_TEST(run_layouts_and_dtypes)
                          tpath("k.npy"), "--v", tpath("v.npy"), "--mask", tpath("m.npy"),
                          "--out", tpath("o.npy")), 0);
     int64_t bshape[4] = {p.B, p.Hq, p.Sq, p.Dv};
-    float *want_t = to_bhsd(want, p.B, p.Sq, p.Hq, p.Dv);
-    assert_same_f32(load_checked("o.npy", ATTN_NPY_F32, 4, bshape, &f), want_t, (int64_t)no,
-                    "bhsd");
+    float *want_t = rf_to_bhsd(want, sizeof(float), p.B, p.Sq, p.Hq, p.Dv);
+    rf_assert_same_f32(rf_load("o.npy", ATTN_NPY_F32, 4, bshape, &f), want_t, (int64_t)no,
+                       "bhsd");
     attn_npy_free(&f);
     free(want_t);
     /* 3-D bshd files (B = 1 omitted) give a 3-D output */
     save_qkv(&p, 0, 1);
     ck_assert_int_eq(RUN("--variant=sdpa", "--q", tpath("q.npy"), "--k", tpath("k.npy"), "--v",
                          tpath("v.npy"), "--mask", tpath("m.npy"), "--out", tpath("o.npy")), 0);
-    assert_same_f32(load_checked("o.npy", ATTN_NPY_F32, 3, oshape + 1, &f), want, (int64_t)no,
-                    "3-D");
+    rf_assert_same_f32(rf_load("o.npy", ATTN_NPY_F32, 3, oshape + 1, &f), want, (int64_t)no,
+                       "3-D");
     attn_npy_free(&f);
     /* the same values as f64, f16 and bf16 (--bf16) files: all exact, same result */
     static const attn_npy_dtype fts[3] = {ATTN_NPY_F64, ATTN_NPY_F16, ATTN_NPY_U16};
@@ -315,8 +261,8 @@ START_TEST(run_layouts_and_dtypes)
         ck_assert_int_eq(RUN("--variant", "sdpa", "--bf16", "--q", tpath("q.npy"), "--k",
                              tpath("k.npy"), "--v", tpath("v.npy"), "--mask", tpath("m.npy"),
                              "--out", tpath("o.npy")), 0);
-        assert_same_f32(load_checked("o.npy", ATTN_NPY_F32, 4, oshape, &f), want, (int64_t)no,
-                        attn_npy_dtype_name(fts[t]));
+        rf_assert_same_f32(rf_load("o.npy", ATTN_NPY_F32, 4, oshape, &f), want, (int64_t)no,
+                           attn_npy_dtype_name(fts[t]));
         attn_npy_free(&f);
     }
     /* uint16 without --bf16 is refused */
@@ -350,12 +296,12 @@ START_TEST(run_f64_ground_truth)
     ck_assert_int_eq(attn_ref_sdpa(&pr, ATTN_REF_F64, want, wl, NULL), ATTN_OK);
     attn_npy f, fl;
     int64_t oshape[4] = {1, p.Hq, p.Sq, p.Dv}, lshape[3] = {1, p.Hq, p.Sq};
-    const double *got = load_checked("o.npy", ATTN_NPY_F64, 4, oshape, &f);
+    const double *got = rf_load("o.npy", ATTN_NPY_F64, 4, oshape, &f);
     for (int64_t s = 0; s < p.Sq; s++)
         for (int64_t h = 0; h < p.Hq; h++)
             for (int64_t e = 0; e < p.Dv; e++)
                 ck_assert_double_eq(got[(h * p.Sq + s) * p.Dv + e], want[(s * p.Hq + h) * p.Dv + e]);
-    const double *gl = load_checked("l.npy", ATTN_NPY_F64, 3, lshape, &fl);
+    const double *gl = rf_load("l.npy", ATTN_NPY_F64, 3, lshape, &fl);
     for (int i = 0; i < 10; i++)
         ck_assert_double_eq(gl[i], wl[i]);
     attn_npy_free(&f);
@@ -364,7 +310,7 @@ START_TEST(run_f64_ground_truth)
     ck_assert_int_eq(RUN("--variant", "sdpa", "--layout", "bhsd", "--out-dtype", "f16", "--q",
                          tpath("q.npy"), "--k", tpath("k.npy"), "--v", tpath("v.npy"), "--out",
                          tpath("o16.npy")), 0);
-    const uint16_t *h16 = load_checked("o16.npy", ATTN_NPY_F16, 4, oshape, &f);
+    const uint16_t *h16 = rf_load("o16.npy", ATTN_NPY_F16, 4, oshape, &f);
     for (int64_t s = 0; s < p.Sq; s++)
         for (int64_t h = 0; h < p.Hq; h++)
             for (int64_t e = 0; e < p.Dv; e++)
@@ -397,8 +343,8 @@ START_TEST(run_fortran_order_input)
                          "--v", tpath("v.npy"), "--out", tpath("f.npy")), 0);
     attn_npy a, b;
     int64_t shape[4] = {1, 4, 2, 4};
-    assert_same_f32(load_checked("f.npy", ATTN_NPY_F32, 4, shape, &a),
-                    load_checked("c.npy", ATTN_NPY_F32, 4, shape, &b), 32, "fortran");
+    rf_assert_same_f32(rf_load("f.npy", ATTN_NPY_F32, 4, shape, &a),
+                       rf_load("c.npy", ATTN_NPY_F32, 4, shape, &b), 32, "fortran");
     attn_npy_free(&a);
     attn_npy_free(&b);
     problem_free(&p);
@@ -426,11 +372,11 @@ START_TEST(run_errors)
     /* k with another head dim: the library's shape message */
     int64_t kshape[4] = {1, 4, 2, 5};
     float kk[40] = {0};
-    save_f32("k5.npy", 4, kshape, kk);
+    rf_save("k5.npy", 4, kshape, kk);
     ck_assert_int_eq(RUN("--variant", "sdpa", "--q", q, "--k", tpath("k5.npy"), "--v", v,
                          "--out", o), 2);
     /* a 2-D q and a malformed q */
-    save_f32("q2.npy", 2, kshape, kk);
+    rf_save("q2.npy", 2, kshape, kk);
     ck_assert_int_eq(RUN("--variant", "sdpa", "--q", tpath("q2.npy"), "--k", k, "--v", v,
                          "--out", o), 2);
     write_file(tpath("bad.npy"), "\x93NUMPY\x01\x00\x05\x00{'des", 15);
@@ -441,6 +387,199 @@ START_TEST(run_errors)
                          "--bool-mask", q), 2);
     ck_assert(access(o, F_OK) != 0); /* nothing written on error */
     ck_assert_int_eq(RUN("--variant", "sdpa", "--help"), 0);
+    problem_free(&p);
+}
+END_TEST
+
+/* ---- the backward (--dout) ------------------------------------------------------------------ */
+
+/* dO [B, Sq, Hq, Dv] on the same grid as the inputs. */
+static float *make_dout(const problem *p)
+{
+    const int64_t n = p->B * p->Sq * p->Hq * p->Dv;
+    float *x = malloc(sizeof(float) * (size_t)n);
+    ck_assert(x);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = urand();
+    return x;
+}
+
+/* The forward then the backward on the problem directly (bshd f32, the [Sq, Skv] mask): the
+ * gradients into dq, dk, dv and dm (the mask's, or NULL). */
+static void direct_backward(const char *backend, const problem *p, const attn_sdpa_desc *d0,
+                            const float *dout, float *dq, float *dk, float *dv, float *dm)
+{
+    attn_tensor q = attn_tensor_bshd(p->q, ATTN_F32, p->B, p->Sq, p->Hq, p->Dk);
+    attn_tensor k = attn_tensor_bshd(p->k, ATTN_F32, p->B, p->Skv, p->Hkv, p->Dk);
+    attn_tensor v = attn_tensor_bshd(p->v, ATTN_F32, p->B, p->Skv, p->Hkv, p->Dv);
+    const int64_t no = p->B * p->Sq * p->Hq * p->Dv, nl = p->B * p->Hq * p->Sq;
+    float *out = malloc(sizeof(float) * (size_t)no), *lse = malloc(sizeof(float) * (size_t)nl);
+    ck_assert(out && lse);
+    attn_tensor o = attn_tensor_bshd(out, ATTN_F32, p->B, p->Sq, p->Hq, p->Dv);
+    attn_tensor l = {.data = lse, .dtype = ATTN_F32, .shape = {p->B, p->Sq, p->Hq, 1},
+                     .stride = {p->Hq * p->Sq, 1, p->Sq, 1}};
+    attn_tensor dot = attn_tensor_bshd((void *)dout, ATTN_F32, p->B, p->Sq, p->Hq, p->Dv);
+    attn_tensor gq = attn_tensor_bshd(dq, ATTN_F32, p->B, p->Sq, p->Hq, p->Dk);
+    attn_tensor gk = attn_tensor_bshd(dk, ATTN_F32, p->B, p->Skv, p->Hkv, p->Dk);
+    attn_tensor gv = attn_tensor_bshd(dv, ATTN_F32, p->B, p->Skv, p->Hkv, p->Dv);
+    attn_tensor m = {.data = p->mask, .dtype = ATTN_F32, .shape = {1, p->Sq, 1, p->Skv},
+                     .stride = {0, p->Skv, 0, 1}};
+    attn_tensor gm = m;
+    gm.data = dm;
+    attn_sdpa_desc d = *d0;
+    d.mask_add = dm ? &m : NULL;
+    const attn_sdpa_grads g = {.dq = &gq, .dk = &gk, .dv = &gv, .dmask_add = dm ? &gm : NULL};
+    attn_backend *be;
+    ck_assert_int_eq(attn_backend_open(backend, NULL, &be), ATTN_OK);
+    ck_assert_msg(attn_sdpa_forward(be, &d, &q, &k, &v, &o, &l) == ATTN_OK, "%s",
+                  attn_last_error());
+    ck_assert_msg(attn_sdpa_backward(be, &d, &q, &k, &v, &o, &l, &dot, &g) == ATTN_OK, "%s",
+                  attn_last_error());
+    attn_backend_close(be);
+    free(out);
+    free(lse);
+}
+
+/* attn run --dout on every backend == forward + backward called directly (GQA, causal, an
+ * additive mask and its gradient, a soft-cap). A backend without the backward is skipped. */
+START_TEST(run_backward_matches_direct)
+{
+    problem p;
+    problem_init(&p, 2, 9, 13, 4, 2, 16, 8);
+    save_qkv(&p, 0, 0);
+    const int64_t mshape[2] = {p.Sq, p.Skv}, oshape[4] = {p.B, p.Sq, p.Hq, p.Dv};
+    rf_save("m.npy", 2, mshape, p.mask);
+    float *dout = make_dout(&p);
+    rf_save("do.npy", 4, oshape, dout);
+    const int64_t nq = p.B * p.Sq * p.Hq * p.Dk, nk = p.B * p.Skv * p.Hkv * p.Dk,
+                  nv = p.B * p.Skv * p.Hkv * p.Dv, nm = p.Sq * p.Skv;
+    float *dq = malloc(4 * (size_t)nq), *dk = malloc(4 * (size_t)nk), *dv = malloc(4 * (size_t)nv),
+          *dm = malloc(4 * (size_t)nm);
+    ck_assert(dq && dk && dv && dm);
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    d.causal = 1;
+    d.align = ATTN_ALIGN_TOP_LEFT;
+    d.softcap = 2.5f;
+    for (const char *const *b = attn_backend_list(); *b; b++) {
+        if (!rf_backend_opens(*b))
+            continue; /* e.g. opencl without a device */
+        int rc = RUN("--variant", "sdpa", "--backend", (char *)*b, "--q", tpath("q.npy"), "--k",
+                     tpath("k.npy"), "--v", tpath("v.npy"), "--mask", tpath("m.npy"), "--causal",
+                     "--align", "tl", "--softcap", "2.5", "--out", tpath("o.npy"), "--dout",
+                     tpath("do.npy"), "--dq", tpath("dq.npy"), "--dk", tpath("dk.npy"), "--dv",
+                     tpath("dv.npy"), "--dmask-add", tpath("dm.npy"));
+        if (!rf_ran_backward(*b, rc))
+            continue;
+        direct_backward(*b, &p, &d, dout, dq, dk, dv, dm);
+        const int64_t qs[4] = {p.B, p.Sq, p.Hq, p.Dk}, ks[4] = {p.B, p.Skv, p.Hkv, p.Dk},
+                      vs[4] = {p.B, p.Skv, p.Hkv, p.Dv};
+        rf_assert_file_f32("dq.npy", 4, qs, dq, nq);
+        rf_assert_file_f32("dk.npy", 4, ks, dk, nk);
+        rf_assert_file_f32("dv.npy", 4, vs, dv, nv);
+        rf_assert_file_f32("dm.npy", 2, mshape, dm, nm);
+    }
+    free(dq);
+    free(dk);
+    free(dv);
+    free(dm);
+    free(dout);
+    problem_free(&p);
+}
+END_TEST
+
+/* --backend ref --out-dtype f64: the reference's f64 gradients exactly, in bhsd files; with
+ * f32 output and --grad-dtype bf16 each gradient is that value rounded once. */
+START_TEST(run_backward_f64_ground_truth)
+{
+    problem p;
+    problem_init(&p, 1, 5, 7, 4, 2, 8, 4);
+    save_qkv(&p, 1, 0);
+    float *dout = make_dout(&p), *dob = rf_to_bhsd(dout, sizeof(float), p.B, p.Sq, p.Hq, p.Dv);
+    const int64_t obhsd[4] = {p.B, p.Hq, p.Sq, p.Dv};
+    rf_save("do.npy", 4, obhsd, dob);
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--layout", "bhsd", "--out-dtype", "f64", "--q",
+                         tpath("q.npy"), "--k", tpath("k.npy"), "--v", tpath("v.npy"), "--out",
+                         tpath("o.npy"), "--dout", tpath("do.npy"), "--dq", tpath("dq.npy"),
+                         "--dk", tpath("dk.npy"), "--dv", tpath("dv.npy")), 0);
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--layout", "bhsd", "--grad-dtype", "bf16", "--q",
+                         tpath("q.npy"), "--k", tpath("k.npy"), "--v", tpath("v.npy"), "--out",
+                         tpath("o32.npy"), "--dout", tpath("do.npy"), "--dq", tpath("dq16.npy"),
+                         "--dk", tpath("dk16.npy"), "--dv", tpath("dv16.npy")), 0);
+    /* the reference on the same problem (bshd views, dense [B][S][H][D] doubles) */
+    float of[4 * 5 * 4], lf[20], gq[160], gk[112], gv[56];
+    attn_tensor q = attn_tensor_bshd(p.q, ATTN_F32, 1, 5, 4, 8);
+    attn_tensor k = attn_tensor_bshd(p.k, ATTN_F32, 1, 7, 2, 8);
+    attn_tensor v = attn_tensor_bshd(p.v, ATTN_F32, 1, 7, 2, 4);
+    attn_tensor o = attn_tensor_bshd(of, ATTN_F32, 1, 5, 4, 4);
+    attn_tensor l = {.data = lf, .dtype = ATTN_F32, .shape = {1, 5, 4, 1}, .stride = {20, 1, 5, 1}};
+    attn_tensor dot = attn_tensor_bshd(dout, ATTN_F32, 1, 5, 4, 4);
+    attn_tensor tq = attn_tensor_bshd(gq, ATTN_F32, 1, 5, 4, 8);
+    attn_tensor tk = attn_tensor_bshd(gk, ATTN_F32, 1, 7, 2, 8);
+    attn_tensor tv = attn_tensor_bshd(gv, ATTN_F32, 1, 7, 2, 4);
+    const attn_sdpa_grads g = {.dq = &tq, .dk = &tk, .dv = &tv};
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    attn_sdpa_problem pr;
+    ck_assert_int_eq(attn_sdpa_validate_backward(&d, &q, &k, &v, &o, &l, &dot, &g, &pr), ATTN_OK);
+    double wq[160], wk[112], wv[56];
+    const attn_ref_sdpa_grads want = {wq, wk, wv, NULL, NULL, NULL, NULL, NULL};
+    ck_assert_int_eq(attn_ref_sdpa_backward(&pr, ATTN_REF_F64, &want), ATTN_OK);
+    static const char *const f64[3] = {"dq.npy", "dk.npy", "dv.npy"};
+    static const char *const b16[3] = {"dq16.npy", "dk16.npy", "dv16.npy"};
+    const double *w[3] = {wq, wk, wv};
+    const int64_t S[3] = {5, 7, 7}, H[3] = {4, 2, 2}, D[3] = {8, 8, 4};
+    for (int t = 0; t < 3; t++) {
+        attn_npy a, b;
+        const int64_t shape[4] = {1, H[t], S[t], D[t]};
+        const double *got = rf_load(f64[t], ATTN_NPY_F64, 4, shape, &a);
+        const uint16_t *h = rf_load(b16[t], ATTN_NPY_U16, 4, shape, &b);
+        for (int64_t s = 0; s < S[t]; s++)
+            for (int64_t hh = 0; hh < H[t]; hh++)
+                for (int64_t e = 0; e < D[t]; e++) {
+                    const double x = w[t][(s * H[t] + hh) * D[t] + e];
+                    ck_assert_double_eq(got[(hh * S[t] + s) * D[t] + e], x);
+                    ck_assert_uint_eq(h[(hh * S[t] + s) * D[t] + e], attn_f64_to_bf16(x));
+                }
+        attn_npy_free(&a);
+        attn_npy_free(&b);
+    }
+    free(dout);
+    free(dob);
+    problem_free(&p);
+}
+END_TEST
+
+START_TEST(run_backward_errors)
+{
+    problem p;
+    problem_init(&p, 1, 3, 4, 2, 2, 4, 4);
+    save_qkv(&p, 0, 0);
+    float *dout = make_dout(&p);
+    const int64_t oshape[4] = {1, 3, 2, 4}, bad[4] = {1, 3, 2, 5};
+    rf_save("do.npy", 4, oshape, dout);
+    float *dout5 = calloc(1 * 3 * 2 * 5, sizeof(float)); /* dout's values would be too few */
+    ck_assert(dout5);
+    rf_save("do5.npy", 4, bad, dout5);
+    free(dout5);
+    char *q = tpath("q.npy"), *k = tpath("k.npy"), *v = tpath("v.npy"), *o = tpath("o.npy");
+    char *dq = tpath("dq.npy"), *dk = tpath("dk.npy"), *dv = tpath("dv.npy");
+    char *d = tpath("do.npy");
+    /* gradients without --dout, --dout without every gradient, --dmask-add without a mask */
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--q", q, "--k", k, "--v", v, "--out", o, "--dq",
+                         dq, "--dk", dk, "--dv", dv), 2);
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--q", q, "--k", k, "--v", v, "--out", o,
+                         "--dout", d, "--dq", dq, "--dk", dk), 2);
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--q", q, "--k", k, "--v", v, "--out", o,
+                         "--dout", d, "--dq", dq, "--dk", dk, "--dv", dv, "--dmask-add",
+                         tpath("dm.npy")), 2);
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--q", q, "--k", k, "--v", v, "--out", o,
+                         "--dout", d, "--dq", dq, "--dk", dk, "--dv", dv, "--grad-dtype", "f8"),
+                     2);
+    /* dout of another shape: the library's message, nothing written */
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--q", q, "--k", k, "--v", v, "--out", o,
+                         "--dout", tpath("do5.npy"), "--dq", dq, "--dk", dk, "--dv", dv), 2);
+    ck_assert(access(o, F_OK) != 0);
+    ck_assert(access(dq, F_OK) != 0);
+    free(dout);
     problem_free(&p);
 }
 END_TEST
@@ -535,6 +674,9 @@ static Suite *run_suite(void)
     tcase_add_test(r, run_errors);
     tcase_add_test(r, compare_exit_codes);
     tcase_add_test(r, compare_large_logits);
+    tcase_add_test(r, run_backward_matches_direct);
+    tcase_add_test(r, run_backward_f64_ground_truth);
+    tcase_add_test(r, run_backward_errors);
     suite_add_tcase(s, r);
     return s;
 }

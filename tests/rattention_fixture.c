@@ -45,6 +45,18 @@ ratt_fx_spec ratt_fx_spec_sized(int64_t B, int64_t S, int64_t Hq, int64_t Hkv, i
     return s;
 }
 
+attn_rattention_desc ratt_fx_desc(int64_t window, attn_linear_feature feature,
+                                  attn_rope_layout rope, int64_t offset)
+{
+    attn_rattention_desc d = attn_rattention_desc_default();
+    d.window = window;
+    d.feature = feature;
+    d.rope = rope;
+    d.rope_theta = 10000.0;
+    d.offset = offset;
+    return d;
+}
+
 int64_t ratt_fx_numel(const attn_tensor *t)
 {
     return t->shape[0] * t->shape[1] * t->shape[2] * t->shape[3];

@@ -33,6 +33,11 @@ ratt_fx_spec ratt_fx_spec_default(void);
 ratt_fx_spec ratt_fx_spec_sized(int64_t B, int64_t S, int64_t Hq, int64_t Hkv, int64_t Dk,
                                 int64_t Dv);
 
+/* The default descriptor with this window, feature map, RoPE layout (theta 10000) and
+ * position offset: a test case's settings. */
+attn_rattention_desc ratt_fx_desc(int64_t window, attn_linear_feature feature,
+                                  attn_rope_layout rope, int64_t offset);
+
 typedef struct ratt_fx {
     ratt_fx_spec sp;
     attn_tensor q, k, v, out, gamma_swa, gamma_rla, state_in, state_out;

@@ -148,6 +148,15 @@ int attn_conf_gold_alloc(attn_conf_gold *g, int64_t n, int zero_map)
     return g->gold && g->lowp && g->cond && g->got && (!zero_map || g->must_zero) ? 0 : -1;
 }
 
+void attn_conf_round_lowp(attn_conf_gold *g, attn_dtype t)
+{
+    for (int64_t i = 0; i < g->n; i++) {
+        unsigned char tmp[4];
+        attn_store_f64(tmp, t, 0, g->lowp[i]);
+        g->lowp[i] = attn_load_f64(tmp, t, 0);
+    }
+}
+
 double attn_conf_row_norm(const attn_operand *o, int64_t b, int64_t s, int64_t h, int64_t n)
 {
     double s2 = 0.0;

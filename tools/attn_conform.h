@@ -76,6 +76,8 @@ typedef struct attn_conf_gold {
 
 /* Allocate the arrays of g for n elements (must_zero too when zero_map). 0 or -1. */
 int attn_conf_gold_alloc(attn_conf_gold *g, int64_t n, int zero_map);
+/* Round each lowp element to dtype t, as naive code would store it. */
+void attn_conf_round_lowp(attn_conf_gold *g, attn_dtype t);
 
 struct attn_operand;
 /* ||x[b, s, h, :n]||_2 of an operand (in f64), for the logit bounds of the condition scales. */

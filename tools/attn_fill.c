@@ -52,6 +52,11 @@ void attn_fill_tensor(const attn_tensor *t, attn_fill_mode mode, uint64_t seed, 
     fill_each(t, put_value, seed, ((int)mode << 8) | (int)id);
 }
 
+void attn_fill_dout(const attn_tensor *t, uint64_t seed)
+{
+    attn_fill_tensor(t, ATTN_FILL_UNIFORM, seed ^ 0x9e3779b97f4a7c15u, ATTN_FILL_V);
+}
+
 /* Block ids are keyed by (batch, query block, head, key block) in a second stream. */
 static int mask_block_hidden(const attn_tensor *t, const int64_t ix[4], uint64_t seed)
 {

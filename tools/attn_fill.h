@@ -43,6 +43,8 @@ static inline int attn_fill_row_hidden(int64_t i)
 
 /* Fill a host view (t->data) of q, k or v, rounding once to its dtype. */
 void attn_fill_tensor(const attn_tensor *t, attn_fill_mode mode, uint64_t seed, attn_fill_id id);
+/* The output's gradient dout of a backward case: uniform, a stream of its own. */
+void attn_fill_dout(const attn_tensor *t, uint64_t seed);
 /* Additive mask: uniform in [-4, 0], -inf over ~20% of 4x16 (query x key) blocks, and every
  * key -inf on hidden rows. */
 void attn_fill_mask_add(const attn_tensor *t, uint64_t seed);

@@ -189,6 +189,76 @@ void attn_run_f64_to_layout(const double *src, const int64_t dims[4], int layout
             }
 }
 
+/* ---- gradient files ------------------------------------------------------------------------ */
+
+int attn_run_grad_alloc(attn_run_grad *g, const int64_t shape[4], int layout, attn_dtype dt,
+                        int f64)
+{
+    const size_t b = attn_run_bytes(shape, 4, attn_dtype_size(dt));
+    const size_t b64 = attn_run_bytes(shape, 4, sizeof(double));
+    if (!b || !b64)
+        return attn_run_error("gradient size overflows");
+    g->buf = calloc(1, b);
+    g->f64 = f64 ? malloc(b64) : NULL;
+    if (!g->buf || (f64 && !g->f64))
+        return attn_run_error("out of memory");
+    const int64_t *d = shape;
+    g->t = layout == ATTN_RUN_BHSD ? attn_tensor_bhsd(g->buf, dt, d[0], d[1], d[2], d[3])
+                                   : attn_tensor_bshd(g->buf, dt, d[0], d[1], d[2], d[3]);
+    return 0;
+}
+
+int attn_run_grad_save(const attn_run_grad *g, attn_npy_dtype t, int ndim,
+                       const int64_t *file_shape, int f64)
+{
+    if (!f64)
+        return attn_run_save(g->path, t, ndim, file_shape, g->buf);
+    const int64_t *n = g->t.shape, *st = g->t.stride;
+    double *dst = malloc(attn_run_bytes(n, 4, sizeof(double)));
+    if (!dst)
+        return attn_run_error("out of memory");
+    int64_t x = 0; /* the view's strides give each element's place in the file */
+    for (int64_t a = 0; a < n[0]; a++)
+        for (int64_t b = 0; b < n[1]; b++)
+            for (int64_t c = 0; c < n[2]; c++)
+                for (int64_t d = 0; d < n[3]; d++)
+                    dst[a * st[0] + b * st[1] + c * st[2] + d * st[3]] = g->f64[x++];
+    const int rc = attn_run_save(g->path, ATTN_NPY_F64, ndim, file_shape, dst);
+    free(dst);
+    return rc;
+}
+
+void attn_run_grad_free(attn_run_grad *g)
+{
+    free(g->buf);
+    free(g->f64);
+    g->buf = NULL;
+    g->f64 = NULL;
+}
+
+int attn_run_grad_arg(int argc, char **argv, int *i, attn_run_grad *g, const char *const *opts,
+                      int n)
+{
+    int c = 0;
+    for (int k = 0; k < n && !c; k++)
+        c = attn_arg_value(argc, argv, i, opts[k], &g[k].path);
+    return c;
+}
+
+int attn_run_grad_check(const char *dout, const attn_run_grad *g, const char *const *opts, int n,
+                        int extra)
+{
+    int any = extra;
+    for (int k = 0; k < n; k++)
+        any |= g[k].path != NULL;
+    if (!dout)
+        return any ? attn_run_error("the gradient options need --dout FILE") : 0;
+    for (int k = 0; k < 3; k++)
+        if (!g[k].path)
+            return attn_run_error("--dout needs %s FILE (and the other gradients)", opts[k]);
+    return 0;
+}
+
 /* ---- the input files, the output and the exit code every variant shares ---------------------- */
 
 int attn_run_file_arg(int argc, char **argv, int *i, attn_run_array *in, int n)

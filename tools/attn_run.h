@@ -70,6 +70,32 @@ size_t attn_run_bytes(const int64_t *dims, int n, size_t size);
 /* [B, S, H, D] doubles (reference layout) into dst in file layout. */
 void attn_run_f64_to_layout(const double *src, const int64_t dims[4], int layout, double *dst);
 
+/* One gradient file of `attn run --dout`: the buffer the library writes through view t (dims
+ * [d0, d1, d2, d3], seq-major or head-major like q, or strides set by the caller), and with
+ * --out-dtype f64 the reference's dense f64 array in the view's dim order. */
+typedef struct attn_run_grad {
+    const char *path;
+    void *buf;
+    attn_tensor t;
+    double *f64;
+} attn_run_grad;
+/* Allocate the buffers of a gradient of dtype dt with view dims `shape` in `layout`
+ * (ATTN_RUN_BSHD or ATTN_RUN_BHSD); the f64 array too when f64. 0, or -1 (printed). */
+int attn_run_grad_alloc(attn_run_grad *g, const int64_t shape[4], int layout, attn_dtype dt,
+                        int f64);
+/* Write it with the file dims (ndim, file_shape) of its input: the buffer as file dtype t, or
+ * with f64 the f64 array placed in the file's order by the view's strides. 0, or -1. */
+int attn_run_grad_save(const attn_run_grad *g, attn_npy_dtype t, int ndim,
+                       const int64_t *file_shape, int f64);
+void attn_run_grad_free(attn_run_grad *g);
+/* The gradient file options opts[0..n) into g[k].path: 1 consumed, 0 none of them. */
+int attn_run_grad_arg(int argc, char **argv, int *i, attn_run_grad *g, const char *const *opts,
+                      int n);
+/* The gradient files need --dout FILE (path dout), which needs the first three (dq, dk, dv);
+ * `extra`: another gradient option was given. 0, or -1 (printed). */
+int attn_run_grad_check(const char *dout, const attn_run_grad *g, const char *const *opts, int n,
+                        int extra);
+
 /* q, k, v (in[0..2], files of rank 3 or 4) in the chosen layout. 0, or -1 (printed). */
 int attn_run_load_qkv(attn_run_array *in, const attn_run_opts *o);
 /* The output [B, S, Hq, Dv] (B, S, Hq of q, Dv of v) into dims, zeroed in *buf (malloc'd),

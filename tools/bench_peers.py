@@ -4,11 +4,14 @@ interleaved in one run (attn, torch, attn, torch, ... for --rounds rounds; media
 default shapes of `attn bench` and the shapes docs/cpu.md reports: prefill, short sequences,
 sliding windows, decode, the Sq sweep over a long KV cache and many short sequences. Prints a
 markdown table with the CPU named: attn's rate, the same-run BLIS sgemm (or memcpy) rate, the
-peer's rate on the same problem (same FLOP or byte count) and the ratio attn / peer.
+peer's rate on the same problem (same FLOP or byte count) and the ratio attn / peer. With
+--backward: the backward on the four prefill shapes (attn bench --backward against PyTorch's
+autograd backward of the same SDPA call, the forward untimed on both sides; 5 products per
+attended pair).
 
 PyTorch is a peer for measuring, never a dependency: without it the script says so and exits 0.
     python3 tools/bench_peers.py [--attn build/tools/attn] [--rounds 5] [--threads 2]
-                                 [--only SUBSTRING] [--json FILE]
+                                 [--only SUBSTRING] [--json FILE] [--backward]
 """
 import argparse
 import json
@@ -97,6 +100,20 @@ def torch_case(torch, o, dt):
     return call
 
 
+def torch_backward_case(torch, o, dt):
+    """the backward alone of torch's SDPA on the problem: the forward runs once, each call
+    back-propagates a fixed dO through the kept graph into fresh gradients"""
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.rand(o["b"], h, s, o["d"], generator=g).to(dt).requires_grad_()
+               for h, s in ((o["h"], o["sq"]), (o["hkv"], o["skv"]), (o["hkv"], o["skv"])))
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=o["causal"])
+    dout = torch.rand(out.shape, generator=g).to(dt)
+
+    def call():
+        return torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
+    return call
+
+
 def torch_dtypes(torch, o):
     """torch takes one dtype: a half KV cache is timed both in that dtype and all in f32 (the
     peer's faster one counts, which favours the peer)"""
@@ -148,6 +165,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="0: all cores")
     ap.add_argument("--only", default="", help="shapes whose label contains this")
     ap.add_argument("--json", default="")
+    ap.add_argument("--backward", action="store_true",
+                    help="the backward on the prefill shapes")
     a = ap.parse_args()
     try:
         import torch
@@ -162,11 +181,14 @@ def main():
     rows = []
     print("| shape | attn | same-run sgemm / memcpy | attn / sgemm | PyTorch SDPA | attn / PyTorch | attn impl |")
     print("|---|---|---|---|---|---|---|")
-    for label, opts in SHAPES:
+    shapes = [(l + " backward", o + " --backward") for l, o in SHAPES[:4]] if a.backward \
+        else SHAPES
+    for label, opts in shapes:
         if a.only and a.only not in label:
             continue
-        o = opts_of(opts)
-        calls = [(dt, torch_case(torch, o, dt)) for dt in torch_dtypes(torch, o)]
+        o = opts_of(opts.replace(" --backward", ""))
+        case = torch_backward_case if a.backward else torch_case
+        calls = [(dt, case(torch, o, dt)) for dt in torch_dtypes(torch, o)]
         at, pt, refs, j = [], {dt: [] for dt, _ in calls}, [], None
         repeat = a.repeat
         for _ in range(a.rounds):

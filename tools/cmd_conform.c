@@ -54,7 +54,7 @@ static const char usage_text[] =
     "  --filter STR  only cases whose name contains STR\n"
     "  --case NAME   run this case (any valid name, e.g. from a repro line); repeatable\n"
     "  --seed N      fill seed (default 42)\n"
-    "  --quick       the quick subset: @quick cases of the built-in lists (about 45) or of\n"
+    "  --quick       the quick subset: @quick cases of the built-in lists (about a third) or of\n"
     "                the --cases file\n"
     "  --json FILE   write all results as JSON\n"
     "  --junit FILE  write JUnit XML (one testcase per case)\n"

@@ -86,6 +86,9 @@ static int64_t features_of(const attn_linear_case *c)
  * 64 keys; per position and KV head, the update; twice. */
 double attn_linear_case_cost(const attn_linear_case *c)
 {
+    if (c->backward) /* the quadratic chain rule twice (f64 with magnitudes, then float) */
+        return 6.0 * (double)c->b * (double)c->hq * (double)c->s * (double)c->s *
+               (double)(features_of(c) + c->dv);
     const double df = (double)features_of(c), w = (double)c->dv + 1.0;
     const double per = (double)c->hq * (df * w + 32.0 * (df + w)) + (double)c->hkv * df * w;
     return 4.0 * (double)c->b * (double)c->s * per;
@@ -94,7 +97,7 @@ double attn_linear_case_cost(const attn_linear_case *c)
 const char *const attn_linear_feature_names[ATTN_LFEAT_COUNT] = {
     "identity", "elu", "elu1", "relu", "silu", "softmax-pair", "relu-pair", "no-norm",
     "non-causal", "decay", "decay-given", "state-in", "state-out", "gqa", "dk!=dv", "f16",
-    "bf16", "bhsd", "batch2", "scale", "long", "nonfinite"};
+    "bf16", "bhsd", "batch2", "scale", "long", "nonfinite", "backward"};
 
 unsigned attn_linear_case_features(const attn_linear_case *c)
 {
@@ -116,6 +119,7 @@ unsigned attn_linear_case_features(const attn_linear_case *c)
         {c->scale != 1.0, ATTN_LFEAT_SCALE},
         {c->s >= 2048, ATTN_LFEAT_LONG},
         {c->special != ATTN_LSPECIAL_NONE, ATTN_LFEAT_NONFINITE},
+        {c->backward, ATTN_LFEAT_BACKWARD},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i].on)
@@ -146,6 +150,8 @@ int attn_linear_case_format(const attn_linear_case *c, char *buf, size_t size)
                 dtype_names[c->dt_out], c->bhsd ? "bhsd" : "bshd");
     if (c->special != ATTN_LSPECIAL_NONE)
         attn_sb_add(&s, " special=%s", attn_linear_special_names[c->special]);
+    if (c->backward)
+        attn_sb_add(&s, " backward");
     return (int)s.len;
 }
 
@@ -237,7 +243,18 @@ static int parse_keyval(const char *key, const char *val, attn_linear_case *c)
 
 int attn_linear_case_token(char *tok, attn_linear_case *c, char *err, size_t errsize)
 {
+    if (strcmp(tok, "backward") == 0) {
+        c->backward = 1;
+        return 0;
+    }
     char *val = attn_tok_split(tok);
     return attn_tok_verdict(val ? parse_keyval(tok, val, c) : parse_size(tok, c), tok, val, err,
                             errsize);
+}
+
+int attn_linear_case_check(const attn_linear_case *c, char *err, size_t errsize)
+{
+    if (c->backward && c->special != ATTN_LSPECIAL_NONE)
+        return attn_perr(err, errsize, "special inputs are forward cases (no backward)");
+    return 0;
 }

@@ -34,6 +34,9 @@ typedef struct attn_linear_case {
     attn_dtype dt_q, dt_kv, dt_out;
     int bhsd;               /* q, k, v, out head-major */
     attn_linear_special special;
+    int backward;           /* run attn_linear_backward and check the gradients instead; state
+                             * bits: IN also checks d_state_in (d_z_in), OUT gives d_state_out
+                             * (d_z_out) */
 } attn_linear_case;
 
 /* Defaults: b1 s1 hq1 hkv1 dk dv 64, elu1, normalised (eps 1e-6), causal, scale 1, no decay,
@@ -41,6 +44,8 @@ typedef struct attn_linear_case {
 void attn_linear_case_default(attn_linear_case *c);
 int attn_linear_case_format(const attn_linear_case *c, char *buf, size_t size);
 int attn_linear_case_token(char *tok, attn_linear_case *c, char *err, size_t errsize);
+/* After all tokens: a backward case plants no special values. */
+int attn_linear_case_check(const attn_linear_case *c, char *err, size_t errsize);
 
 /* The descriptor of a case; decay_values (room for hkv floats) is filled for decay=X. */
 attn_linear_desc attn_linear_case_desc(const attn_linear_case *c, float *decay_values);
@@ -50,12 +55,13 @@ typedef enum attn_linear_feat {
     ATTN_LFEAT_SOFTMAX_PAIR, ATTN_LFEAT_RELU_PAIR, ATTN_LFEAT_NO_NORM, ATTN_LFEAT_NON_CAUSAL,
     ATTN_LFEAT_DECAY_SLOPES, ATTN_LFEAT_DECAY_GIVEN, ATTN_LFEAT_STATE_IN, ATTN_LFEAT_STATE_OUT,
     ATTN_LFEAT_GQA, ATTN_LFEAT_DK_DV, ATTN_LFEAT_F16, ATTN_LFEAT_BF16, ATTN_LFEAT_BHSD,
-    ATTN_LFEAT_BATCH, ATTN_LFEAT_SCALE, ATTN_LFEAT_LONG, ATTN_LFEAT_NONFINITE, ATTN_LFEAT_COUNT
+    ATTN_LFEAT_BATCH, ATTN_LFEAT_SCALE, ATTN_LFEAT_LONG, ATTN_LFEAT_NONFINITE,
+    ATTN_LFEAT_BACKWARD, ATTN_LFEAT_COUNT
 } attn_linear_feat;
 
 extern const char *const attn_linear_feature_names[ATTN_LFEAT_COUNT];
 unsigned attn_linear_case_features(const attn_linear_case *c);
-/* Reference flops of the chunked f64 gold (a cost estimate). */
+/* Reference flops of the chunked f64 gold, or of the quadratic backward's (a cost estimate). */
 double attn_linear_case_cost(const attn_linear_case *c);
 
 #endif /* ATTN_LINEAR_CASE_H_ */

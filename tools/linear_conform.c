@@ -2,8 +2,9 @@
  * tensors of a case (q, k, v, state_in, z_in; out, state_out, z_out), their fills, the call
  * through the public API, and the gold of every output from the f64 chunked reference with
  * its condition scales, the float recurrent form as the working-precision result, and the
- * policy set-up (docs/conformance.md, "Linear attention"). Cases: linear_case.c; built-in
- * list: tests/cases/linear.cases. */
+ * policy set-up (docs/conformance.md, "Linear attention"); a backward case's tensors and gold
+ * are linear_backward_conform.c's. Cases: linear_case.c; built-in lists:
+ * tests/cases/linear.cases and linear_backward.cases. */
 #include "attn_conform.h"
 
 #include "attn_cases.h"
@@ -11,6 +12,7 @@
 #include "attn_half.h"
 #include "attn_tool_ops.h"
 #include "linear_case.h"
+#include "linear_conform.h"
 #include "linear_ref.h"
 #include "linear_tool.h"
 
@@ -30,36 +32,45 @@ static int64_t df_of(const attn_linear_case *c)
     return attn_linear_features(c->feature, c->dk);
 }
 
-static int has_z(const attn_linear_case *c, int bit)
+/* ---- tensors -------------------------------------------------------------------------------- */
+
+int attn_linear_conf_qkv_bufs(const attn_linear_case *c, attn_conf_buf *q, attn_conf_buf *k,
+                              attn_conf_buf *v, size_t guard)
 {
-    return c->normalize && (c->state & bit);
+    int rc = attn_conf_buf_dense(q, c->dt_q, c->b, c->s, c->hq, c->dk, c->bhsd, guard);
+    rc |= attn_conf_buf_dense(k, c->dt_kv, c->b, c->s, c->hkv, c->dk, c->bhsd, guard);
+    rc |= attn_conf_buf_dense(v, c->dt_kv, c->b, c->s, c->hkv, c->dv, c->bhsd, guard);
+    return rc;
 }
 
-/* ---- tensors -------------------------------------------------------------------------------- */
+int attn_linear_conf_state_bufs(const attn_linear_case *c, int bit, attn_conf_buf *s,
+                                attn_conf_buf *z, size_t guard)
+{
+    const int64_t df = df_of(c);
+    int rc = 0;
+    if (c->state & bit)
+        rc |= attn_conf_buf_dense(s, ATTN_F32, c->b, c->hkv, df, c->dv, 0, guard);
+    if (c->normalize && (c->state & bit))
+        rc |= attn_conf_buf_dense(z, ATTN_F32, c->b, c->hkv, df, 1, 0, guard);
+    return rc;
+}
 
 static int linear_make(const void *cv, size_t gin, attn_conf_data *d)
 {
     const attn_linear_case *c = cv;
-    const int64_t df = df_of(c);
     attn_conf_buf *q = attn_conf_add(d, "q", 0), *k = attn_conf_add(d, "k", 0);
     attn_conf_buf *v = attn_conf_add(d, "v", 0), *si = attn_conf_add(d, "state_in", 0);
-    attn_conf_buf *zi = attn_conf_add(d, "z_in", 0), *o = attn_conf_add(d, "out", 1);
+    attn_conf_buf *zi = attn_conf_add(d, "z_in", 0);
+    int rc = attn_linear_conf_qkv_bufs(c, q, k, v, gin);
+    rc |= attn_linear_conf_state_bufs(c, ATTN_LINEAR_STATE_IN, si, zi, gin);
+    if (c->backward) /* the gradients in place of out and the final state */
+        return rc | attn_linear_backward_make(c, gin, d);
+    attn_conf_buf *o = attn_conf_add(d, "out", 1);
     attn_conf_buf *so = attn_conf_add(d, "state_out", 1), *zo = attn_conf_add(d, "z_out", 1);
-    int rc = attn_conf_buf_dense(q, c->dt_q, c->b, c->s, c->hq, c->dk, c->bhsd, gin);
-    rc |= attn_conf_buf_dense(k, c->dt_kv, c->b, c->s, c->hkv, c->dk, c->bhsd, gin);
-    rc |= attn_conf_buf_dense(v, c->dt_kv, c->b, c->s, c->hkv, c->dv, c->bhsd, gin);
-    if (c->state & ATTN_LINEAR_STATE_IN)
-        rc |= attn_conf_buf_dense(si, ATTN_F32, c->b, c->hkv, df, c->dv, 0, gin);
-    if (has_z(c, ATTN_LINEAR_STATE_IN))
-        rc |= attn_conf_buf_dense(zi, ATTN_F32, c->b, c->hkv, df, 1, 0, gin);
     rc |= attn_conf_buf_dense(o, c->dt_out, c->b, c->s, c->hq, c->dv, c->bhsd,
                               ATTN_CONF_GUARD_BYTES);
-    if (c->state & ATTN_LINEAR_STATE_OUT)
-        rc |= attn_conf_buf_dense(so, ATTN_F32, c->b, c->hkv, df, c->dv, 0,
-                                  ATTN_CONF_GUARD_BYTES);
-    if (has_z(c, ATTN_LINEAR_STATE_OUT))
-        rc |= attn_conf_buf_dense(zo, ATTN_F32, c->b, c->hkv, df, 1, 0, ATTN_CONF_GUARD_BYTES);
-    return rc;
+    return rc | attn_linear_conf_state_bufs(c, ATTN_LINEAR_STATE_OUT, so, zo,
+                                            ATTN_CONF_GUARD_BYTES);
 }
 
 /* A dense f32 state view: element i (row-major) from stream id, times STATE_FILL_SCALE;
@@ -84,6 +95,8 @@ static void linear_fill(const void *cv, uint64_t seed, attn_conf_data *d)
     fill_state(attn_conf_host_view(d, "state_in"), seed, FILL_STATE, 0);
     fill_state(attn_conf_host_view(d, "z_in"), seed, FILL_Z, 1);
     attn_linear_plant(c->special, attn_conf_host_view(d, "k"), attn_conf_host_view(d, "v"));
+    if (c->backward)
+        attn_linear_backward_fill(seed, d);
 }
 
 static double linear_elems(const void *cv)
@@ -116,7 +129,8 @@ static attn_status linear_call(attn_backend *be, const void *cv, const attn_conf
     const attn_linear_state st = state_of(d, attn_conf_run_view);
     const attn_tensor *q = attn_conf_run_view(d, "q"), *k = attn_conf_run_view(d, "k");
     const attn_tensor *v = attn_conf_run_view(d, "v"), *o = attn_conf_run_view(d, "out");
-    attn_status s = what == ATTN_CONF_IMPL
+    attn_status s = c->backward ? attn_linear_backward_call(be, &desc, d, what, impl, n)
+                    : what == ATTN_CONF_IMPL
                         ? attn_linear_impl_name(be, &desc, q, k, v, o, &st, impl, n)
                         : attn_linear_forward(be, &desc, q, k, v, o, &st);
     free(dv);
@@ -124,16 +138,6 @@ static attn_status linear_call(attn_backend *be, const void *cv, const attn_conf
 }
 
 /* ---- gold ----------------------------------------------------------------------------------- */
-
-/* Round each lowp element to the output dtype, as naive code would store it. */
-static void round_to(attn_conf_gold *g, attn_dtype t)
-{
-    for (int64_t i = 0; i < g->n; i++) {
-        unsigned char tmp[4];
-        attn_store_f64(tmp, t, 0, g->lowp[i]);
-        g->lowp[i] = attn_load_f64(tmp, t, 0);
-    }
-}
 
 /* Gold, conditions and lowp of every output of the validated problem. */
 static int compute_gold(const attn_linear_problem *p, const attn_linear_case *c,
@@ -147,7 +151,7 @@ static int compute_gold(const attn_linear_problem *p, const attn_linear_case *c,
     if (attn_ref_linear_chunked(p, GOLD_CHUNK, &gold) != ATTN_OK ||
         attn_ref_linear_recurrent(p, ATTN_REF_F32, &lowp) != ATTN_OK)
         return 2;
-    round_to(&g[0], c->dt_out);
+    attn_conf_round_lowp(&g[0], c->dt_out);
     /* the longest sums: Df products per weight, then every key a row or state sees */
     attn_policy_setup(&g[0].policy, c->dt_out, 0);
     g[0].policy.n_acc = (double)(p->Df + p->S + 1);
@@ -165,6 +169,11 @@ static int linear_gold(const void *cv, const attn_conf_data *d, attn_conf_gold *
     if (!dv)
         return 2;
     const attn_linear_desc desc = attn_linear_case_desc(c, dv);
+    if (c->backward) {
+        const int rc = attn_linear_backward_gold(c, &desc, d, g, ng);
+        free(dv);
+        return rc;
+    }
     const attn_linear_state st = state_of(d, attn_conf_host_view);
     attn_linear_problem p;
     attn_status s = attn_linear_validate(&desc, attn_conf_host_view(d, "q"),
@@ -203,6 +212,11 @@ static int case_token(char *tok, void *c, char *err, size_t errsize)
     return attn_linear_case_token(tok, c, err, errsize);
 }
 
+static int case_check(const void *c, char *err, size_t errsize)
+{
+    return attn_linear_case_check(c, err, errsize);
+}
+
 static int case_format(const void *c, char *buf, size_t size)
 {
     return attn_linear_case_format(c, buf, size);
@@ -222,7 +236,7 @@ static const attn_conform_driver attn_linear_driver = {
     .stem = "linear",
     .case_default = case_default,
     .case_token = case_token,
-    .case_check = NULL,
+    .case_check = case_check,
     .case_format = case_format,
     .features = features,
     .feature_names = attn_linear_feature_names,

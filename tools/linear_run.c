@@ -1,7 +1,8 @@
 /* linear_run.c - `attn run --variant linear`: kernel linear attention on .npy files (q, k, v,
  * an optional initial state) with options named like the descriptor's fields, on any backend;
- * the f64 ground truth with --backend ref --out-dtype f64. The chunk length is a backend
- * option (--options chunk=N on cpu and opencl). */
+ * with --dout also the backward (the gradients of q, k, v and the initial state); the f64
+ * ground truth with --backend ref --out-dtype f64. The chunk length is a backend option
+ * (--options chunk=N on cpu and opencl). */
 #include "attn_args.h"
 #include "attn_run.h"
 #include "linear_ref.h"
@@ -93,7 +94,10 @@ int attn_args_linear(int argc, char **argv, int *i, attn_linear_desc *d, float *
 
 /* ---- the run -------------------------------------------------------------------------------- */
 
-enum { IN_Q, IN_K, IN_V, IN_STATE, IN_Z, IN_N };
+enum { IN_Q, IN_K, IN_V, IN_STATE, IN_Z, IN_DOUT, IN_DSTATE, IN_DZ, IN_N };
+
+/* The gradients --dout writes: dq, dk, dv like q, k, v; d_state_in, d_z_in like the state. */
+enum { GRAD_Q, GRAD_K, GRAD_V, GRAD_STATE, GRAD_Z, GRAD_N };
 
 typedef struct linear_run {
     attn_run_opts o;
@@ -106,6 +110,7 @@ typedef struct linear_run {
     void *out;
     float *state, *z;
     double *out64, *state64, *z64, *tmp64;
+    attn_run_grad grad[GRAD_N];
     attn_backend *be;
 } linear_run;
 
@@ -117,11 +122,37 @@ const char attn_linear_run_help[] =
     "  --state-in FILE    initial state [B,Hkv,Df,Dv] (f32)\n"
     "  --z-in FILE        initial normaliser sum [B,Hkv,Df] (f32; with --normalize 1)\n"
     "  --state-out FILE   write the final state [B,Hkv,Df,Dv] (f32; f64 with --out-dtype f64)\n"
-    "  --z-out FILE       write the final normaliser sum [B,Hkv,Df]\n";
+    "  --z-out FILE       write the final normaliser sum [B,Hkv,Df]\n"
+    "backward (after the forward, on the same backend):\n"
+    "  --dout FILE        the output's gradient, out's shape; needs --dq, --dk, --dv\n"
+    "  --dq, --dk, --dv FILE  write the gradients of q, k, v (their files' shapes; f32, f64\n"
+    "                     with --out-dtype f64)\n"
+    "  --d-state-in FILE  write the initial state's gradient (needs --state-in)\n"
+    "  --d-z-in FILE      write the initial normaliser sum's gradient (needs --z-in)\n"
+    "  --d-state-out FILE the final state's gradient [B,Hkv,Df,Dv] (f32; default 0)\n"
+    "  --d-z-out FILE     the final normaliser sum's gradient [B,Hkv,Df] (default 0)\n";
+
+static const char *const grad_opts[GRAD_N] = {"--dq", "--dk", "--dv", "--d-state-in",
+                                              "--d-z-in"};
+
+/* The backward's options complete and consistent. */
+static int check_backward(const linear_run *r)
+{
+    const int extra = r->in[IN_DSTATE].path || r->in[IN_DZ].path;
+    if (attn_run_grad_check(r->in[IN_DOUT].path, r->grad, grad_opts, GRAD_N, extra))
+        return -1;
+    if (r->grad[GRAD_STATE].path && !r->in[IN_STATE].path)
+        return attn_run_error("--d-state-in needs --state-in FILE");
+    if (r->grad[GRAD_Z].path && !r->in[IN_Z].path)
+        return attn_run_error("--d-z-in needs --z-in FILE");
+    return 0;
+}
 
 static int linear_parse(int argc, char **argv, linear_run *r)
 {
-    static const char *const file_opts[IN_N] = {"--q", "--k", "--v", "--state-in", "--z-in"};
+    static const char *const file_opts[IN_N] = {"--q",    "--k",           "--v",
+                                                "--state-in", "--z-in",   "--dout",
+                                                "--d-state-out", "--d-z-out"};
     for (int k = 0; k < IN_N; k++)
         r->in[k].opt = file_opts[k];
     for (int i = 1; i < argc; i++) {
@@ -131,10 +162,11 @@ static int linear_parse(int argc, char **argv, linear_run *r)
         c = c ? c : attn_arg_value(argc, argv, &i, "--state-out", &r->state_out);
         c = c ? c : attn_arg_value(argc, argv, &i, "--z-out", &r->z_out);
         c = c ? c : attn_run_file_arg(argc, argv, &i, r->in, IN_N);
+        c = c ? c : attn_run_grad_arg(argc, argv, &i, r->grad, grad_opts, GRAD_N);
         if (c <= 0)
             return c < 0 ? -1 : attn_run_unknown("linear", argv[i]);
     }
-    return attn_run_check_inputs(r->in, &r->o);
+    return check_backward(r) ? -1 : attn_run_check_inputs(r->in, &r->o);
 }
 
 /* q, k, v in the chosen layout; the state [B,Hkv,Df,Dv] as is; z [B,Hkv,Df] as [B,Hkv,Df,1]. */
@@ -146,6 +178,14 @@ static int linear_load(linear_run *r)
     if (r->in[IN_STATE].path && attn_run_load_float(&r->in[IN_STATE], 4, 4, attn_run_perm_bshd, 0))
         return -1;
     if (r->in[IN_Z].path && attn_run_load_float(&r->in[IN_Z], 3, 3, perm_z, 0))
+        return -1;
+    const int *perm = r->o.layout == ATTN_RUN_BHSD ? attn_run_perm_bhsd : attn_run_perm_bshd;
+    if (r->in[IN_DOUT].path && attn_run_load_float(&r->in[IN_DOUT], 3, 4, perm, r->o.bf16))
+        return -1;
+    if (r->in[IN_DSTATE].path &&
+        attn_run_load_float(&r->in[IN_DSTATE], 4, 4, attn_run_perm_bshd, 0))
+        return -1;
+    if (r->in[IN_DZ].path && attn_run_load_float(&r->in[IN_DZ], 3, 3, perm_z, 0))
         return -1;
     return 0;
 }
@@ -169,6 +209,16 @@ static int linear_alloc(linear_run *r, attn_tensor *out, attn_tensor *so, attn_t
         return attn_run_error("out of memory");
     *so = attn_tensor_bshd(r->state, ATTN_F32, s[0], s[1], s[2], s[3]);
     *zo = attn_tensor_bshd(r->z, ATTN_F32, s[0], s[1], s[2], 1);
+    if (!r->in[IN_DOUT].path)
+        return 0;
+    const int f64 = r->o.out_dtype == ATTN_RUN_OUT_F64;
+    const int64_t zs[4] = {s[0], s[1], s[2], 1};
+    const int64_t *shape[GRAD_N] = {q->shape, k->shape, v->shape, s, zs};
+    for (int g = 0; g < GRAD_N; g++)
+        if ((g <= GRAD_V || r->grad[g].path) &&
+            attn_run_grad_alloc(&r->grad[g], shape[g], g <= GRAD_V ? r->o.layout : 0,
+                                ATTN_F32, f64))
+            return -1;
     return 0;
 }
 
@@ -181,15 +231,54 @@ static attn_linear_state state_views(const linear_run *r, const attn_tensor *so,
     return st;
 }
 
+/* The backward's tensors: the forward's inputs, dout and the final state's gradients in. */
+static attn_linear_grads grads_of(const linear_run *r)
+{
+    const attn_run_grad *g = r->grad;
+    return (attn_linear_grads){
+        .dq = &g[GRAD_Q].t, .dk = &g[GRAD_K].t, .dv = &g[GRAD_V].t,
+        .d_state_in = g[GRAD_STATE].buf ? &g[GRAD_STATE].t : NULL,
+        .d_z_in = g[GRAD_Z].buf ? &g[GRAD_Z].t : NULL,
+        .d_state_out = r->in[IN_DSTATE].path ? &r->in[IN_DSTATE].t : NULL,
+        .d_z_out = r->in[IN_DZ].path ? &r->in[IN_DZ].t : NULL};
+}
+
+/* The f64 gradients from the reference's chain rule (linear_backward.c). */
+static attn_status backward_f64(linear_run *r)
+{
+    const attn_linear_state st = state_views(r, NULL, NULL);
+    const attn_linear_grads g = grads_of(r);
+    attn_linear_problem p;
+    attn_status s = attn_linear_validate_backward(&r->d, &r->in[IN_Q].t, &r->in[IN_K].t,
+                                                  &r->in[IN_V].t, &st, &r->in[IN_DOUT].t, &g,
+                                                  &p);
+    if (s != ATTN_OK)
+        return s;
+    const attn_run_grad *x = r->grad;
+    const attn_linear_ref_grads ref = {x[GRAD_Q].f64, x[GRAD_K].f64, x[GRAD_V].f64,
+                                       x[GRAD_STATE].f64, x[GRAD_Z].f64, NULL, NULL, NULL,
+                                       NULL, NULL};
+    s = attn_ref_linear_backward(&p, ATTN_REF_F64, &ref);
+    attn_linear_problem_release(&p);
+    return s;
+}
+
 static int linear_compute(linear_run *r, const attn_tensor *out, const attn_tensor *so,
                           const attn_tensor *zo)
 {
     const attn_linear_state st = state_views(r, so, zo);
+    const int bwd = r->in[IN_DOUT].path != NULL;
     if (r->o.out_dtype != ATTN_RUN_OUT_F64) {
         attn_status s = attn_backend_open(r->o.backend, r->o.options, &r->be);
         if (s == ATTN_OK)
             s = attn_linear_forward(r->be, &r->d, &r->in[IN_Q].t, &r->in[IN_K].t,
                                     &r->in[IN_V].t, out, &st);
+        if (s == ATTN_OK && bwd) { /* the backward takes no final state */
+            const attn_linear_state bst = state_views(r, NULL, NULL);
+            const attn_linear_grads g = grads_of(r);
+            s = attn_linear_backward(r->be, &r->d, &r->in[IN_Q].t, &r->in[IN_K].t,
+                                     &r->in[IN_V].t, &bst, &r->in[IN_DOUT].t, &g);
+        }
         return s == ATTN_OK ? 0 : attn_run_lib_error(s);
     }
     attn_linear_problem p;
@@ -205,6 +294,8 @@ static int linear_compute(linear_run *r, const attn_tensor *out, const attn_tens
     s = r->tmp64 && r->out64 && r->state64 && r->z64 ? attn_ref_linear(&p, &o)
                                                      : ATTN_ERR_OUT_OF_MEMORY;
     attn_linear_problem_release(&p);
+    if (s == ATTN_OK && bwd)
+        s = backward_f64(r);
     if (s != ATTN_OK)
         return attn_run_lib_error(s);
     attn_run_f64_to_layout(r->tmp64, r->dims, r->o.layout, r->out64);
@@ -222,6 +313,14 @@ static int linear_save(const linear_run *r)
         return -1;
     if (r->z_out && attn_run_save(r->z_out, st, 3, r->sdims, f64 ? (void *)r->z64 : r->z))
         return -1;
+    /* dq, dk, dv with their inputs' file dims; the state gradients as the state files */
+    const attn_run_array *like[GRAD_N] = {&r->in[IN_Q], &r->in[IN_K], &r->in[IN_V],
+                                          &r->in[IN_STATE], &r->in[IN_Z]};
+    for (int g = 0; g < GRAD_N; g++)
+        if (r->grad[g].path &&
+            attn_run_grad_save(&r->grad[g], ATTN_NPY_F32, like[g]->a.ndim, like[g]->a.shape,
+                               f64))
+            return -1;
     return 0;
 }
 
@@ -232,6 +331,8 @@ static void linear_free(linear_run *r)
     void *bufs[] = {r->out, r->state, r->z, r->out64, r->state64, r->z64, r->tmp64};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++)
         free(bufs[k]);
+    for (int g = 0; g < GRAD_N; g++)
+        attn_run_grad_free(&r->grad[g]);
     attn_backend_close(r->be);
 }
 

@@ -1,9 +1,12 @@
 /* linear_tool.h - the `attn` command's linear attention pieces besides conformance:
- * `attn run --variant linear` (linear_run.c) and `attn bench --op linear` (linear_bench.c). */
+ * `attn run --variant linear` (linear_run.c, with the gradient files RATTENTION's run shares)
+ * and `attn bench --op linear` (linear_bench.c). */
 #ifndef ATTN_LINEAR_TOOL_H_
 #define ATTN_LINEAR_TOOL_H_
 
 #include "attn/attn.h"
+
+#include <stdint.h>
 
 /* If argv[*i] is a linear attention descriptor option (--feature, --normalize, --eps,
  * --causal, --scale, --decay), parse it into *d; decay values given as a list go to
@@ -14,6 +17,7 @@ int attn_args_linear(int argc, char **argv, int *i, attn_linear_desc *d, float *
 extern const char attn_args_linear_help[];
 
 int attn_linear_cmd_run(int argc, char **argv);
+
 extern const char attn_linear_run_help[];
 int attn_linear_cmd_bench(int argc, char **argv);
 

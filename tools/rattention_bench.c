@@ -14,7 +14,11 @@
  * read. RoPE, the feature maps and the norms are not counted. Times are the best of --repeat
  * rounds, each round timing every variant in turn (decode: DECODE_CALLS steps each) so that
  * the ratios compare calls made under the same machine load. Default shapes: f32 B1
- * S4096 D128 with H8/Hkv8 and the GQA 16/4, w 512, decode after 4096 tokens. */
+ * S4096 D128 with H8/Hkv8 and the GQA 16/4, w 512, decode after 4096 tokens.
+ * --backward times attn_rattention_backward (f32 gradients, no state, no gains) against the
+ * forward of the same shape, beside its two parts' kernels alone: the window's
+ * attn_sdpa_backward (causal, window_left w, out and lse from one forward before) and the
+ * residual branch's attn_linear_backward over all S rows. Times only (no FLOP counts). */
 #include "rattention_tool.h"
 
 #include "attn_args.h"
@@ -261,11 +265,151 @@ static int bench_shape(attn_backend *be, const char *backend, const char *option
     return 1;
 }
 
+/* ---- backward ------------------------------------------------------------------------------ */
+
+/* The backward's own tensors: dout, the window's lse, the gradients of q, k, v. */
+typedef struct rb_bwd {
+    const rb_call *c; /* be, inputs, descriptors */
+    attn_tensor dout, lse, dq, dk, dv;
+    float *mem[5];
+    attn_status st;
+} rb_bwd;
+
+static int bwd_make(const rb_shape *sh, rb_bwd *w)
+{
+    const int64_t nq = sh->b * sh->s * sh->hq, nk = sh->b * sh->s * sh->hkv;
+    const int64_t n[5] = {nq * sh->d, nq, nq * sh->d, nk * sh->d, nk * sh->d};
+    int ok = 1;
+    for (int i = 0; i < 5; i++)
+        ok &= (w->mem[i] = attn_bench_random_f32(n[i], (uint64_t)i + 20)) != NULL;
+    w->dout = attn_tensor_bshd(w->mem[0], ATTN_F32, sh->b, sh->s, sh->hq, sh->d);
+    w->lse = attn_tensor_bshd(w->mem[1], ATTN_F32, sh->b, sh->s, sh->hq, 1);
+    w->dq = attn_tensor_bshd(w->mem[2], ATTN_F32, sh->b, sh->s, sh->hq, sh->d);
+    w->dk = attn_tensor_bshd(w->mem[3], ATTN_F32, sh->b, sh->s, sh->hkv, sh->d);
+    w->dv = attn_tensor_bshd(w->mem[4], ATTN_F32, sh->b, sh->s, sh->hkv, sh->d);
+    return ok ? 0 : -1;
+}
+
+static void bwd_free(rb_bwd *w)
+{
+    for (int i = 0; i < 5; i++)
+        free(w->mem[i]);
+}
+
+static int ratt_bwd(void *ctx)
+{
+    rb_bwd *w = ctx;
+    const attn_rattention_grads g = {.dq = &w->dq, .dk = &w->dk, .dv = &w->dv};
+    w->st = attn_rattention_backward(w->c->be, &w->c->rd, &w->c->x->q, &w->c->x->k,
+                                     &w->c->x->v, NULL, &w->dout, &g);
+    return w->st == ATTN_OK ? 0 : -1;
+}
+
+static int swa_bwd(void *ctx)
+{
+    rb_bwd *w = ctx;
+    const attn_sdpa_grads g = {.dq = &w->dq, .dk = &w->dk, .dv = &w->dv};
+    w->st = attn_sdpa_backward(w->c->be, &w->c->sd, &w->c->x->q, &w->c->x->k, &w->c->x->v,
+                               &w->c->x->o, &w->lse, &w->dout, &g);
+    return w->st == ATTN_OK ? 0 : -1;
+}
+
+static int linear_bwd(void *ctx)
+{
+    rb_bwd *w = ctx;
+    const attn_linear_grads g = {.dq = &w->dq, .dk = &w->dk, .dv = &w->dv};
+    w->st = attn_linear_backward(w->c->be, &w->c->ld, &w->c->x->q, &w->c->x->k, &w->c->x->v,
+                                 NULL, &w->dout, &g);
+    return w->st == ATTN_OK ? 0 : -1;
+}
+
+/* One time row of the backward's table. */
+static void time_row(const char *what, double t, double fwd, const char *impl)
+{
+    printf("  %-28s %10.3f ms %6.2fx the forward  [%s]\n", what, t * 1e3, t / fwd, impl);
+}
+
+/* One shape: RATTENTION's backward and forward, the window's SDPA backward and the residual
+ * branch's linear backward, timed interleaved. */
+static int bench_backward(attn_backend *be, const rb_shape *sh, int repeat)
+{
+    rb_io x;
+    rb_bwd w[3];
+    printf("f32 B%lld S%lld Hq%lld/Hkv%lld D%lld, window %lld, backward:\n", (long long)sh->b,
+           (long long)sh->s, (long long)sh->hq, (long long)sh->hkv, (long long)sh->d,
+           (long long)sh->window);
+    rb_call c = {.be = be, .x = &x, .rd = attn_rattention_desc_default(),
+                 .sd = attn_sdpa_desc_default(), .ld = attn_linear_desc_default()};
+    c.rd.window = sh->window;
+    c.sd.causal = 1;
+    c.sd.window_left = sh->window;
+    c.ld.feature = ATTN_LINEAR_SOFTMAX_PAIR;
+    c.ld.normalize = 0;
+    const int made = io_make(sh, &x) == 0;
+    for (int k = 0; k < 3; k++)
+        w[k] = (rb_bwd){.c = &c};
+    int ok = made && bwd_make(sh, &w[0]) == 0;
+    for (int k = 1; k < 3; k++)
+        w[k] = w[0]; /* the same tensors: the calls run one after another */
+    char impl[4][128] = {"", "", "", ""};
+    attn_status st = ATTN_ERR_OUT_OF_MEMORY;
+    if (ok) {
+        const attn_rattention_grads rg = {.dq = &w[0].dq, .dk = &w[0].dk, .dv = &w[0].dv};
+        const attn_sdpa_grads sg = {.dq = &w[0].dq, .dk = &w[0].dk, .dv = &w[0].dv};
+        const attn_linear_grads lg = {.dq = &w[0].dq, .dk = &w[0].dk, .dv = &w[0].dv};
+        /* the window's out and lse, which its backward reads */
+        st = attn_sdpa_forward(be, &c.sd, &x.q, &x.k, &x.v, &x.o, &w[0].lse);
+        if (st == ATTN_OK)
+            st = attn_rattention_backward_impl_name(be, &c.rd, &x.q, &x.k, &x.v, NULL,
+                                                    &w[0].dout, &rg, impl[0], 128);
+        if (st == ATTN_OK)
+            st = attn_rattention_impl_name(be, &c.rd, &x.q, &x.k, &x.v, &x.o, NULL, impl[1],
+                                           128);
+        if (st == ATTN_OK)
+            st = attn_sdpa_backward_impl_name(be, &c.sd, &x.q, &x.k, &x.v, &x.o, &w[0].lse,
+                                              &w[0].dout, &sg, impl[2], 128);
+        if (st == ATTN_OK)
+            st = attn_linear_backward_impl_name(be, &c.ld, &x.q, &x.k, &x.v, NULL, &w[0].dout,
+                                                &lg, impl[3], 128);
+    }
+    /* the forward writes x.o, the window backward's out: time it on a copy of the call whose
+     * output is dq (dead between calls) */
+    rb_io xf = x;
+    rb_call cf = c;
+    xf.o = w[0].dq;
+    cf.x = &xf;
+    int (*const fn[4])(void *) = {ratt_bwd, ratt_fwd, swa_bwd, linear_bwd};
+    void *const ctx[4] = {&w[0], &cf, &w[1], &w[2]};
+    double t[4] = {-1, -1, -1, -1};
+    if (st == ATTN_OK)
+        attn_bench_best_times(repeat, 1, 4, fn, ctx, t);
+    const int done = t[0] > 0 && t[1] > 0 && t[2] > 0 && t[3] > 0;
+    if (done) {
+        time_row("RATTENTION backward", t[0], t[1], impl[0]);
+        time_row("RATTENTION forward", t[1], t[1], impl[1]);
+        time_row("SWA backward (SDPA, w)", t[2], t[1], impl[2]);
+        time_row("residual branch backward", t[3], t[1], impl[3]);
+    } else {
+        for (int k = 0; k < 3; k++)
+            st = w[k].st != ATTN_OK ? w[k].st : st;
+        st = cf.st != ATTN_OK ? cf.st : st;
+        fprintf(stderr, "attn bench: backward: %s: %s\n", attn_status_name(st),
+                attn_last_error());
+    }
+    if (made)
+        bwd_free(&w[0]);
+    io_free(&x);
+    return done ? 0 : 1;
+}
+
 static const char usage[] =
     "usage: attn bench --op rattention [--backend B] [--options STR] [--threads N]\n"
     "                  [--repeat N] [--b N --h N --hkv N --s N --d N --window W --ctx N]\n"
+    "                  [--backward]\n"
     "Without shape options: the default shapes (f32 B1 S4096 D128, H8/Hkv8 and GQA 16/4,\n"
-    "window 512, decode after 4096 tokens).\n";
+    "window 512, decode after 4096 tokens).\n"
+    "  --backward  time the backward against the forward (and the SDPA and linear backward\n"
+    "              of its two branches) instead\n";
 
 /* Shape option at argv[*i]: 1 consumed, 0 not one, -1 error. */
 static int shape_opt(int argc, char **argv, int *i, rb_shape *sh)
@@ -279,7 +423,7 @@ static int shape_opt(int argc, char **argv, int *i, rb_shape *sh)
 int attn_rattention_cmd_bench(int argc, char **argv)
 {
     attn_bench_common o = {"cpu", NULL, omp_get_max_threads(), 3};
-    int custom = 0;
+    int custom = 0, backward = 0;
     rb_shape sh = {1, 4096, 8, 0, 128, 512, 4096};
     for (int i = 1; i < argc; i++) {
         int r;
@@ -287,7 +431,9 @@ int attn_rattention_cmd_bench(int argc, char **argv)
             fputs(usage, stdout);
             return 0;
         }
-        if ((r = shape_opt(argc, argv, &i, &sh)) != 0)
+        if ((r = attn_arg_flag(argv, i, "--backward")) != 0)
+            backward = 1;
+        else if ((r = shape_opt(argc, argv, &i, &sh)) != 0)
             custom |= r > 0;
         else if ((r = attn_bench_common_arg(argc, argv, &i, &o)) == 0)
             fprintf(stderr, "attn bench: unknown option %s\n%s", argv[i], usage);
@@ -303,7 +449,9 @@ int attn_rattention_cmd_bench(int argc, char **argv)
     printf("attn bench --op rattention: %s\n%s; %d threads for sgemm; best of %d\n",
            attn_backend_describe(be), model, o.threads, o.repeat);
     int fail = 0;
-    if (custom) {
+    if (custom && backward) {
+        fail |= bench_backward(be, &sh, o.repeat);
+    } else if (custom) {
         fail |= bench_shape(be, o.backend, opts[0] ? opts : NULL, &sh, o.threads, o.repeat);
     } else {
         const int64_t heads[][2] = {{8, 8}, {16, 4}};
@@ -311,7 +459,9 @@ int attn_rattention_cmd_bench(int argc, char **argv)
             rb_shape s = sh;
             s.hq = heads[k][0];
             s.hkv = heads[k][1];
-            fail |= bench_shape(be, o.backend, opts[0] ? opts : NULL, &s, o.threads, o.repeat);
+            fail |= backward ? bench_backward(be, &s, o.repeat)
+                             : bench_shape(be, o.backend, opts[0] ? opts : NULL, &s, o.threads,
+                                           o.repeat);
         }
     }
     attn_backend_close(be);

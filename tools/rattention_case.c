@@ -56,14 +56,15 @@ double attn_rattention_case_cost(const attn_rattention_case *c)
     const double keys = c->window < 0 ? 0.0 : (double)(c->window + 1 < c->s ? c->window + 1 : c->s);
     const double per_row = (double)c->hq * (keys * (double)(c->dk + c->dv) + df * dv) +
                            (double)c->hkv * df * dv;
-    return 2.0 * (double)c->b * s * per_row;
+    /* backward: the f64 chain rule with its magnitudes, the forward's branches */
+    return 2.0 * (double)c->b * s * per_row * (c->backward ? 8.0 : 1.0);
 }
 
 const char *const attn_rattention_feature_names[ATTN_RATT_FEAT_COUNT] = {
     "no-swa", "w0",      "w>=s",   "relu-pair", "half-rope", "theta",  "offset",
     "scale",  "eps",     "gamma",  "state-in",  "state-out", "gqa",    "dk!=dv",
     "f16",    "bf16",    "bhsd",   "stress",    "batch2",    "ragged", "decode",
-    "prefill", "decode-chunk", "long", "nonfinite"};
+    "prefill", "decode-chunk", "long", "nonfinite", "backward"};
 
 static int has_dtype(const attn_rattention_case *c, attn_dtype t)
 {
@@ -100,6 +101,7 @@ unsigned attn_rattention_case_features(const attn_rattention_case *c)
         {dec && c->step > 1, ATTN_RATT_FEAT_DECODE_CHUNK},
         {c->s >= 2048, ATTN_RATT_FEAT_LONG},
         {c->special != ATTN_LSPECIAL_NONE, ATTN_RATT_FEAT_NONFINITE},
+        {c->backward, ATTN_RATT_FEAT_BACKWARD},
     };
     unsigned m = 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -146,6 +148,8 @@ int attn_rattention_case_format(const attn_rattention_case *c, char *buf, size_t
         attn_sb_add(&s, " fill=stress");
     if (c->special != ATTN_LSPECIAL_NONE)
         attn_sb_add(&s, " special=%s", attn_linear_special_names[c->special]);
+    if (c->backward)
+        attn_sb_add(&s, " backward");
     return (int)s.len;
 }
 
@@ -228,8 +232,11 @@ static int parse_keyval(const char *key, const char *val, attn_rattention_case *
 
 int attn_rattention_case_token(char *tok, attn_rattention_case *c, char *err, size_t errsize)
 {
-    if (strcmp(tok, "gamma") == 0) {
-        c->gamma = 1;
+    int *const flag = strcmp(tok, "gamma") == 0      ? &c->gamma
+                      : strcmp(tok, "backward") == 0 ? &c->backward
+                                                     : NULL;
+    if (flag) {
+        *flag = 1;
         return 0;
     }
     char *val = attn_tok_split(tok);
@@ -247,5 +254,8 @@ int attn_rattention_case_check(const attn_rattention_case *c, char *err, size_t 
     if (c->decode >= 0 && (c->state & ATTN_LINEAR_STATE_OUT))
         return attn_perr(err, errsize, "decode cases check the cache's state; state=%s names "
                          "a forward's state_out", state_names[c->state]);
+    if (c->backward && (c->decode >= 0 || c->special != ATTN_LSPECIAL_NONE))
+        return attn_perr(err, errsize, "backward cases are forward cases without special "
+                         "inputs (no decode=, no special=)");
     return 0;
 }

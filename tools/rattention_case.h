@@ -31,6 +31,9 @@ typedef struct attn_rattention_case {
     int bhsd;                       /* q, k, v, out head-major */
     attn_fill_mode fill;
     attn_linear_special special;    /* non-finite k or v planted after the fill */
+    int backward;                   /* run attn_rattention_backward and check the gradients
+                                     * instead; state bits: IN also checks d_state_in, OUT
+                                     * gives d_state_out */
 } attn_rattention_case;
 
 /* Defaults: b1 s1 hq1 hkv1 dk dv 64, w 512, softmax_pair, interleaved RoPE with theta 500000,
@@ -41,7 +44,8 @@ void attn_rattention_case_default(attn_rattention_case *c);
 int attn_rattention_case_format(const attn_rattention_case *c, char *buf, size_t size);
 /* One token of a name; 0, or -1 with a message in err (syntax and ranges only). */
 int attn_rattention_case_token(char *tok, attn_rattention_case *c, char *err, size_t errsize);
-/* After all tokens: the decode split fits the sequence, decode cases name no state_out. */
+/* After all tokens: the decode split fits the sequence, decode cases name no state_out, a
+ * backward case is a forward one without special values. */
 int attn_rattention_case_check(const attn_rattention_case *c, char *err, size_t errsize);
 
 typedef enum attn_ratt_feature {
@@ -51,7 +55,8 @@ typedef enum attn_ratt_feature {
     ATTN_RATT_FEAT_GQA, ATTN_RATT_FEAT_DK_DV, ATTN_RATT_FEAT_F16, ATTN_RATT_FEAT_BF16,
     ATTN_RATT_FEAT_BHSD, ATTN_RATT_FEAT_STRESS, ATTN_RATT_FEAT_BATCH, ATTN_RATT_FEAT_RAGGED,
     ATTN_RATT_FEAT_DECODE, ATTN_RATT_FEAT_PREFILL, ATTN_RATT_FEAT_DECODE_CHUNK,
-    ATTN_RATT_FEAT_LONG, ATTN_RATT_FEAT_NONFINITE, ATTN_RATT_FEAT_COUNT
+    ATTN_RATT_FEAT_LONG, ATTN_RATT_FEAT_NONFINITE, ATTN_RATT_FEAT_BACKWARD,
+    ATTN_RATT_FEAT_COUNT
 } attn_ratt_feature;
 
 extern const char *const attn_rattention_feature_names[ATTN_RATT_FEAT_COUNT];
@@ -59,7 +64,8 @@ unsigned attn_rattention_case_features(const attn_rattention_case *c);
 
 /* The descriptor of a case. */
 attn_rattention_desc attn_rattention_case_desc(const attn_rattention_case *c);
-/* Reference flops of one pass (window keys, state reads and folds): a cost estimate. */
+/* Reference flops of one pass (window keys, state reads and folds; about 8 passes for a
+ * backward case): a cost estimate. */
 double attn_rattention_case_cost(const attn_rattention_case *c);
 
 #endif /* ATTN_RATTENTION_CASE_H_ */

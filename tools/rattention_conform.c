@@ -4,12 +4,15 @@
  * fresh cache advanced by a prefill and steps), and the gold of every output from the f64
  * reference with condition scales carried through both GroupRMSNorms, the float reference as
  * the working-precision result, and the policy set-up (docs/conformance.md, "RATTENTION").
- * Cases: rattention_case.c; built-in list: tests/cases/rattention.cases. */
+ * A backward case's tensors and gold are rattention_backward_conform.c's. Cases:
+ * rattention_case.c; built-in lists: tests/cases/rattention.cases and
+ * rattention_backward.cases. */
 #include "attn_conform.h"
 
 #include "attn_half.h"
 #include "attn_tool_ops.h"
 #include "rattention_case.h"
+#include "rattention_conform.h"
 #include "rattention_ref.h"
 #include "rattention_tool.h"
 
@@ -46,9 +49,6 @@ static int ratt_make(const void *cv, size_t gin, attn_conf_data *d)
     attn_conf_buf *q = attn_conf_add(d, "q", 0), *k = attn_conf_add(d, "k", 0);
     attn_conf_buf *v = attn_conf_add(d, "v", 0), *gs = attn_conf_add(d, "gamma_swa", 0);
     attn_conf_buf *gr = attn_conf_add(d, "gamma_rla", 0), *si = attn_conf_add(d, "state_in", 0);
-    attn_conf_buf *o = attn_conf_add(d, "out", 1);
-    attn_conf_buf *so = attn_conf_add(d, is_decode(c) ? "state" : "state_out", 1);
-    attn_conf_buf *kr = attn_conf_add(d, "k_ring", 1), *vr = attn_conf_add(d, "v_ring", 1);
     int rc = attn_conf_buf_dense(q, c->dt_q, c->b, c->s, c->hq, c->dk, c->bhsd, gin);
     rc |= attn_conf_buf_dense(k, c->dt_kv, c->b, c->s, c->hkv, c->dk, c->bhsd, gin);
     rc |= attn_conf_buf_dense(v, c->dt_kv, c->b, c->s, c->hkv, c->dv, c->bhsd, gin);
@@ -58,6 +58,11 @@ static int ratt_make(const void *cv, size_t gin, attn_conf_data *d)
     }
     if (c->state & ATTN_LINEAR_STATE_IN)
         rc |= attn_conf_buf_dense(si, ATTN_F32, c->b, c->hkv, df, c->dv, 0, gin);
+    if (c->backward) /* the gradients in place of out and the final state */
+        return rc | attn_rattention_backward_make(c, gin, d);
+    attn_conf_buf *o = attn_conf_add(d, "out", 1);
+    attn_conf_buf *so = attn_conf_add(d, is_decode(c) ? "state" : "state_out", 1);
+    attn_conf_buf *kr = attn_conf_add(d, "k_ring", 1), *vr = attn_conf_add(d, "v_ring", 1);
     rc |= attn_conf_buf_dense(o, c->dt_out, c->b, c->s, c->hq, c->dv, c->bhsd,
                               ATTN_CONF_GUARD_BYTES);
     if (is_decode(c) || (c->state & ATTN_LINEAR_STATE_OUT))
@@ -95,6 +100,8 @@ static void ratt_fill(const void *cv, uint64_t seed, attn_conf_data *d)
     fill_f32(attn_conf_host_view(d, "gamma_rla"), seed, FILL_GAMMA_RLA, 1.0, 0.75);
     fill_f32(attn_conf_host_view(d, "state_in"), seed, FILL_STATE, 0.0, STATE_FILL_SCALE);
     attn_linear_plant(c->special, attn_conf_host_view(d, "k"), attn_conf_host_view(d, "v"));
+    if (c->backward)
+        attn_rattention_backward_fill(seed, d);
 }
 
 static double ratt_elems(const void *cv)
@@ -232,6 +239,8 @@ static attn_status ratt_call(attn_backend *be, const void *cv, const attn_conf_d
                              attn_conf_call what, char *impl, size_t n)
 {
     const attn_rattention_case *c = cv;
+    if (c->backward)
+        return attn_rattention_backward_call(be, c, d, what, impl, n);
     if (is_decode(c))
         return ratt_decode(be, c, d, what, impl, n);
     const attn_rattention_desc desc = attn_rattention_case_desc(c);
@@ -249,8 +258,8 @@ static attn_status ratt_call(attn_backend *be, const void *cv, const attn_conf_d
  * (1 + |pos| 2^-28): the logits' float error (rotation included; RoPE keeps norms) moves the
  * output by up to ~2 |ds| absmag, as for softmax attention (gate 2), and an angle error of
  * |pos| 2^-52 and the opencl kernel's float angle are covered as in the RoPE policy. NaN key
- * rows are left out of the maximum (their rows' gold is NaN). */
-static void swa_logit_factor(const attn_rattention_problem *p, double *swa_cond)
+ * rows are left out of the maximum (their rows' gold is NaN). f gets 1 + A of every row. */
+void attn_rattention_conf_logit_factors(const attn_rattention_problem *p, double *f)
 {
     const double pos = fmax(fabs((double)p->offset), fabs((double)(p->offset + p->S)));
     const double ang = 1.0 + pos * 0x1p-28;
@@ -262,12 +271,22 @@ static void swa_logit_factor(const attn_rattention_problem *p, double *swa_cond)
             for (int64_t i = 0; i < p->S; i++)
                 for (int64_t h = g * p->group; h < (g + 1) * p->group; h++) {
                     const double qn = attn_conf_row_norm(&p->q, b, i, h, p->Dk);
-                    const double f = 1.0 + fabs(p->scale) * qn * kmax * ang;
-                    double *a = swa_cond + ((b * p->S + i) * p->Hq + h) * p->Dv;
-                    for (int64_t d = 0; d < p->Dv; d++)
-                        a[d] *= f;
+                    f[(b * p->S + i) * p->Hq + h] = 1.0 + fabs(p->scale) * qn * kmax * ang;
                 }
         }
+}
+
+static int swa_logit_factor(const attn_rattention_problem *p, double *swa_cond)
+{
+    double *f = malloc(sizeof(double) * (size_t)(p->B * p->S * p->Hq));
+    if (!f)
+        return -1;
+    attn_rattention_conf_logit_factors(p, f);
+    for (int64_t r = 0; r < p->B * p->S * p->Hq; r++)
+        for (int64_t d = 0; d < p->Dv; d++)
+            swa_cond[r * p->Dv + d] *= f[r];
+    free(f);
+    return 0;
 }
 
 /* The condition of one head's GroupRMSNorm output y_c = g_c x_c / s, s = sqrt(ms + eps),
@@ -299,10 +318,10 @@ typedef struct branches {
 static int out_cond(const attn_rattention_problem *p, branches *br, double *cond)
 {
     float *gbuf = malloc(sizeof(float) * (size_t)p->Dv);
-    if (!gbuf)
+    if (!gbuf || (p->swa && swa_logit_factor(p, br->swa_cond))) {
+        free(gbuf);
         return -1;
-    if (p->swa)
-        swa_logit_factor(p, br->swa_cond);
+    }
     for (int64_t r = 0; r < p->B * p->S * p->Hq; r++) {
         const int64_t h = r % p->Hq, at = r * p->Dv;
         memset(cond + at, 0, sizeof(double) * (size_t)p->Dv);
@@ -319,16 +338,6 @@ static int out_cond(const attn_rattention_problem *p, branches *br, double *cond
 }
 
 /* ---- gold ----------------------------------------------------------------------------------- */
-
-/* Round each lowp element to the output dtype, as naive code would store it. */
-static void round_to(attn_conf_gold *g, attn_dtype t)
-{
-    for (int64_t i = 0; i < g->n; i++) {
-        unsigned char tmp[4];
-        attn_store_f64(tmp, t, 0, g->lowp[i]);
-        g->lowp[i] = attn_load_f64(tmp, t, 0);
-    }
-}
 
 /* The state gated as its own tensor (docs/conformance.md, "Linear attention"). When no token
  * has left the window and there is no S0 it is exactly 0: every element must be 0, and the
@@ -424,7 +433,7 @@ static int compute_gold(const attn_rattention_case *c, const attn_rattention_pro
     free(br.rla_cond);
     if (rc)
         return 2;
-    round_to(&g[0], c->dt_out);
+    attn_conf_round_lowp(&g[0], c->dt_out);
     /* the longest sums: the state's features and every key a row or state sees, then the
      * norm's sum of squares over Dv */
     attn_policy_setup(&g[0].policy, c->dt_out, 0);
@@ -442,6 +451,8 @@ static int compute_gold(const attn_rattention_case *c, const attn_rattention_pro
 static int ratt_gold(const void *cv, const attn_conf_data *d, attn_conf_gold *g, int *ng)
 {
     const attn_rattention_case *c = cv;
+    if (c->backward)
+        return attn_rattention_backward_gold(c, d, g, ng);
     attn_rattention_problem p;
     if (case_problem(c, d, &p) != ATTN_OK)
         return 1;

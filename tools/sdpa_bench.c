@@ -7,7 +7,11 @@
  * stricter convention) and also as bytes copied; caches are flushed before every timed decode
  * run so K and V come from memory. Timings are best of --repeat runs. Each line names the
  * implementation that ran (attn_sdpa_impl_name); for a backend other than cpu, the cpu backend
- * runs the same shape in the same process and the line gives the speed ratio to it. */
+ * runs the same shape in the same process and the line gives the speed ratio to it.
+ * --backward times attn_sdpa_backward instead (gradients of the inputs' dtypes, given the
+ * forward's out and lse) on the prefill shapes, counting five products per attended pair,
+ *   FLOPs = 2 * (3 Dk + 2 Dv) * pairs   (S = Q K^T, dP = dO V^T, dV, dQ, dK: 2.5x the forward's
+ * when Dk = Dv), beside the same sgemm rate and the forward's time measured interleaved. */
 #include "sdpa_tool.h"
 
 #include "attn/attn.h"
@@ -34,7 +38,7 @@ typedef struct bench_shape {
 
 typedef struct bench_opts {
     const char *backend, *json, *device, *options;
-    int threads, repeat, custom;
+    int threads, repeat, custom, backward;
     bench_shape shape;
 } bench_opts;
 
@@ -283,11 +287,122 @@ static int bench_one(const bench_opts *o, attn_backend *be, attn_backend *cpu,
     return 0;
 }
 
+/* ---- backward ------------------------------------------------------------------------------ */
+
+/* The backward's own tensors: dout, the forward's lse, the gradients. */
+typedef struct bwd_bufs {
+    void *dout, *lse, *dq, *dk, *dv;
+    attn_tensor tdout, tlse, tdq, tdk, tdv;
+    attn_sdpa_grads g;
+    sdpa_bufs *s;
+    attn_backend *be;
+} bwd_bufs;
+
+static int bwd_init(bwd_bufs *w, sdpa_bufs *s, attn_backend *be, const bench_shape *b)
+{
+    memset(w, 0, sizeof *w);
+    w->s = s;
+    w->be = be;
+    const size_t qs = attn_dtype_size(b->dtype), ks = attn_dtype_size(b->kv_dtype);
+    w->dout = filled(b->dtype, b->b * b->sq * b->h * b->dv, 4);
+    w->lse = malloc((size_t)(b->b * b->sq * b->h) * sizeof(float));
+    w->dq = malloc((size_t)(b->b * b->sq * b->h * b->d) * qs);
+    w->dk = malloc((size_t)(b->b * b->skv * b->hkv * b->d) * ks);
+    w->dv = malloc((size_t)(b->b * b->skv * b->hkv * b->dv) * ks);
+    if (!w->dout || !w->lse || !w->dq || !w->dk || !w->dv)
+        return -1;
+    w->tdout = attn_tensor_bshd(w->dout, b->dtype, b->b, b->sq, b->h, b->dv);
+    w->tlse = attn_tensor_bshd(w->lse, ATTN_F32, b->b, b->sq, b->h, 1);
+    w->tdq = attn_tensor_bshd(w->dq, b->dtype, b->b, b->sq, b->h, b->d);
+    w->tdk = attn_tensor_bshd(w->dk, b->kv_dtype, b->b, b->skv, b->hkv, b->d);
+    w->tdv = attn_tensor_bshd(w->dv, b->kv_dtype, b->b, b->skv, b->hkv, b->dv);
+    w->g = (attn_sdpa_grads){.dq = &w->tdq, .dk = &w->tdk, .dv = &w->tdv};
+    return 0;
+}
+
+static void bwd_free(bwd_bufs *w)
+{
+    free(w->dout);
+    free(w->lse);
+    free(w->dq);
+    free(w->dk);
+    free(w->dv);
+}
+
+static int forward_lse(void *p)
+{
+    bwd_bufs *w = p;
+    return attn_sdpa_forward(w->be, &w->s->d, &w->s->tq, &w->s->tk, &w->s->tv, &w->s->to,
+                             &w->tlse) != ATTN_OK;
+}
+
+static int backward_once(void *p)
+{
+    bwd_bufs *w = p;
+    return attn_sdpa_backward(w->be, &w->s->d, &w->s->tq, &w->s->tk, &w->s->tv, &w->s->to,
+                              &w->tlse, &w->tdout, &w->g) != ATTN_OK;
+}
+
+/* One shape: the backward and the forward (with lse) timed interleaved on be. */
+static int bench_backward(const bench_opts *o, attn_backend *be, const bench_shape *b,
+                          cJSON *arr)
+{
+    sdpa_bufs s;
+    bwd_bufs w = {0};
+    bench_result res = {0};
+    double fwd = -1, t[2] = {-1, -1};
+    attn_status st = ATTN_ERR_OUT_OF_MEMORY;
+    if (bufs_init(&s, b) == 0 && bwd_init(&w, &s, be, b) == 0)
+        st = count_work(&s, b, &res.pairs, &res.bytes);
+    if (st == ATTN_OK && forward_lse(&w) == 0)
+        st = attn_sdpa_backward_impl_name(be, &s.d, &s.tq, &s.tk, &s.tv, &s.to, &w.tlse,
+                                          &w.tdout, &w.g, res.impl, sizeof res.impl);
+    if (st == ATTN_OK) {
+        res.ref_rate = attn_bench_sgemm_gflops(o->threads, 3);
+        int (*const fn[2])(void *) = {backward_once, forward_lse};
+        void *const ctx[2] = {&w, &w};
+        attn_bench_best_times(o->repeat, 1, 2, fn, ctx, t);
+        st = t[0] < 0 || t[1] < 0 ? ATTN_ERR_BACKEND : ATTN_OK;
+        res.seconds = t[0];
+        fwd = t[1];
+    }
+    char name[160];
+    shape_name(b, name, sizeof name);
+    bufs_free(&s);
+    bwd_free(&w);
+    if (st != ATTN_OK) {
+        fprintf(stderr, "attn bench: %s backward: %s (%s)\n", name, attn_status_name(st),
+                attn_last_error());
+        return 1;
+    }
+    res.flops = 2.0 * (double)(3 * b->d + 2 * b->dv) * res.pairs;
+    res.rate = res.flops / res.seconds / 1e9;
+    const double fwd_rate = 2.0 * (double)(b->d + b->dv) * res.pairs / fwd / 1e9;
+    printf("%-44s bwd %9.3f ms %8.2f GFLOP/s  sgemm %7.2f  ratio %5.2f  fwd %8.3f ms %7.2f "
+           "GFLOP/s  bwd/fwd %4.2fx  [%s]\n", name, res.seconds * 1e3, res.rate, res.ref_rate,
+           res.rate / res.ref_rate, fwd * 1e3, fwd_rate, res.seconds / fwd, res.impl);
+    fflush(stdout);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "shape", name);
+    cJSON_AddStringToObject(j, "kind", "backward");
+    cJSON_AddStringToObject(j, "impl", res.impl);
+    cJSON_AddNumberToObject(j, "seconds", res.seconds);
+    cJSON_AddNumberToObject(j, "flops", res.flops);
+    cJSON_AddNumberToObject(j, "pairs", res.pairs);
+    cJSON_AddNumberToObject(j, "gflops", res.rate);
+    cJSON_AddNumberToObject(j, "sgemm_gflops", res.ref_rate);
+    cJSON_AddNumberToObject(j, "ratio", res.rate / res.ref_rate);
+    cJSON_AddNumberToObject(j, "forward_seconds", fwd);
+    cJSON_AddNumberToObject(j, "forward_gflops", fwd_rate);
+    cJSON_AddItemToArray(arr, j);
+    return 0;
+}
+
 /* ---- options ------------------------------------------------------------------------------- */
 
 static const char usage[] =
     "usage: attn bench [--op sdpa] [--backend B] [--device P:D] [--options STR] [--threads N]\n"
-    "                  [--repeat N] [--json FILE]\n"
+    "                  [--repeat N] [--json FILE] [--backward]\n"
     "                  [--b N --h N --hkv N --sq N --skv N --d N --dv N --causal --window W\n"
     "                   --dtype f32|f16|bf16 --kv-dtype f32|f16|bf16]\n"
     "Without shape options: the default shapes (f32 B1 H8 S2048 D64/D128, causal and not;\n"
@@ -295,6 +410,8 @@ static const char usage[] =
     "  --device P:D   backend option device=P:D (opencl)\n"
     "  --options STR  more backend options, \"key=value,...\" (cpu: threads=N, simd=on|off|avx2|avx512)\n"
     "  --threads N    threads of the cpu backend, the sgemm and the memcpy (default: all)\n"
+    "  --backward     time the backward (gradients) on the shape, or on the four prefill\n"
+    "                 default shapes, beside the forward\n"
     "A backend other than cpu is compared with the cpu backend on each shape.\n";
 
 static int parse_dtype(const char *opt, const char *v, attn_dtype *t)
@@ -323,6 +440,10 @@ static int parse_opt(int argc, char **argv, int *i, bench_opts *o, int *kv_set)
                          : attn_parse_i64(ints[k], v, k == 7 ? -1 : 1, (int64_t)1 << 24,
                                           dst[k]) == 0 ? 1 : -1;
         }
+    }
+    if ((r = attn_arg_flag(argv, *i, "--backward")) != 0) {
+        o->backward = 1;
+        return r;
     }
     if ((r = attn_arg_flag(argv, *i, "--causal")) != 0) {
         o->custom = 1;
@@ -418,6 +539,13 @@ static attn_backend *open_backend(const bench_opts *o, const char *name, int wit
     return be;
 }
 
+/* Default prefill shape k of 4: f32 B1 H8 S2048, D64 then D128, not causal then causal. */
+static bench_shape prefill_shape(int k)
+{
+    return (bench_shape){1, 8, 8, 2048, 2048, k < 2 ? 64 : 128, k < 2 ? 64 : 128, -1, k % 2,
+                         ATTN_F32, ATTN_F32};
+}
+
 int attn_sdpa_cmd_bench(int argc, char **argv)
 {
     bench_opts o;
@@ -437,12 +565,18 @@ int attn_sdpa_cmd_bench(int argc, char **argv)
         printf("compared with %s\n", attn_backend_describe(cpu));
     cJSON *arr = cJSON_CreateArray();
     int fail = 0;
-    if (o.custom) {
+    if (o.backward && o.custom) {
+        fail |= bench_backward(&o, be, &o.shape, arr);
+    } else if (o.backward) {
+        for (int k = 0; k < 4; k++) {
+            const bench_shape b = prefill_shape(k);
+            fail |= bench_backward(&o, be, &b, arr);
+        }
+    } else if (o.custom) {
         fail |= bench_one(&o, be, cpu, &o.shape, arr);
     } else {
         for (int k = 0; k < 4; k++) {
-            bench_shape b = {1, 8, 8, 2048, 2048, k < 2 ? 64 : 128, k < 2 ? 64 : 128, -1, k % 2,
-                             ATTN_F32, ATTN_F32};
+            const bench_shape b = prefill_shape(k);
             fail |= bench_one(&o, be, cpu, &b, arr);
         }
         bench_shape dec = {1, 32, 8, 1, 8192, 128, 128, -1, 0, ATTN_F32, ATTN_F16};

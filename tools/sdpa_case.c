@@ -57,14 +57,17 @@ double attn_sdpa_case_cost(const attn_sdpa_case *c)
     double keys = 0;
     for (int64_t i = 0; i < c->sq; i++)
         keys += (double)band_width(c, i);
-    return 2.0 * (double)(c->b * c->hq) * keys * (double)(c->dk + c->dv);
+    /* a backward case runs the forward, then about 2.5 times its work (five products) */
+    return 2.0 * (double)(c->b * c->hq) * keys * (double)(c->dk + c->dv) *
+           (c->backward ? 3.5 : 1.0);
 }
 
 /* ---- features ------------------------------------------------------------------------------- */
 
 const char *const attn_sdpa_feature_names[ATTN_FEAT_COUNT] = {
     "causal-tl", "causal-br", "window", "mask-add", "mask-bool", "mask-bcast", "softcap", "gqa",
-    "dk!=dv", "f16", "bf16", "lse", "bhsd", "kv-cache", "stress", "batch2", "decode", "long", "nonfinite"};
+    "dk!=dv", "f16", "bf16", "lse", "bhsd", "kv-cache", "stress", "batch2", "decode", "long", "nonfinite",
+    "backward", "dmask"};
 
 static int has_dtype(const attn_sdpa_case *c, attn_dtype t)
 {
@@ -95,6 +98,8 @@ unsigned attn_sdpa_case_features(const attn_sdpa_case *c)
         {c->sq <= 3 && c->skv >= 64, ATTN_FEAT_DECODE},
         {c->sq >= 2048 || c->skv >= 2048, ATTN_FEAT_LONG},
         {c->special != ATTN_SPECIAL_NONE, ATTN_FEAT_NONFINITE},
+        {c->backward, ATTN_FEAT_BACKWARD},
+        {c->dmask, ATTN_FEAT_DMASK},
     };
     unsigned m = 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -151,6 +156,10 @@ int attn_sdpa_case_format(const attn_sdpa_case *c, char *buf, size_t size)
         attn_sb_add(&s, " special=%s", special_names[c->special]);
     if (c->lse)
         attn_sb_add(&s, " lse");
+    if (c->backward)
+        attn_sb_add(&s, " backward");
+    if (c->dmask)
+        attn_sb_add(&s, " dmask_add");
     return (int)s.len;
 }
 
@@ -235,8 +244,13 @@ static int parse_keyval(const char *key, const char *val, attn_sdpa_case *c)
 
 int attn_sdpa_case_token(char *tok, attn_sdpa_case *c, char *err, size_t errsize)
 {
-    if (strcmp(tok, "lse") == 0) {
-        c->lse = 1;
+    /* flags: the LSE, the backward, the additive mask's gradient */
+    int *const flag = strcmp(tok, "lse") == 0        ? &c->lse
+                      : strcmp(tok, "backward") == 0  ? &c->backward
+                      : strcmp(tok, "dmask_add") == 0 ? &c->dmask
+                                                      : NULL;
+    if (flag) {
+        *flag = 1;
         return 0;
     }
     if (strcmp(tok, "causal") == 0) { /* bare flag: bottom-right */

@@ -1,19 +1,22 @@
 /* sdpa_conform.c - the conformance driver of softmax attention (attn_conform.h): the tensors
- * of a case (q, k, v, masks, out, lse in BSHD, BHSD or KV-cache views), their fills, the call
- * through the public API, and the gold of out and lse from the f64 reference with their
- * condition numbers (docs/conformance.md derives them). Cases: sdpa_case.c; built-in list:
- * tests/cases/sdpa.cases. */
+ * of a case (q, k, v, masks, out, lse in BSHD, BHSD or KV-cache views; for a backward case also
+ * dout and the gradients), their fills, the call through the public API, and the gold of out
+ * and lse from the f64 reference with their condition numbers (docs/conformance.md derives
+ * them; the gradients' gold is sdpa_backward_conform.c's). Cases: sdpa_case.c; built-in lists:
+ * tests/cases/sdpa.cases and sdpa_backward.cases. */
 #include "attn_conform.h"
 
 #include "attn_half.h"
 #include "attn_sdpa_problem.h"
 #include "sdpa_ref.h"
 #include "sdpa_case.h"
+#include "sdpa_conform.h"
 #include "sdpa_tool.h"
 #include "attn_cases.h"
 #include "attn_tool_ops.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,8 +56,31 @@ static int buf_mask(attn_conf_buf *b, attn_dtype dt, const attn_sdpa_case *c, in
                                dims & ATTN_MDIM_K1 ? 1 : c->skv, 0, guard);
 }
 
-/* Allocate every tensor (inputs, then out and lse); inputs get guard zones of `gin` bytes,
- * outputs always have them. */
+/* The gradient tensors of a backward case: dq like q (padded rows in the kv-cache layout), dk
+ * and dv like k and v (cache views there), dmask_add like the additive mask (f32). */
+static int make_grads(const attn_sdpa_case *c, attn_conf_data *d)
+{
+    const int hm = c->layout == ATTN_LAYOUT_BHSD;
+    const size_t g = ATTN_CONF_GUARD_BYTES;
+    attn_conf_buf *dq = attn_conf_add(d, "dq", 1), *dk = attn_conf_add(d, "dk", 1);
+    attn_conf_buf *dv = attn_conf_add(d, "dv", 1), *dm = attn_conf_add(d, "dmask_add", 1);
+    int rc;
+    if (c->layout == ATTN_LAYOUT_CACHE) {
+        rc = buf_padded(dq, c->dt_q, c->b, c->sq, c->hq, c->dk);
+        rc |= buf_cache(dk, c->dt_kv, c->b, c->skv, c->hkv, c->dk, g);
+        rc |= buf_cache(dv, c->dt_kv, c->b, c->skv, c->hkv, c->dv, g);
+    } else {
+        rc = attn_conf_buf_dense(dq, c->dt_q, c->b, c->sq, c->hq, c->dk, hm, g);
+        rc |= attn_conf_buf_dense(dk, c->dt_kv, c->b, c->skv, c->hkv, c->dk, hm, g);
+        rc |= attn_conf_buf_dense(dv, c->dt_kv, c->b, c->skv, c->hkv, c->dv, hm, g);
+    }
+    if (c->dmask)
+        rc |= buf_mask(dm, ATTN_F32, c, c->mask_add, g);
+    return rc;
+}
+
+/* Allocate every tensor (inputs, then out and lse, then a backward case's gradients); inputs
+ * get guard zones of `gin` bytes, outputs always have them. */
 static int sdpa_make(const void *cv, size_t gin, attn_conf_data *d)
 {
     const attn_sdpa_case *c = cv;
@@ -62,7 +88,7 @@ static int sdpa_make(const void *cv, size_t gin, attn_conf_data *d)
     attn_conf_buf *q = attn_conf_add(d, "q", 0), *k = attn_conf_add(d, "k", 0);
     attn_conf_buf *v = attn_conf_add(d, "v", 0), *ma = attn_conf_add(d, "mask_add", 0);
     attn_conf_buf *mb = attn_conf_add(d, "mask_bool", 0), *o = attn_conf_add(d, "out", 1);
-    attn_conf_buf *l = attn_conf_add(d, "lse", 1);
+    attn_conf_buf *l = attn_conf_add(d, "lse", 1), *dout = attn_conf_add(d, "dout", 0);
     int rc = attn_conf_buf_dense(q, c->dt_q, c->b, c->sq, c->hq, c->dk, hm, gin);
     if (c->layout == ATTN_LAYOUT_CACHE) {
         rc |= buf_cache(k, c->dt_kv, c->b, c->skv, c->hkv, c->dk, gin);
@@ -74,12 +100,16 @@ static int sdpa_make(const void *cv, size_t gin, attn_conf_data *d)
         rc |= attn_conf_buf_dense(o, c->dt_out, c->b, c->sq, c->hq, c->dv, hm,
                                   ATTN_CONF_GUARD_BYTES);
     }
-    if (c->lse) /* [B, Sq, Hq, 1] stored as contiguous [B, Hq, Sq] */
+    if (c->lse || c->backward) /* [B, Sq, Hq, 1] stored as contiguous [B, Hq, Sq] */
         rc |= attn_conf_buf_dense(l, ATTN_F32, c->b, c->sq, c->hq, 1, 1, ATTN_CONF_GUARD_BYTES);
     if (c->mask_add != ATTN_MASK_NONE)
         rc |= buf_mask(ma, c->dt_q, c, c->mask_add, gin);
     if (c->mask_bool != ATTN_MASK_NONE)
         rc |= buf_mask(mb, ATTN_U8, c, c->mask_bool, gin);
+    if (c->backward) { /* dout: out's dtype and shape, dense */
+        rc |= attn_conf_buf_dense(dout, c->dt_out, c->b, c->sq, c->hq, c->dv, hm, gin);
+        rc |= make_grads(c, d);
+    }
     return rc;
 }
 
@@ -144,6 +174,10 @@ static int sdpa_check(const void *cv, char *err, size_t errsize)
     const attn_sdpa_case *c = cv;
     if (c->special == ATTN_SPECIAL_V_UNDERFLOW && c->mask_add == ATTN_MASK_NONE)
         return attn_perr(err, errsize, "special=v_underflow needs mask_add");
+    if (c->backward && c->special != ATTN_SPECIAL_NONE)
+        return attn_perr(err, errsize, "special inputs are forward cases (no backward)");
+    if (c->dmask && (!c->backward || c->mask_add == ATTN_MASK_NONE))
+        return attn_perr(err, errsize, "dmask_add needs backward and mask_add");
     return 0;
 }
 
@@ -163,6 +197,8 @@ static void sdpa_fill(const void *cv, uint64_t seed, attn_conf_data *d)
         plant_v_underflow(c, d);
     else if (c->special == ATTN_SPECIAL_QK_NAN)
         plant_qk_nan(c, d);
+    if (c->backward)
+        attn_fill_dout(attn_conf_host_view(d, "dout"), seed);
 }
 
 /* Elements of the largest tensors, in double so absurd sizes cannot overflow. */
@@ -177,8 +213,9 @@ static double sdpa_elems(const void *cv)
 /* ---- the call ------------------------------------------------------------------------------- */
 
 /* The descriptor with the masks of views(d, name) attached. */
-static attn_sdpa_desc desc_of(const attn_sdpa_case *c, const attn_conf_data *d,
-                              const attn_tensor *(*view)(const attn_conf_data *, const char *))
+attn_sdpa_desc attn_sdpa_conf_desc(const attn_sdpa_case *c, const attn_conf_data *d,
+                                   const attn_tensor *(*view)(const attn_conf_data *,
+                                                              const char *))
 {
     attn_sdpa_desc desc = attn_sdpa_case_desc(c);
     desc.mask_add = view(d, "mask_add");
@@ -189,13 +226,48 @@ static attn_sdpa_desc desc_of(const attn_sdpa_case *c, const attn_conf_data *d,
 static attn_status sdpa_call(attn_backend *be, const void *cv, const attn_conf_data *d,
                              attn_conf_call what, char *impl, size_t n)
 {
-    const attn_sdpa_desc desc = desc_of(cv, d, attn_conf_run_view);
+    const attn_sdpa_desc desc = attn_sdpa_conf_desc(cv, d, attn_conf_run_view);
     const attn_tensor *q = attn_conf_run_view(d, "q"), *k = attn_conf_run_view(d, "k");
     const attn_tensor *v = attn_conf_run_view(d, "v"), *o = attn_conf_run_view(d, "out");
     const attn_tensor *l = attn_conf_run_view(d, "lse");
     if (what == ATTN_CONF_IMPL)
         return attn_sdpa_impl_name(be, &desc, q, k, v, o, l, impl, n);
     return attn_sdpa_forward(be, &desc, q, k, v, o, l);
+}
+
+/* A backward case: the forward, then the backward from the backend's own out and lse, as a
+ * user calls them. Its implementation name is "FORWARD + BACKWARD"; a backend without the
+ * backward (ATTN_ERR_UNSUPPORTED from its capability check) skips the case. */
+static attn_status sdpa_call_backward(attn_backend *be, const void *cv, const attn_conf_data *d,
+                                      attn_conf_call what, char *impl, size_t n)
+{
+    const attn_sdpa_desc desc = attn_sdpa_conf_desc(cv, d, attn_conf_run_view);
+    const attn_tensor *q = attn_conf_run_view(d, "q"), *k = attn_conf_run_view(d, "k");
+    const attn_tensor *v = attn_conf_run_view(d, "v"), *o = attn_conf_run_view(d, "out");
+    const attn_tensor *l = attn_conf_run_view(d, "lse"), *dout = attn_conf_run_view(d, "dout");
+    const attn_sdpa_grads g = {.dq = attn_conf_run_view(d, "dq"),
+                               .dk = attn_conf_run_view(d, "dk"),
+                               .dv = attn_conf_run_view(d, "dv"),
+                               .dmask_add = attn_conf_run_view(d, "dmask_add")};
+    if (what == ATTN_CONF_IMPL) {
+        char fwd[128], bwd[128];
+        attn_status st = attn_sdpa_impl_name(be, &desc, q, k, v, o, l, fwd, sizeof fwd);
+        if (st == ATTN_OK)
+            st = attn_sdpa_backward_impl_name(be, &desc, q, k, v, o, l, dout, &g, bwd,
+                                              sizeof bwd);
+        if (st == ATTN_OK)
+            snprintf(impl, n, "%s + %s", fwd, bwd);
+        return st;
+    }
+    attn_status st = attn_sdpa_forward(be, &desc, q, k, v, o, l);
+    return st == ATTN_OK ? attn_sdpa_backward(be, &desc, q, k, v, o, l, dout, &g) : st;
+}
+
+static attn_status sdpa_call_any(attn_backend *be, const void *cv, const attn_conf_data *d,
+                                 attn_conf_call what, char *impl, size_t n)
+{
+    const attn_sdpa_case *c = cv;
+    return (c->backward ? sdpa_call_backward : sdpa_call)(be, cv, d, what, impl, n);
 }
 
 /* ---- gold ----------------------------------------------------------------------------------- */
@@ -289,7 +361,7 @@ static attn_status compute_gold(const attn_sdpa_problem *p, attn_dtype out_dt, a
 static int sdpa_gold(const void *cv, const attn_conf_data *d, attn_conf_gold *g, int *ng)
 {
     const attn_sdpa_case *c = cv;
-    const attn_sdpa_desc host = desc_of(c, d, attn_conf_host_view);
+    const attn_sdpa_desc host = attn_sdpa_conf_desc(c, d, attn_conf_host_view);
     attn_sdpa_problem p;
     if (attn_sdpa_validate(&host, attn_conf_host_view(d, "q"), attn_conf_host_view(d, "k"),
                            attn_conf_host_view(d, "v"), attn_conf_host_view(d, "out"),
@@ -303,16 +375,23 @@ static int sdpa_gold(const void *cv, const attn_conf_data *d, attn_conf_gold *g,
     double *row = malloc(sizeof(double) * (size_t)nr);
     int rc = !row || attn_conf_gold_alloc(go, nr * p.Dv, 1) || attn_conf_gold_alloc(gl, nr, 0);
     if (!rc && compute_gold(&p, c->dt_out, go, gl, row) != ATTN_OK)
-        rc = 1;
+        rc = 2;
+    if (!rc) {
+        attn_policy_setup(&go->policy, c->dt_out, 0);
+        go->policy.n_acc = acc_length(&p);
+        gl->policy = go->policy;
+        attn_policy_setup(&gl->policy, ATTN_F32, 1);
+        *ng = c->lse || c->backward ? 2 : 1;
+    }
+    /* the gradients follow out and lse (the backward reads the backend's own) */
+    if (!rc && c->backward) {
+        const attn_sdpa_fwd_gold fw = {row, gl->gold, acc_length(&p)};
+        int nb = 0;
+        rc = attn_sdpa_backward_gold(c, &host, d, &fw, g + 2, &nb);
+        *ng += nb;
+    }
     free(row);
-    if (rc)
-        return 2;
-    attn_policy_setup(&go->policy, c->dt_out, 0);
-    go->policy.n_acc = acc_length(&p);
-    gl->policy = go->policy;
-    attn_policy_setup(&gl->policy, ATTN_F32, 1);
-    *ng = c->lse ? 2 : 1;
-    return 0;
+    return rc;
 }
 
 /* ---- the driver ----------------------------------------------------------------------------- */
@@ -355,7 +434,7 @@ static const attn_conform_driver attn_sdpa_driver = {
     .cost = cost,
     .make = sdpa_make,
     .fill = sdpa_fill,
-    .call = sdpa_call,
+    .call = sdpa_call_any,
     .gold = sdpa_gold,
 };
 

@@ -1,6 +1,7 @@
 /* sdpa_run.c - `attn run --variant sdpa`: softmax attention on .npy files (q, k, v, masks)
- * with the descriptor options of sdpa_args.c, on any backend; the f64 ground truth with
- * --backend ref --out-dtype f64. */
+ * with the descriptor options of sdpa_args.c, on any backend; with --dout also the backward
+ * (the gradients of q, k, v and the additive mask, from the backend's own out and lse); the
+ * f64 ground truth with --backend ref --out-dtype f64. */
 #include "attn_args.h"
 #include "attn_run.h"
 #include "sdpa_ref.h"
@@ -12,7 +13,10 @@
 
 /* ---- sdpa ----------------------------------------------------------------------------------- */
 
-enum { SDPA_Q, SDPA_K, SDPA_V, SDPA_MASK, SDPA_BMASK, SDPA_N };
+enum { SDPA_Q, SDPA_K, SDPA_V, SDPA_MASK, SDPA_BMASK, SDPA_DOUT, SDPA_N };
+
+/* The gradients of the backward: dq, dk, dv like q, k, v; dmask_add like the additive mask. */
+enum { GRAD_Q, GRAD_K, GRAD_V, GRAD_MASK, GRAD_N };
 
 typedef struct sdpa_run {
     attn_run_opts o;
@@ -23,6 +27,9 @@ typedef struct sdpa_run {
     void *out, *lse;
     double *out64, *lse64, *tmp64;
     attn_backend *be;
+    /* backward (--dout): the gradient files and their dtype (ATTN_RUN_OUT_*) */
+    int grad_dtype;
+    attn_run_grad grad[GRAD_N];
 } sdpa_run;
 
 const char attn_sdpa_run_help[] =
@@ -31,11 +38,40 @@ const char attn_sdpa_run_help[] =
     "  --q, --k, --v FILE query [B,Sq,Hq,Dk], key [B,Skv,Hkv,Dk], value [B,Skv,Hkv,Dv]\n"
     "  --mask FILE        additive mask [Sq,Skv] or [B|1,Hq|1,Sq|1,Skv] (PyTorch attn_mask)\n"
     "  --bool-mask FILE   boolean mask, same shapes, true/nonzero = visible\n"
-    "  --lse FILE         also write the log-sum-exp [B,Hq,Sq] (f32; f64 with --out-dtype f64)\n";
+    "  --lse FILE         also write the log-sum-exp [B,Hq,Sq] (f32; f64 with --out-dtype f64)\n"
+    "backward (gradients of out, from the backend's own out and lse):\n"
+    "  --dout FILE        the output's gradient, out's shape; needs --dq, --dk, --dv\n"
+    "  --dq, --dk, --dv FILE  write the gradients of q, k, v (their files' shapes)\n"
+    "  --dmask-add FILE   also write the additive mask's gradient (--mask's shape, summed\n"
+    "                     over its broadcast dims; always f32, f64 with --out-dtype f64)\n"
+    "  --grad-dtype T     f32 (default), f16 or bf16 (written as uint16) for dq, dk, dv;\n"
+    "                     f64 with --out-dtype f64\n";
+
+static const char *const grad_opts[GRAD_N] = {"--dq", "--dk", "--dv", "--dmask-add"};
+
+/* --grad-dtype: 1 consumed, 0 another option, -1 error (printed). */
+static int grad_dtype_arg(int argc, char **argv, int *i, int *dt)
+{
+    static const char *const names[] = {"f32", "f16", "bf16", NULL};
+    const char *val;
+    const int c = attn_arg_value(argc, argv, i, "--grad-dtype", &val);
+    return c > 0 && attn_parse_choice("--grad-dtype", val, names, dt) ? -1 : c;
+}
+
+/* The backward's options complete and consistent. */
+static int check_backward(const sdpa_run *r)
+{
+    if (attn_run_grad_check(r->in[SDPA_DOUT].path, r->grad, grad_opts, GRAD_N, 0))
+        return -1;
+    if (r->grad[GRAD_MASK].path && !r->in[SDPA_MASK].path)
+        return attn_run_error("--dmask-add needs --mask FILE");
+    return 0;
+}
 
 static int sdpa_parse(int argc, char **argv, sdpa_run *r)
 {
-    static const char *const file_opts[SDPA_N] = {"--q", "--k", "--v", "--mask", "--bool-mask"};
+    static const char *const file_opts[SDPA_N] = {"--q", "--k", "--v", "--mask", "--bool-mask",
+                                                  "--dout"};
     for (int k = 0; k < SDPA_N; k++)
         r->in[k].opt = file_opts[k];
     for (int i = 1; i < argc; i++) {
@@ -44,8 +80,11 @@ static int sdpa_parse(int argc, char **argv, sdpa_run *r)
             c = attn_args_sdpa(argc, argv, &i, &r->d);
         if (c == 0)
             c = attn_arg_value(argc, argv, &i, "--lse", &r->lse_path);
+        if (c == 0)
+            c = grad_dtype_arg(argc, argv, &i, &r->grad_dtype);
         for (int k = 0; k < SDPA_N && c == 0; k++)
             c = attn_arg_value(argc, argv, &i, file_opts[k], &r->in[k].path);
+        c = c ? c : attn_run_grad_arg(argc, argv, &i, r->grad, grad_opts, GRAD_N);
         if (c < 0)
             return -1;
         if (c == 0)
@@ -54,6 +93,8 @@ static int sdpa_parse(int argc, char **argv, sdpa_run *r)
     for (int k = 0; k <= SDPA_V; k++)
         if (!r->in[k].path)
             return attn_run_error("%s FILE is required", file_opts[k]);
+    if (check_backward(r))
+        return -1;
     return attn_run_check_out(&r->o);
 }
 
@@ -73,6 +114,8 @@ static int sdpa_load(sdpa_run *r)
             return -1;
         r->d.mask_bool = &r->in[SDPA_BMASK].t;
     }
+    if (r->in[SDPA_DOUT].path && attn_run_load_float(&r->in[SDPA_DOUT], 3, 4, perm, r->o.bf16))
+        return -1;
     return 0;
 }
 
@@ -90,14 +133,42 @@ static int sdpa_alloc(sdpa_run *r, attn_tensor *out, attn_tensor *lse)
     if (!ob || !lb)
         return attn_run_error("output size overflows");
     r->out = calloc(1, ob);
-    r->lse = r->lse_path ? calloc(1, lb) : NULL;
-    if (!r->out || (r->lse_path && !r->lse))
+    const int want_lse = r->lse_path || r->in[SDPA_DOUT].path; /* the backward reads it */
+    r->lse = want_lse ? calloc(1, lb) : NULL;
+    if (!r->out || (want_lse && !r->lse))
         return attn_run_error("out of memory");
     *out = r->o.layout == ATTN_RUN_BHSD ? attn_tensor_bhsd(r->out, t, d[0], d[1], d[2], d[3])
                                       : attn_tensor_bshd(r->out, t, d[0], d[1], d[2], d[3]);
     *lse = (attn_tensor){.data = r->lse, .dtype = ATTN_F32, .shape = {d[0], d[1], d[2], 1},
                          .stride = {d[1] * d[2], 1, d[1], 1}};
     return 0;
+}
+
+/* Gradient buffers and views: dq, dk, dv in the layout of q, k, v with the --grad-dtype (f32
+ * with --out-dtype f64: then they only take part in validation); dmask_add f32 with the mask
+ * view's shape and strides, so its bytes are in the mask file's order. */
+static int grad_alloc(sdpa_run *r)
+{
+    static const int like[GRAD_N] = {SDPA_Q, SDPA_K, SDPA_V, SDPA_MASK};
+    const int f64 = r->o.out_dtype == ATTN_RUN_OUT_F64;
+    for (int g = 0; g < GRAD_N; g++) {
+        if (!r->grad[g].path)
+            continue;
+        const attn_tensor *x = &r->in[like[g]].t;
+        const attn_dtype dt = g == GRAD_MASK ? ATTN_F32 : attn_run_out_lib_dtype[r->grad_dtype];
+        if (attn_run_grad_alloc(&r->grad[g], x->shape, r->o.layout, dt, f64))
+            return -1;
+        if (g == GRAD_MASK)
+            memcpy(r->grad[g].t.stride, x->stride, sizeof x->stride);
+    }
+    return 0;
+}
+
+static attn_sdpa_grads grads_of(const sdpa_run *r)
+{
+    return (attn_sdpa_grads){.dq = &r->grad[GRAD_Q].t, .dk = &r->grad[GRAD_K].t,
+                             .dv = &r->grad[GRAD_V].t,
+                             .dmask_add = r->grad[GRAD_MASK].buf ? &r->grad[GRAD_MASK].t : NULL};
 }
 
 /* The shared exit code (attn_run_lib_error), with a hint on shape errors. */
@@ -108,6 +179,28 @@ static int lib_error(attn_status s)
         fprintf(stderr, "attn run: (library views are [batch, seq, heads, dim], masks [batch, "
                         "query, head, key]; see --help for how file dims map to them)\n");
     return rc;
+}
+
+/* The f64 gradients from the reference's chain rule (sdpa_backward.c), dense in the f64 arrays
+ * of the gradient files. */
+static int sdpa_backward_f64(sdpa_run *r, const attn_tensor *out, const attn_tensor *lse)
+{
+    const attn_sdpa_grads grads = grads_of(r);
+    attn_sdpa_problem p;
+    attn_status s = attn_sdpa_validate_backward(&r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
+                                                &r->in[SDPA_V].t, out, lse,
+                                                &r->in[SDPA_DOUT].t, &grads, &p);
+    if (s != ATTN_OK)
+        return lib_error(s);
+    const attn_run_grad *x = r->grad;
+    const attn_ref_sdpa_grads ref = {x[GRAD_Q].f64, x[GRAD_K].f64, x[GRAD_V].f64,
+                                     x[GRAD_MASK].f64, NULL, NULL, NULL, NULL};
+    s = attn_ref_sdpa_backward(&p, ATTN_REF_F64, &ref);
+    if (s == ATTN_ERR_OUT_OF_MEMORY) {
+        attn_run_error("out of memory");
+        return 2;
+    }
+    return s == ATTN_OK ? 0 : lib_error(s);
 }
 
 /* The f64 ground truth straight from the reference, without rounding to a storage dtype. */
@@ -130,7 +223,7 @@ static int sdpa_compute_f64(sdpa_run *r, const attn_tensor *out, const attn_tens
     if (s != ATTN_OK)
         return lib_error(s);
     attn_run_f64_to_layout(r->tmp64, r->dims, r->o.layout, r->out64);
-    return 0;
+    return r->in[SDPA_DOUT].path ? sdpa_backward_f64(r, out, lse) : 0;
 }
 
 static int sdpa_compute(sdpa_run *r, const attn_tensor *out, const attn_tensor *lse)
@@ -139,6 +232,11 @@ static int sdpa_compute(sdpa_run *r, const attn_tensor *out, const attn_tensor *
     if (s == ATTN_OK)
         s = attn_sdpa_forward(r->be, &r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
                               &r->in[SDPA_V].t, out, r->lse ? lse : NULL);
+    if (s == ATTN_OK && r->in[SDPA_DOUT].path) { /* from the backend's own out and lse */
+        const attn_sdpa_grads g = grads_of(r);
+        s = attn_sdpa_backward(r->be, &r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
+                               &r->in[SDPA_V].t, out, lse, &r->in[SDPA_DOUT].t, &g);
+    }
     return s == ATTN_OK ? 0 : lib_error(s);
 }
 
@@ -159,6 +257,16 @@ static int sdpa_save(const sdpa_run *r)
     if (r->lse_path && attn_run_save(r->lse_path, f64 ? ATTN_NPY_F64 : ATTN_NPY_F32, 3 - rank3,
                             lshape + rank3, f64 ? (void *)r->lse64 : r->lse))
         return -1;
+    /* each gradient has the shape of its input's file (the same layout) */
+    static const int like[GRAD_N] = {SDPA_Q, SDPA_K, SDPA_V, SDPA_MASK};
+    for (int g = 0; g < GRAD_N; g++) {
+        const attn_npy *a = &r->in[like[g]].a;
+        const attn_npy_dtype t = f64               ? ATTN_NPY_F64
+                                 : g == GRAD_MASK ? ATTN_NPY_F32
+                                                  : attn_run_out_file_dtype[r->grad_dtype];
+        if (r->grad[g].path && attn_run_grad_save(&r->grad[g], t, a->ndim, a->shape, f64))
+            return -1;
+    }
     return 0;
 }
 
@@ -171,6 +279,8 @@ static void sdpa_free(sdpa_run *r)
     free(r->out64);
     free(r->lse64);
     free(r->tmp64);
+    for (int g = 0; g < GRAD_N; g++)
+        attn_run_grad_free(&r->grad[g]);
     attn_backend_close(r->be);
 }
 
@@ -182,7 +292,8 @@ int attn_sdpa_cmd_run(int argc, char **argv)
     r.d = attn_sdpa_desc_default();
     attn_tensor out, lse;
     int rc = 2;
-    if (sdpa_parse(argc, argv, &r) == 0 && sdpa_load(&r) == 0 && sdpa_alloc(&r, &out, &lse) == 0) {
+    if (sdpa_parse(argc, argv, &r) == 0 && sdpa_load(&r) == 0 && sdpa_alloc(&r, &out, &lse) == 0 &&
+        grad_alloc(&r) == 0) {
         rc = r.o.out_dtype == ATTN_RUN_OUT_F64 ? sdpa_compute_f64(&r, &out, &lse)
                                       : sdpa_compute(&r, &out, &lse);
         if (rc == 0 && sdpa_save(&r))

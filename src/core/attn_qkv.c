@@ -50,3 +50,15 @@ attn_status attn_qkv_check_self(const attn_tensor *const *t, const int at[4], at
         s[at[i]] = s_qkv[i];
     return ATTN_OK;
 }
+
+attn_status attn_qkv_check_dout(const attn_tensor *dout, const attn_tensor *q,
+                                const attn_tensor *v)
+{
+    if (!dout || !q || !v)
+        return ATTN_OK; /* the op's own checks name the missing one */
+    static const char *const what[4] = {"batch of q", "seq of q", "Hq of q", "Dv of v"};
+    const int64_t want[4] = {q->shape[0], q->shape[1], q->shape[2], v->shape[3]};
+    for (int i = 0; i < 4; i++)
+        ATTN_TRY(attn_view_expect_dim(dout, "dout", attn_dims_bshd, i, want[i], what[i]));
+    return ATTN_OK;
+}

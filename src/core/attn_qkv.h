@@ -24,6 +24,11 @@ attn_status attn_qkv_check(const attn_tensor *const t[4], unsigned kv_zero_ok,
  * the same slots of s[]. */
 attn_status attn_qkv_check_self(const attn_tensor *const *t, const int at[4], attn_span *s);
 
+/* A backward call's dout has out's shape [B, Sq, Hq, Dv] (from q and v): checked first, so
+ * that a wrong dout is named as such (the op then checks it as it checks out). */
+attn_status attn_qkv_check_dout(const attn_tensor *dout, const attn_tensor *q,
+                                const attn_tensor *v);
+
 /* The sizes every attention problem p holds (fields B, Hq, Dk, Hkv, Dv, group), from checked
  * q and k, v; each op adds its sequence lengths. */
 #define ATTN_QKV_SIZES(p, q, k, v)                                                               \

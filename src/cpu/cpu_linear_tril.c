@@ -54,3 +54,36 @@ void attn_cpu_tril_pv(const attn_cpu_tril *t, const float *a, int64_t lda, const
         }
     }
 }
+
+void attn_cpu_tril_tpv(const attn_cpu_tril *t, const float *a, int64_t lda, const float *v,
+                       int64_t ldv, float beta, float *o, int64_t ldo, float *vfix)
+{
+    int64_t bad = 0;
+    for (int64_t x = 0; x < t->rows && bad == 0; x++)
+        bad = row_nonfinite(v + x * ldv, t->cols);
+    const attn_cpu_mat at = {a, 1, lda}; /* A^T: keys x rows */
+    if (bad == 0) {
+        attn_cpu_sgemm(t->keys, t->cols, t->rows, 1.0f, at, (attn_cpu_mat){v, ldv, 1}, beta, o,
+                       ldo);
+        return;
+    }
+    for (int64_t x = 0; x < t->rows; x++) {
+        float *dst = vfix + x * t->cols;
+        if (row_nonfinite(v + x * ldv, t->cols))
+            memset(dst, 0, sizeof(float) * (size_t)t->cols);
+        else
+            memcpy(dst, v + x * ldv, sizeof(float) * (size_t)t->cols);
+    }
+    attn_cpu_sgemm(t->keys, t->cols, t->rows, 1.0f, at, (attn_cpu_mat){vfix, t->cols, 1}, beta,
+                   o, ldo);
+    for (int64_t x = 0; x < t->rows; x++) {
+        if (!row_nonfinite(v + x * ldv, t->cols))
+            continue;
+        const int64_t last = x % t->period + t->diag; /* the last key row x sees */
+        for (int64_t c = 0; c < t->keys && c <= last; c++) {
+            const float w = a[x * lda + c];
+            for (int64_t d = 0; d < t->cols; d++)
+                o[c * ldo + d] += w * v[x * ldv + d];
+        }
+    }
+}

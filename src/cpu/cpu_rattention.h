@@ -1,12 +1,15 @@
 /* cpu_rattention.h - RATTENTION on the cpu backend: the forward (cpu_rattention_fwd.c: RoPE
  * into f32 scratch, the window branch on the SDPA kernels, the residual branch on linear
- * attention's chunked kernel), the decode step over the ring cache (cpu_rattention_decode.c)
- * and the pieces both share (cpu_rattention_norm.c: the two GroupRMSNorms and their sum, the
- * RLA state's fold and read). Dispatch and names: cpu_rattention_impl.c. */
+ * attention's chunked kernel), the backward (cpu_rattention_backward.c: the forward's steps
+ * recomputed, the norms' backward, then SDPA's and linear attention's backward kernels), the
+ * decode step over the ring cache (cpu_rattention_decode.c) and the pieces forward and decode
+ * share (cpu_rattention_norm.c: the two GroupRMSNorms and their sum, the RLA state's fold and
+ * read). Dispatch and names: cpu_rattention_impl.c. */
 #ifndef ATTN_CPU_RATTENTION_H_
 #define ATTN_CPU_RATTENTION_H_
 
 #include "attn_rattention_problem.h"
+#include "attn_sdpa_problem.h"
 #include "cpu_internal.h"
 
 #include <stdint.h>
@@ -19,6 +22,35 @@
  * nothing written, when scratch cannot be had. */
 attn_status attn_cpu_rattention_forward(const attn_rattention_problem *p,
                                         const attn_cpu_state *s, int64_t chunk);
+/* The forward's steps (cpu_rattention_fwd.c), which the backward recomputes:
+ * q and k rotated at their positions into f32 qr [B, S, Hq, Dk] and kr [B, S, Hkv, Dk]; */
+attn_status attn_cpu_ratt_rotate(const attn_rattention_problem *p, int threads, float *qr,
+                                 float *kr);
+/* the window's SDPA problem without operands (causal, window_left w, p's v); */
+void attn_cpu_ratt_swa_problem(const attn_rattention_problem *p, attn_sdpa_problem *sp);
+/* the window branch over the rotated tq, tk into f32 tout (and tlse unless NULL) on the
+ * SDPA tiles; */
+attn_status attn_cpu_ratt_swa(const attn_rattention_problem *p, const attn_cpu_state *s,
+                              const attn_tensor *tq, const attn_tensor *tk,
+                              const attn_tensor *tout, const attn_tensor *tlse);
+/* Rows [r0, r0 + n) of an operand (dim 1; its view, with n rows, in *t). */
+attn_operand attn_cpu_ratt_rows(const attn_operand *o, int64_t r0, int64_t n, attn_tensor *t);
+/* the residual branch into f32 rla [B, S, Hq, Dv] (and p's state_out when present). */
+attn_status attn_cpu_ratt_rla(const attn_rattention_problem *p, int threads, int64_t chunk,
+                              float *rla);
+
+/* The backward of a validated backward problem (p->backward): the branches recomputed with
+ * the forward's residual chunk fwd_chunk, the residual branch's backward with chunk bwd_chunk;
+ * ATTN_ERR_OUT_OF_MEMORY, with nothing written, when scratch cannot be had. */
+attn_status attn_cpu_rattention_backward(const attn_rattention_problem *p,
+                                         const attn_cpu_state *s, int64_t fwd_chunk,
+                                         int64_t bwd_chunk);
+/* Floats of scratch the backward takes at most beyond the forward's recomputation (its own
+ * buffers and its sub-problems' backward), in double; -1 when a sub-problem's count leaves
+ * int64. */
+double attn_cpu_rattention_backward_floats(const attn_rattention_problem *p,
+                                           const attn_cpu_state *s, int64_t bwd_chunk);
+
 /* The decode step of a validated decode problem: out, ring, state; the same error rule. */
 attn_status attn_cpu_rattention_decode(const attn_rattention_problem *p,
                                        const attn_cpu_state *s);

@@ -8,7 +8,8 @@
  *      linear attention's chunked kernel, its out pointed at f32 scratch, the rows past the
  *      shift as a plain causal problem over the keys they see;
  *   4. per (token, head) the two GroupRMSNorms summed and rounded once into out.
- * w = -1 skips 1 and 2. */
+ * w = -1 skips 1 and 2. Steps 1 to 3 are shared with the backward (cpu_rattention_backward.c),
+ * which recomputes the branches from the inputs. */
 #include "cpu_rattention.h"
 
 #include "cpu_linear.h"
@@ -26,7 +27,7 @@
  * pages cost a fault each), per thread an output row and two gamma rows for the norms. */
 typedef struct fwd_bufs {
     float *qr, *kr, *swa, *rla, *nrm;
-    attn_tensor tq, tk, tswa, trla;
+    attn_tensor tq, tk, tswa;
 } fwd_bufs;
 
 static void bufs_free(fwd_bufs *w)
@@ -50,7 +51,6 @@ static int bufs_alloc(const attn_rattention_problem *p, int threads, fwd_bufs *w
     w->tq = attn_tensor_bshd(w->qr, ATTN_F32, p->B, p->S, p->Hq, p->Dk);
     w->tk = attn_tensor_bshd(w->kr, ATTN_F32, p->B, p->S, p->Hkv, p->Dk);
     w->tswa = attn_tensor_bshd(w->swa, ATTN_F32, p->B, p->S, p->Hq, p->Dv);
-    w->trla = attn_tensor_bshd(w->rla, ATTN_F32, p->B, p->S, p->Hq, p->Dv);
     return w->rla && w->nrm && (!p->swa || (w->qr && w->kr && w->swa));
 }
 
@@ -72,7 +72,8 @@ static void rotate_heads(const attn_rattention_problem *p, const attn_operand *o
 }
 
 /* Step 1: q and k rotated into the scratch, positions split over the threads. */
-static attn_status rotate(const attn_rattention_problem *p, int threads, fwd_bufs *w)
+attn_status attn_cpu_ratt_rotate(const attn_rattention_problem *p, int threads, float *qr,
+                                 float *kr)
 {
     const int64_t np = p->Dk / 2, per = 2 * np + p->Dk;
     double *freq = malloc(sizeof(double) * (size_t)(np > 0 ? np : 1));
@@ -91,8 +92,8 @@ static attn_status rotate(const attn_rattention_problem *p, int threads, fwd_buf
         for (int64_t i = 0; i < p->S; i++) {
             attn_cpu_rope_table(freq, np, (double)(p->offset + i), cs, sn);
             for (int64_t b = 0; b < p->B; b++) {
-                rotate_heads(p, &p->q, p->Hq, b, i, cs, sn, row, w->qr);
-                rotate_heads(p, &p->k, p->Hkv, b, i, cs, sn, row, w->kr);
+                rotate_heads(p, &p->q, p->Hq, b, i, cs, sn, row, qr);
+                rotate_heads(p, &p->k, p->Hkv, b, i, cs, sn, row, kr);
             }
         }
     }
@@ -101,29 +102,39 @@ static attn_status rotate(const attn_rattention_problem *p, int threads, fwd_buf
     return ATTN_OK;
 }
 
-/* Step 2: the window branch as SDPA over the rotated scratch. Always on the tiles (path=
- * still picks which): the decode path splits short sequences' keys by the thread count, which
- * would make the bits depend on it. */
-static attn_status swa_branch(const attn_rattention_problem *p, const attn_cpu_state *s,
-                              fwd_bufs *w)
+/* The window's SDPA problem without operands: causal, window_left w (-1 once it hides no
+ * key), p's v. */
+void attn_cpu_ratt_swa_problem(const attn_rattention_problem *p, attn_sdpa_problem *sp)
 {
-    attn_cpu_state tiles = *s;
-    if (tiles.path == ATTN_CPU_PATH_AUTO || tiles.path == ATTN_CPU_PATH_DECODE)
-        tiles.path = ATTN_CPU_PATH_TILED;
-    attn_sdpa_problem sp = {
+    *sp = (attn_sdpa_problem){
         .B = p->B, .Sq = p->S, .Skv = p->S, .Hq = p->Hq, .Hkv = p->Hkv, .Dk = p->Dk,
         .Dv = p->Dv, .group = p->group, .scale = p->scale, .softcap = 0.0, .causal = 1,
         .q_offset = 0, .window_left = p->window < p->S - 1 ? p->window : -1, .window_right = 0,
         .v = p->v,
     };
-    attn_operand_fill(&sp.q, &w->tq);
-    attn_operand_fill(&sp.k, &w->tk);
-    attn_operand_fill(&sp.out, &w->tswa);
+}
+
+/* Step 2: the window branch as SDPA over the rotated scratch. Always on the tiles (path=
+ * still picks which): the decode path splits short sequences' keys by the thread count, which
+ * would make the bits depend on it. */
+attn_status attn_cpu_ratt_swa(const attn_rattention_problem *p, const attn_cpu_state *s,
+                              const attn_tensor *tq, const attn_tensor *tk,
+                              const attn_tensor *tout, const attn_tensor *tlse)
+{
+    attn_cpu_state tiles = *s;
+    if (tiles.path == ATTN_CPU_PATH_AUTO || tiles.path == ATTN_CPU_PATH_DECODE)
+        tiles.path = ATTN_CPU_PATH_TILED;
+    attn_sdpa_problem sp;
+    attn_cpu_ratt_swa_problem(p, &sp);
+    attn_operand_fill(&sp.q, tq);
+    attn_operand_fill(&sp.k, tk);
+    attn_operand_fill(&sp.out, tout);
+    if (tlse)
+        attn_operand_fill(&sp.lse, tlse);
     return attn_cpu_sdpa_dispatch(&sp, &tiles);
 }
 
-/* Rows [r0, r0 + n) of an operand (its view, with n rows, in *t). */
-static attn_operand rows_view(const attn_operand *o, int64_t r0, int64_t n, attn_tensor *t)
+attn_operand attn_cpu_ratt_rows(const attn_operand *o, int64_t r0, int64_t n, attn_tensor *t)
 {
     attn_operand r = *o;
     *t = *o->t;
@@ -137,12 +148,13 @@ static attn_operand rows_view(const attn_operand *o, int64_t r0, int64_t n, attn
  * j <= i - shift: rows [shift, S) are a plain causal problem over keys [0, S - shift) (run as
  * such, the rows before the shift would multiply zero keys chunk after chunk); rows before the
  * shift read S0 alone (a problem whose keys all lie past its rows), zero without S0. */
-static attn_status rla_branch(const attn_rattention_problem *p, int threads, int64_t chunk,
-                              fwd_bufs *w)
+attn_status attn_cpu_ratt_rla(const attn_rattention_problem *p, int threads, int64_t chunk,
+                              float *rla)
 {
     attn_linear_problem lp;
     attn_rattention_rla_problem(p, &lp);
-    attn_operand_fill(&lp.out, &w->trla);
+    attn_tensor trla = attn_tensor_bshd(rla, ATTN_F32, p->B, p->S, p->Hq, p->Dv);
+    attn_operand_fill(&lp.out, &trla);
     const int64_t sh = lp.shift, n = p->S - sh;
     if (sh == 0 || n <= 0)
         return attn_cpu_linear_chunked(&lp, threads, chunk);
@@ -151,22 +163,22 @@ static attn_status rla_branch(const attn_rattention_problem *p, int threads, int
     head.S = sh;
     head.shift = sh + 1;
     head.state_out = (attn_operand){0};
-    head.q = rows_view(&lp.q, 0, sh, &t[0]);
-    head.k = rows_view(&lp.k, 0, sh, &t[1]);
-    head.v = rows_view(&lp.v, 0, sh, &t[2]);
-    head.out = rows_view(&lp.out, 0, sh, &t[3]);
+    head.q = attn_cpu_ratt_rows(&lp.q, 0, sh, &t[0]);
+    head.k = attn_cpu_ratt_rows(&lp.k, 0, sh, &t[1]);
+    head.v = attn_cpu_ratt_rows(&lp.v, 0, sh, &t[2]);
+    head.out = attn_cpu_ratt_rows(&lp.out, 0, sh, &t[3]);
     tail.S = n;
     tail.shift = 0;
-    tail.q = rows_view(&lp.q, sh, n, &t[4]);
-    tail.k = rows_view(&lp.k, 0, n, &t[5]);
-    tail.v = rows_view(&lp.v, 0, n, &t[6]);
-    tail.out = rows_view(&lp.out, sh, n, &t[7]);
+    tail.q = attn_cpu_ratt_rows(&lp.q, sh, n, &t[4]);
+    tail.k = attn_cpu_ratt_rows(&lp.k, 0, n, &t[5]);
+    tail.v = attn_cpu_ratt_rows(&lp.v, 0, n, &t[6]);
+    tail.out = attn_cpu_ratt_rows(&lp.out, sh, n, &t[7]);
     attn_status st = ATTN_OK;
     if (lp.state_in.t)
         st = attn_cpu_linear_chunked(&head, threads, chunk);
     else
         for (int64_t b = 0; b < p->B; b++)
-            memset(w->rla + b * p->S * p->Hq * p->Dv, 0,
+            memset(rla + b * p->S * p->Hq * p->Dv, 0,
                    sizeof(float) * (size_t)(sh * p->Hq * p->Dv));
     return st == ATTN_OK ? attn_cpu_linear_chunked(&tail, threads, chunk) : st;
 }
@@ -207,12 +219,12 @@ attn_status attn_cpu_rattention_forward(const attn_rattention_problem *p,
                        (long long)p->S, (long long)p->Hq, (long long)p->Dk, (long long)p->Dv);
     const int window = p->swa && p->B * p->S > 0;
     if (st == ATTN_OK && window)
-        st = rotate(p, s->threads, &w);
+        st = attn_cpu_ratt_rotate(p, s->threads, w.qr, w.kr);
     if (st == ATTN_OK && window)
-        st = swa_branch(p, s, &w);
+        st = attn_cpu_ratt_swa(p, s, &w.tq, &w.tk, &w.tswa, NULL);
     /* the last step that can fail: it writes state_out */
     if (st == ATTN_OK)
-        st = rla_branch(p, s->threads, chunk, &w);
+        st = attn_cpu_ratt_rla(p, s->threads, chunk, w.rla);
     if (st == ATTN_OK)
         norm_store(p, s->threads, &w);
     bufs_free(&w);

@@ -1,5 +1,6 @@
 /* cpu_sdpa.h - SDPA in the CPU backend: row kernels of the online softmax, the steps shared by
- * the tiled forward and the decode path, the AVX2 decode kernels and the two drivers. */
+ * the tiled forward and the decode path, the AVX2 decode kernels, the two forward drivers and
+ * the backward. */
 #ifndef ATTN_CPU_SDPA_H_
 #define ATTN_CPU_SDPA_H_
 
@@ -126,5 +127,18 @@ int64_t attn_cpu_decode_items(const attn_sdpa_problem *p, int threads);
 #define ATTN_CPU_DECODE_MAX_SQ 16
 /* Sq at or below which it is used when its key chunks give every thread a work item. */
 #define ATTN_CPU_DECODE_WIDE_SQ 64
+
+/* ---- backward (cpu_sdpa_backward.c) ------------------------------------------------------- */
+/* Tile sizes of the backward (query rows x keys): constants, so that the bits of the result
+ * never depend on the thread count. 128 x 256 measured best on 2 threads (B1 H8 S2048
+ * D64/D128: 2-5% over 96 x 192, which was 5-15% over 64 x 128 per CPU second; 64 x 256 and
+ * 192 x 192 slower). */
+#define ATTN_CPU_BWD_BR 128
+#define ATTN_CPU_BWD_BC 256
+/* Floats of scratch the backward of p takes on `threads` threads, or -1 when the count leaves
+ * int64 (checked arithmetic). */
+int64_t attn_cpu_sdpa_backward_scratch(const attn_sdpa_problem *p, int threads);
+/* The tiled FlashAttention-2 backward of a backward problem (p->backward). */
+attn_status attn_cpu_sdpa_backward(const attn_sdpa_problem *p, int threads);
 
 #endif /* ATTN_CPU_SDPA_H_ */

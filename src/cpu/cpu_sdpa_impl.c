@@ -1,6 +1,6 @@
 /* cpu_sdpa_impl.c - SDPA on the "cpu" backend: dispatch between the tiled forward
- * (cpu_sdpa.c) and the decode path (cpu_sdpa_decode.c), their tile sizes, and the name of the
- * implementation a call runs. */
+ * (cpu_sdpa.c) and the decode path (cpu_sdpa_decode.c), their tile sizes, the backward
+ * (cpu_sdpa_backward.c), and the name of the implementation a call runs. */
 #include "cpu_sdpa.h"
 
 #include <stdio.h>
@@ -37,9 +37,16 @@ static int64_t mul_add(int64_t a, int64_t b, int64_t c)
 static attn_status cpu_sdpa_supported(attn_backend *be, const void *problem)
 {
     const attn_sdpa_problem *p = problem;
-    if (p->backward)
-        return attn_fail(ATTN_ERR_UNSUPPORTED, "cpu: the SDPA backward is not available");
     const int threads = ((const attn_cpu_state *)be->impl)->threads;
+    if (p->backward) {
+        const int64_t n = attn_cpu_sdpa_backward_scratch(p, threads);
+        if (n < 0 || n > (int64_t)1 << 58)
+            return attn_fail(ATTN_ERR_OUT_OF_MEMORY,
+                             "cpu: the backward's scratch (Sq %lld, Skv %lld, Dk %lld, Dv %lld) "
+                             "exceeds any memory", (long long)p->Sq, (long long)p->Skv,
+                             (long long)p->Dk, (long long)p->Dv);
+        return ATTN_OK;
+    }
     const int64_t d = p->Dk + p->Dv, rows = mul_add(p->group, p->Sq, 0);
     int64_t n = mul_add(CPU_BR + CPU_BC, d, CPU_BR * CPU_BC);       /* one tile */
     n = mul_add(n < 0 ? -1 : n, threads, 0);
@@ -88,7 +95,10 @@ attn_status attn_cpu_sdpa_dispatch(const attn_sdpa_problem *p, const attn_cpu_st
 
 static attn_status cpu_sdpa_run(attn_backend *be, const void *problem)
 {
-    const attn_status st = attn_cpu_sdpa_dispatch(problem, be->impl);
+    const attn_sdpa_problem *p = problem;
+    const attn_cpu_state *s = be->impl;
+    const attn_status st =
+        p->backward ? attn_cpu_sdpa_backward(p, s->threads) : attn_cpu_sdpa_dispatch(p, s);
     return st == ATTN_OK ? attn_ok() : st;
 }
 
@@ -100,13 +110,16 @@ static const char *decode_kernels(const attn_sdpa_problem *p, const attn_cpu_sta
 }
 
 /* "cpu:decode_splitkv_avx512" (or _avx2, _c) / "cpu:flash_ukr16x6_br256_bc510" (micro-kernel
- * lanes: query rows x keys) / "cpu:flash_blis_br256_bc512". */
+ * lanes: query rows x keys) / "cpu:flash_blis_br256_bc512"; the backward
+ * "cpu:flash_bwd_blis_br128_bc256". */
 static void cpu_sdpa_impl_name(attn_backend *be, const void *problem, char *buf, size_t n)
 {
     const attn_sdpa_problem *p = problem;
     const attn_cpu_state *s = be->impl;
     attn_cpu_ukr u;
-    if (use_decode(p, s))
+    if (p->backward)
+        snprintf(buf, n, "cpu:flash_bwd_blis_br%d_bc%d", ATTN_CPU_BWD_BR, ATTN_CPU_BWD_BC);
+    else if (use_decode(p, s))
         snprintf(buf, n, "cpu:decode_splitkv_%s", decode_kernels(p, s));
     else if (use_packed(p, s, &u))
         snprintf(buf, n, "cpu:flash_ukr%lldx%lld_br%lld_bc%lld", (long long)u.lq,

@@ -2,10 +2,10 @@
  * block, work-group size, local memory, -D specialisation) that the capability check, the
  * implementation name and the forward call share; operand binding (device buffers in place,
  * host views copied to a device image of their extent and, for outputs, read back whole, so
- * the bytes between a strided view's elements come back as they were); and the launch of
- * cl/linear_chunk.cl. */
-#include "attn_linear_problem.h"
-#include "ocl_internal.h"
+ * the bytes between a strided view's elements come back as they were), shared with the
+ * backward (ocl_linear.h); and the launch of cl/linear_chunk.cl. A backward problem goes to
+ * ocl_linear_backward.c. */
+#include "ocl_linear.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,14 +98,17 @@ static attn_status make_plan(const attn_cl_backend *cb, const attn_linear_proble
 static attn_status cl_linear_supported(attn_backend *be, const void *p)
 {
     if (((const attn_linear_problem *)p)->backward)
-        return attn_fail(ATTN_ERR_UNSUPPORTED, "opencl: the linear attention backward is not "
-                         "available (the ref backend computes it)");
+        return attn_cl_linear_backward_supported(be->impl, p);
     lin_plan pl;
     return make_plan(be->impl, p, &pl);
 }
 
 static void cl_linear_impl_name(attn_backend *be, const void *p, char *buf, size_t n)
 {
+    if (((const attn_linear_problem *)p)->backward) {
+        attn_cl_linear_backward_impl_name(be->impl, p, buf, n);
+        return;
+    }
     lin_plan pl;
     if (make_plan(be->impl, p, &pl) == ATTN_OK)
         snprintf(buf, n, "opencl:%s", pl.name);
@@ -114,17 +117,6 @@ static void cl_linear_impl_name(attn_backend *be, const void *p, char *buf, size
 }
 
 /* ---- operands ---- */
-
-/* An operand on the device: its memory, element offset and strides; a host output also keeps
- * where its image goes back to. */
-typedef struct lin_mem {
-    cl_mem mem;
-    cl_ulong off;
-    cl_long4 st;
-    int owned;
-    void *host_back;
-    size_t bytes;
-} lin_mem;
 
 /* Bytes from element [0,0,0,0] to one past the last element of a non-empty view. */
 static size_t view_bytes(const attn_operand *o)
@@ -135,7 +127,8 @@ static size_t view_bytes(const attn_operand *o)
     return (size_t)(last + 1) * attn_dtype_size(o->dtype);
 }
 
-static attn_status bind(attn_cl_backend *cb, const attn_operand *o, int output, lin_mem *m)
+attn_status attn_cl_linear_bind(attn_cl_backend *cb, const attn_operand *o, int output,
+                                attn_cl_lin_mem *m)
 {
     memset(m, 0, sizeof *m);
     if (!o->t || attn_view_empty(o->t))
@@ -157,8 +150,42 @@ static attn_status bind(attn_cl_backend *cb, const attn_operand *o, int output, 
     return ATTN_OK;
 }
 
-/* log(lambda_g) as floats on the device (absent without decay). */
-static attn_status bind_decay(attn_cl_backend *cb, const attn_linear_problem *p, lin_mem *m)
+attn_status attn_cl_linear_bind_all(attn_cl_backend *cb, const attn_operand *const *ops, int n,
+                                    unsigned outputs, attn_cl_lin_mem *m)
+{
+    attn_status st = ATTN_OK;
+    for (int i = 0; i < n && st == ATTN_OK; i++)
+        st = attn_cl_linear_bind(cb, ops[i], (outputs >> i) & 1u, &m[i]);
+    return st;
+}
+
+cl_int attn_cl_linear_read_back(attn_cl_backend *cb, const attn_cl_lin_mem *m, int n,
+                                cl_uint nwait, const cl_event *wait, cl_event *ev,
+                                cl_uint *nev)
+{
+    cl_int err = CL_SUCCESS;
+    for (int i = 0; i < n && err == CL_SUCCESS; i++)
+        if (m[i].host_back) {
+            err = clEnqueueReadBuffer(cb->queue, m[i].mem, CL_FALSE, 0, m[i].bytes,
+                                      m[i].host_back, nwait, nwait ? wait : NULL, &ev[*nev]);
+            *nev += err == CL_SUCCESS;
+        }
+    return err;
+}
+
+attn_status attn_cl_linear_finish(attn_cl_backend *cb, attn_cl_lin_mem *m, int n,
+                                  attn_status st, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (m[i].owned)
+            clReleaseMemObject(m[i].mem);
+    if (st == ATTN_OK)
+        attn_cl_note_kernel(cb, name);
+    return st;
+}
+
+attn_status attn_cl_linear_bind_decay(attn_cl_backend *cb, const attn_linear_problem *p,
+                                      attn_cl_lin_mem *m)
 {
     memset(m, 0, sizeof *m);
     if (!p->log_decay)
@@ -182,7 +209,7 @@ static attn_status bind_decay(attn_cl_backend *cb, const attn_linear_problem *p,
 enum { M_Q, M_K, M_V, M_OUT, M_SIN, M_ZIN, M_SOUT, M_ZOUT, M_DECAY, M_N };
 
 static cl_int set_args(cl_kernel k, const attn_linear_problem *p, const lin_plan *pl,
-                       const lin_mem m[M_N])
+                       const attn_cl_lin_mem m[M_N])
 {
     cl_int err = CL_SUCCESS;
     cl_uint a = 0;
@@ -205,7 +232,7 @@ static cl_int set_args(cl_kernel k, const attn_linear_problem *p, const lin_plan
 
 /* Kernel, then the host outputs' images read back, all waited for. */
 static attn_status launch(attn_cl_backend *cb, const attn_linear_problem *p, const lin_plan *pl,
-                          lin_mem m[M_N])
+                          attn_cl_lin_mem m[M_N])
 {
     cl_kernel k;
     ATTN_TRY(attn_cl_create_kernel(cb, "linear_chunk.cl", "attn_linear_chunk", pl->options, &k));
@@ -217,10 +244,7 @@ static attn_status launch(attn_cl_backend *cb, const attn_linear_problem *p, con
         err = clEnqueueNDRangeKernel(cb->queue, k, 1, NULL, &global, &local, 0, NULL, &ev[nev++]);
     clReleaseKernel(k);
     ATTN_CL_TRY(err, "clEnqueueNDRangeKernel (attn_linear_chunk)");
-    for (int i = M_OUT; i <= M_ZOUT && err == CL_SUCCESS; i++)
-        if (m[i].host_back)
-            err = clEnqueueReadBuffer(cb->queue, m[i].mem, CL_FALSE, 0, m[i].bytes,
-                                      m[i].host_back, 1, &ev[0], &ev[nev++]);
+    err = attn_cl_linear_read_back(cb, m + M_OUT, M_ZOUT - M_OUT + 1, 1, &ev[0], ev, &nev);
     cl_int werr = clWaitForEvents(nev, ev);
     for (cl_uint i = 0; i < nev; i++)
         clReleaseEvent(ev[i]);
@@ -233,25 +257,21 @@ static attn_status cl_linear_run(attn_backend *be, const void *problem)
 {
     const attn_linear_problem *p = problem;
     attn_cl_backend *cb = be->impl;
+    if (p->backward)
+        return attn_cl_linear_backward_run(cb, p);
     lin_plan pl;
     ATTN_TRY(make_plan(cb, p, &pl));
     const attn_operand *ops[M_DECAY] = {&p->q, &p->k, &p->v, &p->out, &p->state_in, &p->z_in,
                                         &p->state_out, &p->z_out};
-    lin_mem m[M_N];
+    attn_cl_lin_mem m[M_N];
     memset(m, 0, sizeof m);
-    attn_status st = ATTN_OK;
-    for (int i = 0; i < M_DECAY && st == ATTN_OK; i++)
-        st = bind(cb, ops[i], i == M_OUT || i >= M_SOUT, &m[i]);
+    const unsigned outs = 1u << M_OUT | 1u << M_SOUT | 1u << M_ZOUT;
+    attn_status st = attn_cl_linear_bind_all(cb, ops, M_DECAY, outs, m);
     if (st == ATTN_OK)
-        st = bind_decay(cb, p, &m[M_DECAY]);
+        st = attn_cl_linear_bind_decay(cb, p, &m[M_DECAY]);
     if (st == ATTN_OK)
         st = launch(cb, p, &pl, m);
-    for (int i = 0; i < M_N; i++)
-        if (m[i].owned)
-            clReleaseMemObject(m[i].mem);
-    if (st == ATTN_OK)
-        attn_cl_note_kernel(cb, pl.name);
-    return st;
+    return attn_cl_linear_finish(cb, m, M_N, st, pl.name);
 }
 
 const attn_op_impl attn_opencl_linear_impl = {

@@ -62,22 +62,32 @@ static attn_status source_of(const attn_cl_backend *cb, const char *file, char *
     return attn_fail(ATTN_ERR_INTERNAL, "opencl: no embedded kernel file %s", file);
 }
 
-/* common.cl followed by `file`, the text every program is built from. */
+/* common.cl followed by `file`, the text every program is built from; `file` may list several
+ * files joined by '+' (a kernel file building on another's functions, e.g.
+ * "linear_chunk.cl+linear_chunk_bwd.cl"), appended in that order. */
 static attn_status program_source(const attn_cl_backend *cb, const char *file, char **out)
 {
-    char *common = NULL, *body = NULL;
-    attn_status st = source_of(cb, "common.cl", &common);
-    if (st == ATTN_OK)
-        st = source_of(cb, file, &body);
-    if (st == ATTN_OK) {
-        size_t n = strlen(common) + strlen(body) + 2;
-        if ((*out = malloc(n)) != NULL)
-            snprintf(*out, n, "%s\n%s", common, body);
-        else
+    char *text = NULL;
+    attn_status st = source_of(cb, "common.cl", &text);
+    for (const char *f = file; st == ATTN_OK && *f;) {
+        const size_t len = strcspn(f, "+");
+        char name[256], *body = NULL;
+        snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), f);
+        st = source_of(cb, name, &body);
+        char *joined = st == ATTN_OK ? malloc(strlen(text) + strlen(body) + 2) : NULL;
+        if (joined)
+            sprintf(joined, "%s\n%s", text, body);
+        else if (st == ATTN_OK)
             st = attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory");
+        free(body);
+        free(text);
+        text = joined;
+        f += len + (f[len] == '+');
     }
-    free(common);
-    free(body);
+    if (st == ATTN_OK)
+        *out = text;
+    else
+        free(text);
     return st;
 }
 

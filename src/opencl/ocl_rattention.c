@@ -10,33 +10,19 @@
  * operands are copied to a device image of their extent (outputs read back whole after every
  * kernel succeeded, so on error nothing reaches the user's memory); device buffers are used in
  * place, and this file's kernels are built before anything runs (the siblings write only
- * scratch), so once a kernel has written an output only enqueueing can still fail. */
-#include "attn_rattention_problem.h"
-#include "attn_rope_problem.h"
-#include "attn_sdpa_problem.h"
-#include "ocl_internal.h"
+ * scratch), so once a kernel has written an output only enqueueing can still fail. The pieces
+ * both directions share are declared in ocl_rattention.h; a backward problem goes to
+ * ocl_rattention_backward.c. */
+#include "ocl_rattention.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RATT_MAX_DK 256 /* one row's Dk features in a private array (phi, decode) */
 #define RATT_WG 64      /* decode work-group (fewer when the device allows fewer) */
 #define RATT_ITEMS_WG 16 /* forward kernels: independent work-items per group */
 #define RATT_CHUNK 64   /* residual branch: keys per chunk (CHUNK of the kernels) */
 #define RATT_BR 8       /* residual branch: rows per work-item (BR) */
-
-/* The sliding-window branch of a forward call as problems of the sibling implementations. */
-typedef struct ratt_sub {
-    attn_rope_problem rq, rk;
-    attn_sdpa_problem swa;
-} ratt_sub;
-
-/* The operands the branch reads and writes: the call's (or their device views) and scratch. */
-typedef struct ratt_ops {
-    attn_operand q, k, v;    /* the call's */
-    attn_operand rq, rk, swa; /* f32 scratch [B, S, H, D] */
-} ratt_ops;
 
 /* The residual branch's chunking: nk keys enter (key j at row j + shift), in nc chunks; row
  * blocks kb0 .. kb0 + nb - 1 (attn_ratt_rla_rows). */
@@ -45,8 +31,7 @@ typedef struct ratt_rla {
 } ratt_rla;
 
 typedef struct ratt_plan {
-    ratt_sub sub;
-    ratt_rla rla;
+    attn_cl_ratt_sub sub;
     int wg;
     char options[480];
     char name[640];
@@ -69,7 +54,8 @@ static void rope_sub(const attn_rattention_problem *p, int64_t H, const attn_ope
     r->out = *out;
 }
 
-static void sub_problems(const attn_rattention_problem *p, const ratt_ops *o, ratt_sub *s)
+void attn_cl_ratt_sub_problems(const attn_rattention_problem *p, const attn_cl_ratt_ops *o,
+                               attn_cl_ratt_sub *s)
 {
     rope_sub(p, p->Hq, &o->q, &o->rq, &s->rq);
     rope_sub(p, p->Hkv, &o->k, &o->rk, &s->rk);
@@ -92,23 +78,18 @@ static void sub_problems(const attn_rattention_problem *p, const ratt_ops *o, ra
     w->out = o->swa;
 }
 
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-    return (a + b - 1) / b;
-}
-
 /* Rows i have newest key e = i - shift in [-shift, S - shift); blocks of BR over e + pad. */
 static void plan_rla(const attn_rattention_problem *p, ratt_rla *r)
 {
     r->nk = p->S > p->shift ? p->S - p->shift : 0;
-    r->nc = ceil_div(r->nk, RATT_CHUNK);
-    r->pad = ceil_div(p->shift, RATT_CHUNK) * RATT_CHUNK;
+    r->nc = attn_cl_ratt_ceil_div(r->nk, RATT_CHUNK);
+    r->pad = attn_cl_ratt_ceil_div(p->shift, RATT_CHUNK) * RATT_CHUNK;
     r->kb0 = (r->pad - p->shift) / RATT_BR;
-    r->nb = ceil_div(r->pad + p->S - p->shift, RATT_BR) - r->kb0;
+    r->nb = attn_cl_ratt_ceil_div(r->pad + p->S - p->shift, RATT_BR) - r->kb0;
 }
 
 /* A compact f32 [B, S, H, D] operand without memory (t == NULL), for planning. */
-static attn_operand compact_f32(int64_t S, int64_t H, int64_t D)
+attn_operand attn_cl_ratt_compact_f32(int64_t S, int64_t H, int64_t D)
 {
     attn_operand o;
     memset(&o, 0, sizeof o);
@@ -120,23 +101,23 @@ static attn_operand compact_f32(int64_t S, int64_t H, int64_t D)
     return o;
 }
 
-static void planning_ops(const attn_rattention_problem *p, ratt_ops *o)
+void attn_cl_ratt_planning_ops(const attn_rattention_problem *p, attn_cl_ratt_ops *o)
 {
     o->q = p->q;
     o->k = p->k;
     o->v = p->v;
-    o->rq = compact_f32(p->S, p->Hq, p->Dk);
-    o->rk = compact_f32(p->S, p->Hkv, p->Dk);
-    o->swa = compact_f32(p->S, p->Hq, p->Dv);
+    o->rq = attn_cl_ratt_compact_f32(p->S, p->Hq, p->Dk);
+    o->rk = attn_cl_ratt_compact_f32(p->S, p->Hkv, p->Dk);
+    o->swa = attn_cl_ratt_compact_f32(p->S, p->Hq, p->Dv);
 }
 
-static const char *map_name(attn_linear_feature f)
+const char *attn_cl_ratt_map_name(attn_linear_feature f)
 {
     return f == ATTN_LINEAR_SOFTMAX_PAIR ? "softmax_pair" : "relu_pair";
 }
 
 /* A sibling's implementation name without its "opencl:" prefix. */
-static void sub_name(const attn_op_impl *impl, attn_backend *be, const void *problem,
+void attn_cl_ratt_sub_name(const attn_op_impl *impl, attn_backend *be, const void *problem,
                      char *buf, size_t n)
 {
     char full[256];
@@ -145,36 +126,41 @@ static void sub_name(const attn_op_impl *impl, attn_backend *be, const void *pro
     snprintf(buf, n, "%s", colon ? colon + 1 : full);
 }
 
+void attn_cl_ratt_forward_options(const attn_rattention_problem *p, char *buf, size_t n)
+{
+    snprintf(buf, n,
+             "-DDK=%lld -DDV=%lld -DFEATURE=%d -DHAS_SWA=%d -DHAS_GS=%d -DHAS_GR=%d -DDT_Q=%d "
+             "-DDT_K=%d -DDT_V=%d -DDT_O=%d -DHAS_STATE_IN=%d -DHAS_STATE_OUT=%d -DCHUNK=%d "
+             "-DBR=%d", (long long)p->Dk, (long long)p->Dv, (int)p->feature, p->swa,
+             p->gamma_swa.t != NULL, p->gamma_rla.t != NULL, (int)p->q.dtype, (int)p->k.dtype,
+             (int)p->v.dtype, (int)p->out.dtype, p->state_in.t != NULL, p->state_out.t != NULL,
+             RATT_CHUNK, RATT_BR);
+}
+
 static attn_status plan_forward(attn_backend *be, const attn_rattention_problem *p,
                                 ratt_plan *pl)
 {
-    if (p->Dk > RATT_MAX_DK)
+    if (p->Dk > ATTN_CL_RATT_MAX_DK)
         return attn_fail(ATTN_ERR_UNSUPPORTED, "opencl: rattention supports Dk up to %d (got "
-                         "%lld)", RATT_MAX_DK, (long long)p->Dk);
-    ratt_ops o;
-    planning_ops(p, &o);
-    sub_problems(p, &o, &pl->sub);
-    plan_rla(p, &pl->rla);
+                         "%lld)", ATTN_CL_RATT_MAX_DK, (long long)p->Dk);
+    attn_cl_ratt_ops o;
+    attn_cl_ratt_planning_ops(p, &o);
+    attn_cl_ratt_sub_problems(p, &o, &pl->sub);
     char swa[256] = "";
     if (p->swa) {
         ATTN_TRY(attn_opencl_sdpa_impl.supported(be, &pl->sub.swa));
-        sub_name(&attn_opencl_sdpa_impl, be, &pl->sub.swa, swa, sizeof swa);
+        attn_cl_ratt_sub_name(&attn_opencl_sdpa_impl, be, &pl->sub.swa, swa, sizeof swa);
     }
     const int gs = p->gamma_swa.t != NULL, gr = p->gamma_rla.t != NULL;
     const int sin = p->state_in.t != NULL, sout = p->state_out.t != NULL;
-    snprintf(pl->options, sizeof pl->options,
-             "-DDK=%lld -DDV=%lld -DFEATURE=%d -DHAS_SWA=%d -DHAS_GS=%d -DHAS_GR=%d -DDT_Q=%d "
-             "-DDT_K=%d -DDT_V=%d -DDT_O=%d -DHAS_STATE_IN=%d -DHAS_STATE_OUT=%d -DCHUNK=%d "
-             "-DBR=%d", (long long)p->Dk, (long long)p->Dv, (int)p->feature, p->swa, gs, gr,
-             (int)p->q.dtype, (int)p->k.dtype, (int)p->v.dtype, (int)p->out.dtype, sin, sout,
-             RATT_CHUNK, RATT_BR);
+    attn_cl_ratt_forward_options(p, pl->options, sizeof pl->options);
     snprintf(pl->name, sizeof pl->name,
              "rattention[%s%s%srla_chunk%d[dk%lld,dv%lld,%s,br%d,%s/%s/%s%s%s]+norm[->%s%s%s]]",
              p->swa ? "rope+" : "", swa, p->swa ? "+" : "", RATT_CHUNK, (long long)p->Dk,
-             (long long)p->Dv, map_name(p->feature), RATT_BR, attn_dtype_name(p->q.dtype),
-             attn_dtype_name(p->k.dtype), attn_dtype_name(p->v.dtype), sin ? ",state_in" : "",
-             sout ? ",state_out" : "", attn_dtype_name(p->out.dtype), gs ? ",gamma_swa" : "",
-             gr ? ",gamma_rla" : "");
+             (long long)p->Dv, attn_cl_ratt_map_name(p->feature), RATT_BR,
+             attn_dtype_name(p->q.dtype), attn_dtype_name(p->k.dtype), attn_dtype_name(p->v.dtype),
+             sin ? ",state_in" : "", sout ? ",state_out" : "", attn_dtype_name(p->out.dtype),
+             gs ? ",gamma_swa" : "", gr ? ",gamma_rla" : "");
     const size_t maxwg = ((const attn_cl_backend *)be->impl)->info.max_work_group_size;
     pl->wg = maxwg < RATT_ITEMS_WG ? (int)maxwg : RATT_ITEMS_WG;
     return ATTN_OK;
@@ -183,9 +169,9 @@ static attn_status plan_forward(attn_backend *be, const attn_rattention_problem 
 static attn_status plan_decode(const attn_cl_backend *cb, const attn_rattention_problem *p,
                                ratt_plan *pl)
 {
-    if (p->Dk > RATT_MAX_DK)
+    if (p->Dk > ATTN_CL_RATT_MAX_DK)
         return attn_fail(ATTN_ERR_UNSUPPORTED, "opencl: rattention decode supports Dk up to %d "
-                         "(got %lld)", RATT_MAX_DK, (long long)p->Dk);
+                         "(got %lld)", ATTN_CL_RATT_MAX_DK, (long long)p->Dk);
     pl->wg = cb->info.max_work_group_size < RATT_WG ? (int)cb->info.max_work_group_size
                                                     : RATT_WG;
     const int gs = p->gamma_swa.t != NULL, gr = p->gamma_rla.t != NULL;
@@ -202,7 +188,7 @@ static attn_status plan_decode(const attn_cl_backend *cb, const attn_rattention_
         snprintf(ring, sizeof ring, ",ring=%s/%s", attn_dtype_name(kr), attn_dtype_name(vr));
     snprintf(pl->name, sizeof pl->name,
              "rattention_ring[dk%lld,dv%lld,%s,%s,wg%d,%s/%s/%s->%s%s%s%s]", (long long)p->Dk,
-             (long long)p->Dv, map_name(p->feature),
+             (long long)p->Dv, attn_cl_ratt_map_name(p->feature),
              p->rope == ATTN_ROPE_INTERLEAVED ? "interleaved" : "half", pl->wg,
              attn_dtype_name(p->q.dtype), attn_dtype_name(p->k.dtype),
              attn_dtype_name(p->v.dtype), attn_dtype_name(p->out.dtype), ring,
@@ -220,14 +206,17 @@ static attn_status make_plan(attn_backend *be, const attn_rattention_problem *p,
 static attn_status ratt_supported(attn_backend *be, const void *problem)
 {
     if (((const attn_rattention_problem *)problem)->backward)
-        return attn_fail(ATTN_ERR_UNSUPPORTED, "opencl: the rattention backward is not "
-                         "available (the ref backend computes it)");
+        return attn_cl_rattention_backward_supported(be, problem);
     ratt_plan pl;
     return make_plan(be, problem, &pl);
 }
 
 static void ratt_impl_name(attn_backend *be, const void *problem, char *buf, size_t n)
 {
+    if (((const attn_rattention_problem *)problem)->backward) {
+        attn_cl_rattention_backward_impl_name(be, problem, buf, n);
+        return;
+    }
     ratt_plan pl;
     if (make_plan(be, problem, &pl) == ATTN_OK)
         snprintf(buf, n, "opencl:%s", pl.name);
@@ -237,27 +226,12 @@ static void ratt_impl_name(attn_backend *be, const void *problem, char *buf, siz
 
 /* ---- operands ---- */
 
-/* An operand on the device: memory, element offset and strides, and a device view of it
- * (buf, t, op) for the sub-problems. A host view gets an image of its extent; an output's
- * (or an in-place operand's) image goes back to host_back at the end. */
-typedef struct ratt_mem {
-    cl_mem mem;
-    cl_ulong off;
-    cl_long4 st;
-    int owned;
-    void *host_back;
-    size_t bytes;
-    attn_buffer buf;
-    attn_tensor t;
-    attn_operand op;
-} ratt_mem;
-
-static void device_view(attn_backend *be, ratt_mem *m, const attn_tensor *src,
+static void device_view(attn_backend *be, attn_cl_ratt_mem *m, const attn_tensor *src,
                         const attn_operand *o)
 {
     m->buf.be = be;
-    m->buf.size = m->bytes;
-    m->buf.impl = m->mem;
+    m->buf.size = m->dev.bytes;
+    m->buf.impl = m->dev.mem;
     m->t = *src;
     m->t.data = NULL;
     m->t.buffer = &m->buf;
@@ -267,7 +241,8 @@ static void device_view(attn_backend *be, ratt_mem *m, const attn_tensor *src,
     m->op.ptr = NULL;
 }
 
-static attn_status bind(attn_backend *be, const attn_operand *o, int output, ratt_mem *m)
+attn_status attn_cl_ratt_bind(attn_backend *be, const attn_operand *o, int output,
+                              attn_cl_ratt_mem *m)
 {
     attn_cl_backend *cb = be->impl;
     memset(m, 0, sizeof *m);
@@ -277,12 +252,12 @@ static attn_status bind(attn_backend *be, const attn_operand *o, int output, rat
     const size_t esz = attn_dtype_size(o->dtype);
     int64_t last = 0;
     for (int i = 0; i < 4; i++) {
-        m->st.s[i] = o->stride[i];
+        m->dev.st.s[i] = o->stride[i];
         last += (o->t->shape[i] - 1) * o->stride[i];
     }
     if (!o->ptr) {
-        m->mem = (cl_mem)o->t->buffer->impl;
-        m->off = o->t->offset / esz;
+        m->dev.mem = (cl_mem)o->t->buffer->impl;
+        m->dev.off = o->t->offset / esz;
         return ATTN_OK;
     }
     /* A CPU device reads a host input in place; other images are copies. */
@@ -290,86 +265,74 @@ static attn_status bind(attn_backend *be, const attn_operand *o, int output, rat
                                  ? CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR
                                  : CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR;
     cl_int err;
-    m->bytes = (size_t)(last + 1) * esz;
-    m->mem = clCreateBuffer(cb->ctx, how, m->bytes, o->ptr, &err);
+    m->dev.bytes = (size_t)(last + 1) * esz;
+    m->dev.mem = clCreateBuffer(cb->ctx, how, m->dev.bytes, o->ptr, &err);
     ATTN_CL_TRY(err, "clCreateBuffer (rattention operand)");
-    m->owned = 1;
-    m->host_back = output ? o->ptr : NULL;
+    m->dev.owned = 1;
+    m->dev.host_back = output ? o->ptr : NULL;
     device_view(be, m, o->t, o);
     return ATTN_OK;
 }
 
 /* f32 scratch of n floats; shaped [B, S, H, D] compact when shape is given. */
-static attn_status scratch(attn_backend *be, size_t n, const int64_t *shape, ratt_mem *m)
+attn_status attn_cl_ratt_scratch(attn_backend *be, size_t n, const int64_t *shape,
+                                 attn_cl_ratt_mem *m)
 {
     attn_cl_backend *cb = be->impl;
     memset(m, 0, sizeof *m);
     cl_int err;
-    m->bytes = (n ? n : 1) * sizeof(float);
-    m->mem = clCreateBuffer(cb->ctx, CL_MEM_READ_WRITE, m->bytes, NULL, &err);
+    m->dev.bytes = (n ? n : 1) * sizeof(float);
+    m->dev.mem = clCreateBuffer(cb->ctx, CL_MEM_READ_WRITE, m->dev.bytes, NULL, &err);
     ATTN_CL_TRY(err, "clCreateBuffer (rattention scratch)");
-    m->owned = 1;
+    m->dev.owned = 1;
     if (!shape)
         return ATTN_OK;
     attn_tensor t = attn_tensor_bshd(NULL, ATTN_F32, shape[0], shape[1], shape[2], shape[3]);
-    attn_operand o = compact_f32(shape[1], shape[2], shape[3]);
+    attn_operand o = attn_cl_ratt_compact_f32(shape[1], shape[2], shape[3]);
     device_view(be, m, &t, &o);
     return ATTN_OK;
 }
 
-static void release_all(ratt_mem *m, int n)
+void attn_cl_ratt_release_all(attn_cl_ratt_mem *m, int n)
 {
     for (int i = 0; i < n; i++)
-        if (m[i].owned)
-            clReleaseMemObject(m[i].mem);
+        if (m[i].dev.owned)
+            clReleaseMemObject(m[i].dev.mem);
 }
 
 /* ---- launches ---- */
 
-typedef struct ratt_args {
-    cl_kernel k;
-    cl_uint n;
-    cl_int err;
-} ratt_args;
-
-static void put(ratt_args *a, size_t size, const void *v)
+void attn_cl_ratt_put(attn_cl_ratt_args *a, size_t size, const void *v)
 {
     if (a->err == CL_SUCCESS)
         a->err = clSetKernelArg(a->k, a->n, size, v);
     a->n++;
 }
 
-static void put_mem(ratt_args *a, const ratt_mem *m, int with_view)
+void attn_cl_ratt_put_mem(attn_cl_ratt_args *a, const attn_cl_ratt_mem *m, int with_view)
 {
-    put(a, sizeof(cl_mem), &m->mem);
+    attn_cl_ratt_put(a, sizeof(cl_mem), &m->dev.mem);
     if (with_view) {
-        put(a, sizeof m->off, &m->off);
-        put(a, sizeof m->st, &m->st);
+        attn_cl_ratt_put(a, sizeof m->dev.off, &m->dev.off);
+        attn_cl_ratt_put(a, sizeof m->dev.st, &m->dev.st);
     }
 }
 
-static void put_longs(ratt_args *a, int n, const int64_t *x)
+void attn_cl_ratt_put_longs(attn_cl_ratt_args *a, int n, const int64_t *x)
 {
     for (int i = 0; i < n; i++) {
         cl_long v = x[i];
-        put(a, sizeof v, &v);
+        attn_cl_ratt_put(a, sizeof v, &v);
     }
 }
 
-static void put_float(ratt_args *a, double x)
+void attn_cl_ratt_put_float(attn_cl_ratt_args *a, double x)
 {
     cl_float v = (cl_float)x;
-    put(a, sizeof v, &v);
+    attn_cl_ratt_put(a, sizeof v, &v);
 }
 
-/* The commands of one call on the shared queue, each waiting for the one before; the call
- * waits for its own last command only. */
-typedef struct ratt_chain {
-    attn_cl_backend *cb;
-    cl_event last;
-} ratt_chain;
-
-static void chain_push(ratt_chain *ch, cl_event ev)
+static void chain_push(attn_cl_ratt_chain *ch, cl_event ev)
 {
     if (ch->last)
         clReleaseEvent(ch->last);
@@ -378,9 +341,10 @@ static void chain_push(ratt_chain *ch, cl_event ev)
 
 /* Enqueues a's kernel (then releases it) on `items` work-items in groups of wg, after the
  * chain's last command; nothing when items is 0. */
-static attn_status enqueue(ratt_chain *ch, ratt_args *a, int64_t items, int wg)
+attn_status attn_cl_ratt_enqueue(attn_cl_ratt_chain *ch, attn_cl_ratt_args *a, int64_t items,
+                                 int wg)
 {
-    const size_t local = (size_t)wg, global = local * (size_t)ceil_div(items, wg);
+    const size_t local = (size_t)wg, global = local * (size_t)attn_cl_ratt_ceil_div(items, wg);
     cl_event ev = NULL;
     cl_int err = a->err;
     if (err == CL_SUCCESS && items > 0)
@@ -396,15 +360,15 @@ static attn_status enqueue(ratt_chain *ch, ratt_args *a, int64_t items, int wg)
 
 /* Reads every host image of outs back into the user's memory after the chain, then waits for
  * all of it. */
-static attn_status finish(ratt_chain *ch, ratt_mem *outs, int nouts)
+attn_status attn_cl_ratt_finish(attn_cl_ratt_chain *ch, attn_cl_ratt_mem *outs, int nouts)
 {
     cl_int err = CL_SUCCESS;
     for (int i = 0; i < nouts && err == CL_SUCCESS; i++) {
-        if (!outs[i].host_back)
+        if (!outs[i].dev.host_back)
             continue;
         cl_event ev = NULL;
-        err = clEnqueueReadBuffer(ch->cb->queue, outs[i].mem, CL_FALSE, 0, outs[i].bytes,
-                                  outs[i].host_back, ch->last ? 1 : 0,
+        err = clEnqueueReadBuffer(ch->cb->queue, outs[i].dev.mem, CL_FALSE, 0, outs[i].dev.bytes,
+                                  outs[i].dev.host_back, ch->last ? 1 : 0,
                                   ch->last ? &ch->last : NULL, &ev);
         if (err == CL_SUCCESS)
             chain_push(ch, ev);
@@ -421,94 +385,115 @@ enum { F_Q, F_K, F_V, F_GS, F_GR, F_SIN, F_OUT, F_SOUT, F_RQ, F_RK, F_SWA, F_RLA
        F_VV, F_SX, F_N };
 
 static attn_status forward_bind(attn_backend *be, const attn_rattention_problem *p,
-                                const ratt_plan *pl, ratt_mem m[F_N])
+                                attn_cl_ratt_mem m[F_N])
 {
     const attn_operand *user[F_RQ] = {&p->q, &p->k, &p->v, &p->gamma_swa, &p->gamma_rla,
                                       &p->state_in, &p->out, &p->state_out};
     for (int i = 0; i < F_RQ; i++)
-        ATTN_TRY(bind(be, user[i], i >= F_OUT, &m[i]));
+        ATTN_TRY(attn_cl_ratt_bind(be, user[i], i >= F_OUT, &m[i]));
     const int64_t rq[4] = {p->B, p->S, p->Hq, p->Dk}, rk[4] = {p->B, p->S, p->Hkv, p->Dk};
     const int64_t ro[4] = {p->B, p->S, p->Hq, p->Dv};
     const size_t nq = (size_t)(p->B * p->S * p->Hq), nk = (size_t)(p->B * p->S * p->Hkv);
-    const size_t dvp = (size_t)ceil_div(p->Dv, 8) * 8, df = (size_t)p->Df;
     if (p->swa) {
-        ATTN_TRY(scratch(be, nq * (size_t)p->Dk, rq, &m[F_RQ]));
-        ATTN_TRY(scratch(be, nk * (size_t)p->Dk, rk, &m[F_RK]));
-        ATTN_TRY(scratch(be, nq * (size_t)p->Dv, ro, &m[F_SWA]));
+        ATTN_TRY(attn_cl_ratt_scratch(be, nq * (size_t)p->Dk, rq, &m[F_RQ]));
+        ATTN_TRY(attn_cl_ratt_scratch(be, nk * (size_t)p->Dk, rk, &m[F_RK]));
+        ATTN_TRY(attn_cl_ratt_scratch(be, nq * (size_t)p->Dv, ro, &m[F_SWA]));
     }
-    ATTN_TRY(scratch(be, nq * (size_t)p->Dv, NULL, &m[F_RLA]));
-    ATTN_TRY(scratch(be, nq * df, NULL, &m[F_FQ]));
-    ATTN_TRY(scratch(be, nk * df, NULL, &m[F_FK]));
-    ATTN_TRY(scratch(be, nk * dvp, NULL, &m[F_VV]));
-    return scratch(be, (size_t)(p->B * p->Hkv * (pl->rla.nc + 1)) * df * dvp, NULL, &m[F_SX]);
+    ATTN_TRY(attn_cl_ratt_scratch(be, nq * (size_t)p->Dv, NULL, &m[F_RLA]));
+    return attn_cl_ratt_rla_scratch(be, p, &m[F_FQ]);
+}
+
+attn_status attn_cl_ratt_rla_scratch(attn_backend *be, const attn_rattention_problem *p,
+                                     attn_cl_ratt_mem m[4])
+{
+    ratt_rla r;
+    plan_rla(p, &r);
+    const size_t nq = (size_t)(p->B * p->S * p->Hq), nk = (size_t)(p->B * p->S * p->Hkv);
+    const size_t dvp = (size_t)attn_cl_ratt_ceil_div(p->Dv, 8) * 8, df = (size_t)p->Df;
+    ATTN_TRY(attn_cl_ratt_scratch(be, nq * df, NULL, &m[0]));
+    ATTN_TRY(attn_cl_ratt_scratch(be, nk * df, NULL, &m[1]));
+    ATTN_TRY(attn_cl_ratt_scratch(be, nk * dvp, NULL, &m[2]));
+    return attn_cl_ratt_scratch(be, (size_t)(p->B * p->Hkv * (r.nc + 1)) * df * dvp, NULL,
+                                &m[3]);
 }
 
 enum { K_PREP, K_STATE, K_ROWS, K_NORM, K_N };
 
-static void forward_args(const attn_rattention_problem *p, const ratt_plan *pl, ratt_mem m[F_N],
-                         ratt_args a[K_N], int64_t items[K_N])
+void attn_cl_ratt_rla_args(const attn_rattention_problem *p,
+                           const attn_cl_ratt_mem *const io[5], const attn_cl_ratt_mem sx[4],
+                           const attn_cl_ratt_mem *rla, attn_cl_ratt_args a[3], int64_t items[3])
 {
-    const ratt_rla *r = &pl->rla;
-    put_mem(&a[K_PREP], &m[F_Q], 1);
-    put_mem(&a[K_PREP], &m[F_K], 1);
-    put_mem(&a[K_PREP], &m[F_V], 1);
-    put_mem(&a[K_PREP], &m[F_FQ], 0);
-    put_mem(&a[K_PREP], &m[F_FK], 0);
-    put_mem(&a[K_PREP], &m[F_VV], 0);
-    items[K_PREP] = p->B * p->S * (p->Hq + p->Hkv);
-    put_longs(&a[K_PREP], 4, (const int64_t[]){p->S, p->Hq, p->Hkv, items[K_PREP]});
+    enum { Q, K, V, SIN, SOUT };
+    enum { FQ, FK, VV, SX };
+    enum { PREP, STATE, ROWS };
+    ratt_rla r;
+    plan_rla(p, &r);
+    for (int i = Q; i <= V; i++)
+        attn_cl_ratt_put_mem(&a[PREP], io[i], 1);
+    for (int i = FQ; i <= VV; i++)
+        attn_cl_ratt_put_mem(&a[PREP], &sx[i], 0);
+    items[PREP] = p->B * p->S * (p->Hq + p->Hkv);
+    attn_cl_ratt_put_longs(&a[PREP], 4, (const int64_t[]){p->S, p->Hq, p->Hkv, items[PREP]});
     const int64_t rf = p->Df % 8 == 0 ? 8 : 4; /* RF of the kernel */
-    put_mem(&a[K_STATE], &m[F_FK], 0);
-    put_mem(&a[K_STATE], &m[F_VV], 0);
-    put_mem(&a[K_STATE], &m[F_SX], 0);
-    put_mem(&a[K_STATE], &m[F_SIN], 1);
-    put_mem(&a[K_STATE], &m[F_SOUT], 1);
-    items[K_STATE] = p->B * p->Hkv * (p->Df / rf);
-    put_longs(&a[K_STATE], 5, (const int64_t[]){p->S, p->Hkv, r->nk, r->nc, items[K_STATE]});
-    put_mem(&a[K_ROWS], &m[F_FQ], 0);
-    put_mem(&a[K_ROWS], &m[F_FK], 0);
-    put_mem(&a[K_ROWS], &m[F_VV], 0);
-    put_mem(&a[K_ROWS], &m[F_SX], 0);
-    put_mem(&a[K_ROWS], &m[F_RLA], 0);
-    items[K_ROWS] = p->B * p->Hq * r->nb;
-    put_longs(&a[K_ROWS], 10, (const int64_t[]){p->S, p->Hq, p->Hkv, p->group, p->shift, r->nc,
-                                                r->kb0, r->nb, r->pad, items[K_ROWS]});
-    put_mem(&a[K_NORM], &m[p->swa ? F_SWA : F_RLA], 0);
-    put_mem(&a[K_NORM], &m[F_RLA], 0);
-    put_mem(&a[K_NORM], &m[F_GS], 1);
-    put_mem(&a[K_NORM], &m[F_GR], 1);
-    put_mem(&a[K_NORM], &m[F_OUT], 1);
+    for (int i = FK; i <= SX; i++)
+        attn_cl_ratt_put_mem(&a[STATE], &sx[i], 0);
+    attn_cl_ratt_put_mem(&a[STATE], io[SIN], 1);
+    attn_cl_ratt_put_mem(&a[STATE], io[SOUT], 1);
+    items[STATE] = p->B * p->Hkv * (p->Df / rf);
+    attn_cl_ratt_put_longs(&a[STATE], 5,
+                           (const int64_t[]){p->S, p->Hkv, r.nk, r.nc, items[STATE]});
+    for (int i = FQ; i <= SX; i++)
+        attn_cl_ratt_put_mem(&a[ROWS], &sx[i], 0);
+    attn_cl_ratt_put_mem(&a[ROWS], rla, 0);
+    items[ROWS] = p->S > 0 ? p->B * p->Hq * r.nb : 0; /* no row: phi(q) has no element */
+    attn_cl_ratt_put_longs(&a[ROWS], 10,
+                           (const int64_t[]){p->S, p->Hq, p->Hkv, p->group, p->shift, r.nc, r.kb0,
+                                             r.nb, r.pad, items[ROWS]});
+}
+
+static void forward_args(const attn_rattention_problem *p, attn_cl_ratt_mem m[F_N],
+                         attn_cl_ratt_args a[K_N], int64_t items[K_N])
+{
+    const attn_cl_ratt_mem *const io[5] = {&m[F_Q], &m[F_K], &m[F_V], &m[F_SIN], &m[F_SOUT]};
+    attn_cl_ratt_rla_args(p, io, &m[F_FQ], &m[F_RLA], &a[K_PREP], &items[K_PREP]);
+    attn_cl_ratt_put_mem(&a[K_NORM], &m[p->swa ? F_SWA : F_RLA], 0);
+    attn_cl_ratt_put_mem(&a[K_NORM], &m[F_RLA], 0);
+    attn_cl_ratt_put_mem(&a[K_NORM], &m[F_GS], 1);
+    attn_cl_ratt_put_mem(&a[K_NORM], &m[F_GR], 1);
+    attn_cl_ratt_put_mem(&a[K_NORM], &m[F_OUT], 1);
     items[K_NORM] = p->B * p->S * p->Hq;
-    put_longs(&a[K_NORM], 3, (const int64_t[]){p->S, p->Hq, items[K_NORM]});
-    put_float(&a[K_NORM], p->eps);
+    attn_cl_ratt_put_longs(&a[K_NORM], 3, (const int64_t[]){p->S, p->Hq, items[K_NORM]});
+    attn_cl_ratt_put_float(&a[K_NORM], p->eps);
 }
 
 static attn_status forward_launch(attn_backend *be, const attn_rattention_problem *p,
-                                  ratt_plan *pl, ratt_mem m[F_N], ratt_args a[K_N],
-                                  ratt_chain *ch)
+                                  ratt_plan *pl, attn_cl_ratt_mem m[F_N], attn_cl_ratt_args a[K_N],
+                                  attn_cl_ratt_chain *ch)
 {
     static const char *const names[K_N] = {"attn_ratt_rla_prep", "attn_ratt_rla_state",
                                            "attn_ratt_rla_rows", "attn_ratt_norm"};
-    ATTN_TRY(forward_bind(be, p, pl, m));
+    ATTN_TRY(forward_bind(be, p, m));
     for (int i = 0; i < K_N; i++)
         ATTN_TRY(attn_cl_create_kernel(ch->cb, "rattention_attn.cl", names[i], pl->options,
                                        &a[i].k));
-    const ratt_ops o = {m[F_Q].op, m[F_K].op, m[F_V].op, m[F_RQ].op, m[F_RK].op, m[F_SWA].op};
-    sub_problems(p, &o, &pl->sub);
+    const attn_cl_ratt_ops o = {m[F_Q].op,  m[F_K].op,  m[F_V].op,
+                                m[F_RQ].op, m[F_RK].op, m[F_SWA].op};
+    attn_cl_ratt_sub_problems(p, &o, &pl->sub);
     if (p->swa && p->S > 0) { /* each sub-run waits for its own commands */
         ATTN_TRY(attn_opencl_rope_impl.run(be, &pl->sub.rq));
         ATTN_TRY(attn_opencl_rope_impl.run(be, &pl->sub.rk));
         ATTN_TRY(attn_opencl_sdpa_impl.run(be, &pl->sub.swa));
     }
     int64_t items[K_N];
-    forward_args(p, pl, m, a, items);
+    forward_args(p, m, a, items);
     for (int i = 0; i < K_N; i++)
-        ATTN_TRY(enqueue(ch, &a[i], items[i], pl->wg));
-    return finish(ch, &m[F_OUT], 2);
+        ATTN_TRY(attn_cl_ratt_enqueue(ch, &a[i], items[i], pl->wg));
+    return attn_cl_ratt_finish(ch, &m[F_OUT], 2);
 }
 
 /* The end of a chain of launches: its kernels released, its last event waited for. */
-static attn_status chain_end(ratt_args *a, int n, ratt_chain *ch, attn_status st)
+attn_status attn_cl_ratt_chain_end(attn_cl_ratt_args *a, int n, attn_cl_ratt_chain *ch,
+                                   attn_status st)
 {
     for (int i = 0; i < n; i++)
         if (a[i].k)
@@ -521,12 +506,12 @@ static attn_status chain_end(ratt_args *a, int n, ratt_chain *ch, attn_status st
 }
 
 static attn_status forward_run(attn_backend *be, const attn_rattention_problem *p,
-                               ratt_plan *pl, ratt_mem m[F_N])
+                               ratt_plan *pl, attn_cl_ratt_mem m[F_N])
 {
-    ratt_args a[K_N];
+    attn_cl_ratt_args a[K_N];
     memset(a, 0, sizeof a);
-    ratt_chain ch = {be->impl, NULL};
-    return chain_end(a, K_N, &ch, forward_launch(be, p, pl, m, a, &ch));
+    attn_cl_ratt_chain ch = {be->impl, NULL};
+    return attn_cl_ratt_chain_end(a, K_N, &ch, forward_launch(be, p, pl, m, a, &ch));
 }
 
 /* ---- decode ---- */
@@ -545,8 +530,8 @@ static int64_t oldest_token(const attn_rattention_problem *p)
     return p->pos - p->slots + 1 > 0 ? p->pos - p->slots + 1 : 0;
 }
 
-static attn_status turns_buffer(attn_backend *be, const attn_rattention_problem *p,
-                                ratt_mem *m)
+attn_status attn_cl_ratt_turns(attn_backend *be, const attn_rattention_problem *p,
+                               attn_cl_ratt_mem *m)
 {
     attn_cl_backend *cb = be->impl;
     memset(m, 0, sizeof *m);
@@ -556,37 +541,37 @@ static attn_status turns_buffer(attn_backend *be, const attn_rattention_problem 
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory (rope frequencies)");
     attn_cl_rope_turns(p->theta, p->Dk, (int64_t)n, turns);
     cl_int err;
-    m->mem = clCreateBuffer(cb->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
+    m->dev.mem = clCreateBuffer(cb->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR,
                             n * sizeof *turns, turns, &err);
     free(turns);
     ATTN_CL_TRY(err, "clCreateBuffer (rope frequencies)");
-    m->owned = 1;
+    m->dev.owned = 1;
     return ATTN_OK;
 }
 
 static attn_status decode_bind(attn_backend *be, const attn_rattention_problem *p,
-                               ratt_mem m[D_N])
+                               attn_cl_ratt_mem m[D_N])
 {
     const attn_operand *user[D_TURNS] = {&p->q, &p->k, &p->v, &p->gamma_swa, &p->gamma_rla,
                                          &p->out, &p->k_ring, &p->v_ring, &p->state};
     for (int i = 0; i < D_TURNS; i++)
-        ATTN_TRY(bind(be, user[i], i >= D_OUT, &m[i]));
+        ATTN_TRY(attn_cl_ratt_bind(be, user[i], i >= D_OUT, &m[i]));
     const int64_t ns = seen_slots(p), groups = p->B * p->Hkv;
     if (p->swa) { /* (cos, sin) of every pair at every position the call rotates */
-        ATTN_TRY(turns_buffer(be, p, &m[D_TURNS]));
+        ATTN_TRY(attn_cl_ratt_turns(be, p, &m[D_TURNS]));
         const int64_t rows = p->pos + p->S - oldest_token(p);
-        ATTN_TRY(scratch(be, (size_t)(rows * p->Dk), NULL, &m[D_CS]));
+        ATTN_TRY(attn_cl_ratt_scratch(be, (size_t)(rows * p->Dk), NULL, &m[D_CS]));
     }
     const int64_t region = p->Df + p->group * (p->Df + p->Dk + ns + 2 * p->Dv + 3);
-    ATTN_TRY(scratch(be, (size_t)(groups * region), NULL, &m[D_SCR]));
-    return scratch(be, (size_t)(groups * ns * p->Dk), NULL, &m[D_KROT]);
+    ATTN_TRY(attn_cl_ratt_scratch(be, (size_t)(groups * region), NULL, &m[D_SCR]));
+    return attn_cl_ratt_scratch(be, (size_t)(groups * ns * p->Dk), NULL, &m[D_KROT]);
 }
 
 enum { KD_ANGLES, KD_DECODE, KD_N };
 
 static attn_status decode_launch(attn_backend *be, const attn_rattention_problem *p,
-                                 const ratt_plan *pl, ratt_mem m[D_N], ratt_args a[KD_N],
-                                 ratt_chain *ch)
+                                 const ratt_plan *pl, attn_cl_ratt_mem m[D_N],
+                                 attn_cl_ratt_args a[KD_N], attn_cl_ratt_chain *ch)
 {
     ATTN_TRY(decode_bind(be, p, m));
     if (p->swa)
@@ -596,51 +581,53 @@ static attn_status decode_launch(attn_backend *be, const attn_rattention_problem
                                    pl->options, &a[KD_DECODE].k));
     const int64_t j0 = oldest_token(p), rows = p->pos + p->S - j0;
     if (p->swa) {
-        put_mem(&a[KD_ANGLES], &m[D_TURNS], 0);
-        put_mem(&a[KD_ANGLES], &m[D_CS], 0);
-        put_longs(&a[KD_ANGLES], 2, (const int64_t[]){p->offset - p->pos + j0, rows});
-        ATTN_TRY(enqueue(ch, &a[KD_ANGLES], rows * (p->Dk / 2), RATT_ITEMS_WG < pl->wg
+        attn_cl_ratt_put_mem(&a[KD_ANGLES], &m[D_TURNS], 0);
+        attn_cl_ratt_put_mem(&a[KD_ANGLES], &m[D_CS], 0);
+        attn_cl_ratt_put_longs(&a[KD_ANGLES], 2, (const int64_t[]){p->offset - p->pos + j0, rows});
+        ATTN_TRY(attn_cl_ratt_enqueue(ch, &a[KD_ANGLES], rows * (p->Dk / 2), RATT_ITEMS_WG < pl->wg
                                                                     ? RATT_ITEMS_WG
                                                                     : pl->wg));
     }
-    ratt_args *d = &a[KD_DECODE];
+    attn_cl_ratt_args *d = &a[KD_DECODE];
     for (int i = D_Q; i <= D_VR; i++)
         if (i != D_GS && i != D_GR)
-            put_mem(d, &m[i], 1);
-    put_mem(d, &m[D_ST], 1);
-    put_mem(d, &m[D_GS], 1);
-    put_mem(d, &m[D_GR], 1);
-    put_mem(d, &m[D_CS], 0);
-    put_mem(d, &m[D_SCR], 0);
-    put_mem(d, &m[D_KROT], 0);
-    put_longs(d, 7, (const int64_t[]){p->S, p->Hkv, p->group, p->pos, p->slots, seen_slots(p),
-                                      j0});
-    put_float(d, p->scale);
-    put_float(d, p->eps);
-    ATTN_TRY(enqueue(ch, d, p->B * p->Hkv * pl->wg, pl->wg));
-    return finish(ch, &m[D_OUT], 4);
+            attn_cl_ratt_put_mem(d, &m[i], 1);
+    attn_cl_ratt_put_mem(d, &m[D_ST], 1);
+    attn_cl_ratt_put_mem(d, &m[D_GS], 1);
+    attn_cl_ratt_put_mem(d, &m[D_GR], 1);
+    attn_cl_ratt_put_mem(d, &m[D_CS], 0);
+    attn_cl_ratt_put_mem(d, &m[D_SCR], 0);
+    attn_cl_ratt_put_mem(d, &m[D_KROT], 0);
+    attn_cl_ratt_put_longs(
+        d, 7, (const int64_t[]){p->S, p->Hkv, p->group, p->pos, p->slots, seen_slots(p), j0});
+    attn_cl_ratt_put_float(d, p->scale);
+    attn_cl_ratt_put_float(d, p->eps);
+    ATTN_TRY(attn_cl_ratt_enqueue(ch, d, p->B * p->Hkv * pl->wg, pl->wg));
+    return attn_cl_ratt_finish(ch, &m[D_OUT], 4);
 }
 
 static attn_status decode_run(attn_backend *be, const attn_rattention_problem *p,
-                              const ratt_plan *pl, ratt_mem m[D_N])
+                              const ratt_plan *pl, attn_cl_ratt_mem m[D_N])
 {
-    ratt_args a[KD_N];
+    attn_cl_ratt_args a[KD_N];
     memset(a, 0, sizeof a);
-    ratt_chain ch = {be->impl, NULL};
-    return chain_end(a, KD_N, &ch, decode_launch(be, p, pl, m, a, &ch));
+    attn_cl_ratt_chain ch = {be->impl, NULL};
+    return attn_cl_ratt_chain_end(a, KD_N, &ch, decode_launch(be, p, pl, m, a, &ch));
 }
 
 static attn_status ratt_run(attn_backend *be, const void *problem)
 {
     const attn_rattention_problem *p = problem;
+    if (p->backward)
+        return attn_cl_rattention_backward_run(be, p);
     ratt_plan pl;
     ATTN_TRY(make_plan(be, p, &pl));
-    ratt_mem m[(int)F_N > (int)D_N ? (int)F_N : (int)D_N];
+    attn_cl_ratt_mem m[(int)F_N > (int)D_N ? (int)F_N : (int)D_N];
     memset(m, 0, sizeof m);
     attn_status st = p->decode ? decode_run(be, p, &pl, m) : forward_run(be, p, &pl, m);
     if (st != ATTN_OK) /* nothing may still use the temporaries below */
         clFinish(((attn_cl_backend *)be->impl)->queue);
-    release_all(m, (int)(sizeof m / sizeof m[0]));
+    attn_cl_ratt_release_all(m, (int)(sizeof m / sizeof m[0]));
     if (st == ATTN_OK)
         attn_cl_note_kernel(be->impl, pl.name);
     return st;

@@ -1,9 +1,10 @@
 /* ocl_sdpa.c - SDPA on the OpenCL backend: the launch plan (specialisation, tiles, decode
  * split) that both the capability check and the forward call derive from the same rules,
  * operand binding (device buffers in place; host tensors uploaded, outputs gathered into a
- * compact buffer and scattered back), and the launches of cl/sdpa_flash_fwd.cl and cl/sdpa_decode.cl. */
-#include "attn_sdpa_problem.h"
-#include "ocl_internal.h"
+ * compact buffer and scattered back) and launches, shared with the backward (ocl_sdpa.h), and
+ * the launches of cl/sdpa_flash_fwd.cl and cl/sdpa_decode.cl. A backward problem goes to
+ * ocl_sdpa_backward.c. */
+#include "ocl_sdpa.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +30,6 @@ typedef struct sdpa_plan {
 static int is_vec_width(int x)
 {
     return x == 2 || x == 4 || x == 8 || x == 16;
-}
-
-static int64_t ceil_div(int64_t a, int64_t b)
-{
-    return (a + b - 1) / b;
 }
 
 static int pow2_at_least(int64_t x)
@@ -65,7 +61,7 @@ static attn_status plan_tiles(const attn_cl_backend *cb, const attn_sdpa_problem
         return attn_fail(ATTN_ERR_UNSUPPORTED,
                          "opencl: work-group size %d exceeds the device maximum %zu", pl->t.wg,
                          cb->info.max_work_group_size);
-    int64_t dvp = ceil_div(p->Dv, pl->t.vw) * pl->t.vw;
+    int64_t dvp = attn_cl_ceil_div(p->Dv, pl->t.vw) * pl->t.vw;
     int64_t priv = 4 * ((int64_t)pl->t.br * (p->Dk + dvp + pl->t.bc + 2) +
                         (int64_t)pl->t.bc * (p->Dk + dvp));
     if (priv > ATTN_CL_MAX_PRIVATE)
@@ -79,7 +75,7 @@ static attn_status plan_tiles(const attn_cl_backend *cb, const attn_sdpa_problem
 /* Decode (few queries, long KV): split the keys so every compute unit has work. */
 static void plan_split(const attn_cl_backend *cb, const attn_sdpa_problem *p, sdpa_plan *pl)
 {
-    pl->nblocks = ceil_div(p->Sq * p->group, pl->t.br);
+    pl->nblocks = attn_cl_ceil_div(p->Sq * p->group, pl->t.br);
     int64_t items = pl->nblocks * p->B * p->Hkv;
     /* Enough work-items for every compute unit several times over (at least 128 each, which
      * CPU runtimes need to balance; GPUs need a few work-groups each). */
@@ -88,14 +84,14 @@ static void plan_split(const attn_cl_backend *cb, const attn_sdpa_problem *p, sd
     pl->nsplit = 1;
     pl->split_len = p->Skv;
     if (p->Sq <= 4 && p->Skv >= 2 * ATTN_CL_SPLIT_MIN_KEYS && items < target) {
-        int64_t n = ceil_div(target, items);
+        int64_t n = attn_cl_ceil_div(target, items);
         if (n > p->Skv / ATTN_CL_SPLIT_MIN_KEYS)
             n = p->Skv / ATTN_CL_SPLIT_MIN_KEYS;
         if (n > ATTN_CL_MAX_SPLIT)
             n = ATTN_CL_MAX_SPLIT;
         if (n >= 2) {
-            pl->split_len = ceil_div(ceil_div(p->Skv, n), pl->t.bc) * pl->t.bc;
-            pl->nsplit = ceil_div(p->Skv, pl->split_len);
+            pl->split_len = attn_cl_ceil_div(attn_cl_ceil_div(p->Skv, n), pl->t.bc) * pl->t.bc;
+            pl->nsplit = attn_cl_ceil_div(p->Skv, pl->split_len);
         }
     }
     pl->split = pl->nsplit > 1;
@@ -108,10 +104,10 @@ static void plan_kv_path(const attn_cl_backend *cb, const attn_sdpa_problem *p, 
     /* Packing pays when each K/V tile is reused by several row blocks; a decode reads K/V
      * once, so it gathers them directly. */
     pl->pack = !pl->split && pl->nblocks > 1;
-    pl->skp = ceil_div(p->Skv, pl->t.bc) * pl->t.bc;
+    pl->skp = attn_cl_ceil_div(p->Skv, pl->t.bc) * pl->t.bc;
     pl->kv_vec = !pl->pack && p->k.stride[3] == 1 && p->v.stride[3] == 1 && p->Dk % 16 == 0 &&
                  p->Dv % 16 == 0;
-    int64_t dvp = ceil_div(p->Dv, pl->t.vw) * pl->t.vw;
+    int64_t dvp = attn_cl_ceil_div(p->Dv, pl->t.vw) * pl->t.vw;
     uint64_t local_bytes = 4 * (uint64_t)pl->t.bc * (uint64_t)(p->Dk + dvp);
     pl->local = pl->pack && pl->t.local && local_bytes <= cb->info.local_mem_bytes;
 }
@@ -164,13 +160,17 @@ static attn_status make_plan(const attn_cl_backend *cb, const attn_sdpa_problem 
 static attn_status cl_sdpa_supported(attn_backend *be, const void *p)
 {
     if (((const attn_sdpa_problem *)p)->backward)
-        return attn_fail(ATTN_ERR_UNSUPPORTED, "opencl: the SDPA backward is not available");
+        return attn_cl_sdpa_backward_supported(be->impl, p);
     sdpa_plan pl;
     return make_plan(be->impl, p, &pl);
 }
 
 static void cl_sdpa_impl_name(attn_backend *be, const void *p, char *buf, size_t n)
 {
+    if (((const attn_sdpa_problem *)p)->backward) {
+        attn_cl_sdpa_backward_impl_name(be->impl, p, buf, n);
+        return;
+    }
     sdpa_plan pl;
     if (make_plan(be->impl, p, &pl) == ATTN_OK)
         snprintf(buf, n, "opencl:%s", pl.name);
@@ -178,16 +178,7 @@ static void cl_sdpa_impl_name(attn_backend *be, const void *p, char *buf, size_t
         snprintf(buf, n, "opencl:unsupported");
 }
 
-/* ---- operands ---- */
-
-typedef struct cl_operand {
-    cl_mem mem;       /* NULL when absent */
-    cl_ulong off;     /* element offset */
-    cl_long4 st;      /* element strides */
-    int owned;        /* mem is a temporary of this call */
-    void *gather;     /* host output: compact copy read back here, then scattered */
-    size_t bytes;
-} cl_operand;
+/* ---- operands (ocl_sdpa.h) ---- */
 
 static int64_t extent(const attn_operand *o)
 {
@@ -197,20 +188,25 @@ static int64_t extent(const attn_operand *o)
     return e;
 }
 
-static void set_strides(cl_operand *c, const int64_t st[4])
+/* A view with no element (a backward with Sq = 0 reads no query row): no buffer. */
+static int empty_view(const attn_operand *o)
+{
+    return o->t->shape[0] * o->t->shape[1] * o->t->shape[2] * o->t->shape[3] == 0;
+}
+
+void attn_cl_set_strides(attn_cl_operand *c, const int64_t st[4])
 {
     for (int i = 0; i < 4; i++)
         c->st.s[i] = st[i];
 }
 
-/* Inputs: a device buffer in place, or the host view's extent uploaded. */
-static attn_status bind_input(attn_cl_backend *cb, const attn_operand *o, cl_operand *c)
+attn_status attn_cl_bind_input(attn_cl_backend *cb, const attn_operand *o, attn_cl_operand *c)
 {
     memset(c, 0, sizeof *c);
-    if (!o->t)
+    if (!o->t || empty_view(o))
         return ATTN_OK;
     size_t esz = attn_dtype_size(o->dtype);
-    set_strides(c, o->stride);
+    attn_cl_set_strides(c, o->stride);
     if (!o->ptr) {
         c->mem = (cl_mem)o->t->buffer->impl;
         c->off = o->t->offset / esz;
@@ -227,24 +223,26 @@ static attn_status bind_input(attn_cl_backend *cb, const attn_operand *o, cl_ope
     return ATTN_OK;
 }
 
-/* Outputs: a device buffer in place, or a compact [B][Sq][Hq][n] buffer for a host view (the
- * kernel never writes between the view's elements, and neither does the scatter). */
-static attn_status bind_output(attn_cl_backend *cb, const attn_sdpa_problem *p,
-                               const attn_operand *o, int64_t n, cl_operand *c)
+/* The compact buffer is [s0][s1][s2][s3] of the view's shape: the kernel never writes
+ * between the view's elements, and neither does the scatter. */
+attn_status attn_cl_bind_output(attn_cl_backend *cb, const attn_operand *o, attn_cl_operand *c)
 {
     memset(c, 0, sizeof *c);
     if (!o->t)
         return ATTN_OK;
     size_t esz = attn_dtype_size(o->dtype);
     if (!o->ptr) {
-        set_strides(c, o->stride);
+        attn_cl_set_strides(c, o->stride);
         c->mem = (cl_mem)o->t->buffer->impl;
         c->off = o->t->offset / esz;
         return ATTN_OK;
     }
-    int64_t st[4] = {p->Sq * p->Hq * n, p->Hq * n, n, 1};
-    set_strides(c, st);
-    c->bytes = (size_t)(p->B * p->Sq * p->Hq * n) * esz;
+    const int64_t *sh = o->t->shape;
+    int64_t st[4] = {sh[1] * sh[2] * sh[3], sh[2] * sh[3], sh[3], 1};
+    attn_cl_set_strides(c, st);
+    c->bytes = (size_t)(sh[0] * sh[1] * sh[2] * sh[3]) * esz;
+    if (c->bytes == 0)
+        return ATTN_OK;
     cl_int err;
     c->mem = clCreateBuffer(cb->ctx, CL_MEM_WRITE_ONLY, c->bytes, NULL, &err);
     ATTN_CL_TRY(err, "clCreateBuffer (output)");
@@ -254,7 +252,7 @@ static attn_status bind_output(attn_cl_backend *cb, const attn_sdpa_problem *p,
     return ATTN_OK;
 }
 
-static void release(cl_operand *c)
+void attn_cl_release(attn_cl_operand *c)
 {
     if (c->owned && c->mem)
         clReleaseMemObject(c->mem);
@@ -262,15 +260,15 @@ static void release(cl_operand *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Compact [B][Sq][Hq][n] rows -> the user's strided host view. */
-static void scatter(const attn_sdpa_problem *p, const attn_operand *o, int64_t n,
-                    const void *src)
+/* Compact [s0][s1][s2][s3] rows -> the user's strided host view. */
+static void scatter(const attn_operand *o, const void *src)
 {
     size_t esz = attn_dtype_size(o->dtype);
+    const int64_t *sh = o->t->shape, n = sh[3];
     const char *s = src;
-    for (int64_t b = 0; b < p->B; b++)
-        for (int64_t i = 0; i < p->Sq; i++)
-            for (int64_t h = 0; h < p->Hq; h++) {
+    for (int64_t b = 0; b < sh[0]; b++)
+        for (int64_t i = 0; i < sh[1]; i++)
+            for (int64_t h = 0; h < sh[2]; h++) {
                 char *row = (char *)o->ptr + attn_at(o, b, i, h, 0) * (int64_t)esz;
                 if (o->stride[3] == 1 || n == 1) {
                     memcpy(row, s, (size_t)n * esz);
@@ -283,30 +281,32 @@ static void scatter(const attn_sdpa_problem *p, const attn_operand *o, int64_t n
             }
 }
 
-/* ---- launches ---- */
+attn_status attn_cl_scratch(attn_cl_backend *cb, size_t bytes, attn_cl_operand *c)
+{
+    cl_int err;
+    c->mem = clCreateBuffer(cb->ctx, CL_MEM_READ_WRITE, bytes ? bytes : sizeof(float), NULL,
+                            &err);
+    ATTN_CL_TRY(err, "clCreateBuffer (scratch)");
+    c->owned = 1;
+    return ATTN_OK;
+}
 
-/* The commands of one call on the shared queue: each waits for the call's previous one, and
- * the call waits for its last one only, never for what other threads enqueued meanwhile. */
-typedef struct cl_chain {
-    attn_cl_backend *cb;
-    cl_event last; /* NULL before the first command */
-} cl_chain;
+/* ---- launches (ocl_sdpa.h) ---- */
 
-static cl_uint chain_wait(const cl_chain *ch, const cl_event **list)
+cl_uint attn_cl_chain_wait(const attn_cl_chain *ch, const cl_event **list)
 {
     *list = ch->last ? &ch->last : NULL;
     return ch->last ? 1 : 0;
 }
 
-static void chain_push(cl_chain *ch, cl_event ev)
+void attn_cl_chain_push(attn_cl_chain *ch, cl_event ev)
 {
     if (ch->last)
         clReleaseEvent(ch->last);
     ch->last = ev;
 }
 
-/* Blocks until the call's commands are done (all of them: each depends on the one before). */
-static cl_int chain_wait_all(cl_chain *ch)
+cl_int attn_cl_chain_wait_all(attn_cl_chain *ch)
 {
     cl_int err = ch->last ? clWaitForEvents(1, &ch->last) : CL_SUCCESS;
     if (ch->last)
@@ -315,48 +315,61 @@ static cl_int chain_wait_all(cl_chain *ch)
     return err;
 }
 
-typedef struct argset {
-    cl_kernel k;
-    cl_uint i;
-    cl_int err;
-} argset;
+attn_status attn_cl_finish(attn_cl_chain *ch, attn_cl_operand *const *outs,
+                           const attn_operand *const *ops, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!outs[i]->gather)
+            continue;
+        const cl_event *wait;
+        cl_uint nwait = attn_cl_chain_wait(ch, &wait);
+        cl_event ev = NULL;
+        ATTN_CL_TRY(clEnqueueReadBuffer(ch->cb->queue, outs[i]->mem, CL_FALSE, 0,
+                                        outs[i]->bytes, outs[i]->gather, nwait, wait, &ev),
+                    "clEnqueueReadBuffer (output)");
+        attn_cl_chain_push(ch, ev);
+    }
+    ATTN_CL_TRY(attn_cl_chain_wait_all(ch), "clWaitForEvents");
+    for (int i = 0; i < n; i++)
+        if (outs[i]->gather)
+            scatter(ops[i], outs[i]->gather);
+    return ATTN_OK;
+}
 
-static void arg(argset *a, size_t size, const void *v)
+void attn_cl_arg(attn_cl_args *a, size_t size, const void *v)
 {
     if (a->err == CL_SUCCESS)
         a->err = clSetKernelArg(a->k, a->i, size, v);
     a->i++;
 }
 
-static void arg_long(argset *a, int64_t x)
+void attn_cl_arg_long(attn_cl_args *a, int64_t x)
 {
     cl_long v = x;
-    arg(a, sizeof v, &v);
+    attn_cl_arg(a, sizeof v, &v);
 }
 
-static void arg_float(argset *a, double x)
+void attn_cl_arg_float(attn_cl_args *a, double x)
 {
     cl_float v = (cl_float)x;
-    arg(a, sizeof v, &v);
+    attn_cl_arg(a, sizeof v, &v);
 }
 
-static void arg_operand(argset *a, const cl_operand *c)
+void attn_cl_arg_operand(attn_cl_args *a, const attn_cl_operand *c)
 {
-    arg(a, sizeof(cl_mem), &c->mem);
-    arg(a, sizeof c->off, &c->off);
-    arg(a, sizeof c->st, &c->st);
+    attn_cl_arg(a, sizeof(cl_mem), &c->mem);
+    attn_cl_arg(a, sizeof c->off, &c->off);
+    attn_cl_arg(a, sizeof c->st, &c->st);
 }
 
-/* Enqueues a's kernel (its arguments set) on items0 x items1 work-items (items1 = 1: a 1-D
- * launch) in groups of wg along dim 0, then releases the kernel: this call's own object. */
-static attn_status launch(cl_chain *ch, argset *a, const char *name, int64_t items0,
-                          int64_t items1, int wg)
+attn_status attn_cl_launch(attn_cl_chain *ch, attn_cl_args *a, const char *name,
+                           int64_t items0, int64_t items1, int wg)
 {
     char what[96];
     size_t local[2] = {(size_t)wg, 1};
-    size_t global[2] = {(size_t)ceil_div(items0, wg) * local[0], (size_t)items1};
+    size_t global[2] = {(size_t)attn_cl_ceil_div(items0, wg) * local[0], (size_t)items1};
     const cl_event *wait;
-    cl_uint nwait = chain_wait(ch, &wait);
+    cl_uint nwait = attn_cl_chain_wait(ch, &wait);
     cl_event ev = NULL;
     cl_int err = a->err;
     snprintf(what, sizeof what, "clSetKernelArg (%s)", name);
@@ -367,101 +380,92 @@ static attn_status launch(cl_chain *ch, argset *a, const char *name, int64_t ite
     }
     clReleaseKernel(a->k);
     ATTN_CL_TRY(err, what);
-    chain_push(ch, ev);
+    attn_cl_chain_push(ch, ev);
     return ATTN_OK;
 }
 
 /* Operands of one forward call: q k v mask_add mask_bool, out lse, split scratch. */
 typedef struct sdpa_bind {
-    cl_operand in[5], out, lse, part_o, part_lse, kp, vp;
+    attn_cl_operand in[5], out, lse, part_o, part_lse, kp, vp;
 } sdpa_bind;
 
-static attn_status launch_pack(cl_chain *ch, const attn_sdpa_problem *p, const sdpa_plan *pl,
+static attn_status launch_pack(attn_cl_chain *ch, const attn_sdpa_problem *p, const sdpa_plan *pl,
                                const sdpa_bind *bd)
 {
-    argset a = {NULL, 0, CL_SUCCESS};
+    attn_cl_args a = {NULL, 0, CL_SUCCESS};
     attn_status st = attn_cl_create_kernel(ch->cb, "sdpa_flash_fwd.cl", "attn_pack_kv",
                                            pl->options, &a.k);
     if (st != ATTN_OK)
         return st;
-    arg_operand(&a, &bd->in[1]);
-    arg_operand(&a, &bd->in[2]);
-    arg(&a, sizeof(cl_mem), &bd->kp.mem);
-    arg(&a, sizeof(cl_mem), &bd->vp.mem);
-    arg_long(&a, p->B);
-    arg_long(&a, p->Skv);
-    arg_long(&a, p->Hkv);
-    arg_long(&a, pl->skp);
+    attn_cl_arg_operand(&a, &bd->in[1]);
+    attn_cl_arg_operand(&a, &bd->in[2]);
+    attn_cl_arg(&a, sizeof(cl_mem), &bd->kp.mem);
+    attn_cl_arg(&a, sizeof(cl_mem), &bd->vp.mem);
+    attn_cl_arg_long(&a, p->B);
+    attn_cl_arg_long(&a, p->Skv);
+    attn_cl_arg_long(&a, p->Hkv);
+    attn_cl_arg_long(&a, pl->skp);
     /* One key per work-item: groups of 16 amortise per-group launch cost on CPU runtimes. */
     size_t maxwg = ch->cb->info.max_work_group_size;
-    return launch(ch, &a, "attn_pack_kv", p->B * p->Hkv * pl->skp, 1,
+    return attn_cl_launch(ch, &a, "attn_pack_kv", p->B * p->Hkv * pl->skp, 1,
                   maxwg < 16 ? (int)maxwg : 16);
 }
 
-static attn_status launch_flash(cl_chain *ch, const attn_sdpa_problem *p, const sdpa_plan *pl,
+static attn_status launch_flash(attn_cl_chain *ch, const attn_sdpa_problem *p, const sdpa_plan *pl,
                                 const sdpa_bind *bd)
 {
-    argset a = {NULL, 0, CL_SUCCESS};
+    attn_cl_args a = {NULL, 0, CL_SUCCESS};
     attn_status st = attn_cl_create_kernel(ch->cb, "sdpa_flash_fwd.cl", "attn_flash_fwd",
                                            pl->options, &a.k);
     if (st != ATTN_OK)
         return st;
-    const cl_operand *o = pl->split ? &bd->part_o : &bd->out;
-    const cl_operand *l = pl->split ? &bd->part_lse : &bd->lse;
+    const attn_cl_operand *o = pl->split ? &bd->part_o : &bd->out;
+    const attn_cl_operand *l = pl->split ? &bd->part_lse : &bd->lse;
     int64_t nrows = p->B * p->Sq * p->Hq;
-    arg_operand(&a, &bd->in[0]);
-    arg_operand(&a, &bd->in[1]);
-    arg_operand(&a, &bd->in[2]);
-    arg(&a, sizeof(cl_mem), &bd->kp.mem);
-    arg(&a, sizeof(cl_mem), &bd->vp.mem);
-    arg_long(&a, pl->skp);
-    arg_operand(&a, o);
-    arg_long(&a, pl->split ? nrows * p->Dv : 0);
-    arg_operand(&a, l);
-    arg_long(&a, pl->split ? nrows : 0);
-    arg_operand(&a, &bd->in[3]);
-    arg_operand(&a, &bd->in[4]);
+    attn_cl_arg_operand(&a, &bd->in[0]);
+    attn_cl_arg_operand(&a, &bd->in[1]);
+    attn_cl_arg_operand(&a, &bd->in[2]);
+    attn_cl_arg(&a, sizeof(cl_mem), &bd->kp.mem);
+    attn_cl_arg(&a, sizeof(cl_mem), &bd->vp.mem);
+    attn_cl_arg_long(&a, pl->skp);
+    attn_cl_arg_operand(&a, o);
+    attn_cl_arg_long(&a, pl->split ? nrows * p->Dv : 0);
+    attn_cl_arg_operand(&a, l);
+    attn_cl_arg_long(&a, pl->split ? nrows : 0);
+    attn_cl_arg_operand(&a, &bd->in[3]);
+    attn_cl_arg_operand(&a, &bd->in[4]);
     int64_t dims[] = {p->B, p->Sq, p->Skv, p->Hkv, p->group};
     for (int i = 0; i < 5; i++)
-        arg_long(&a, dims[i]);
-    arg_float(&a, p->scale);
-    arg_float(&a, p->softcap);
+        attn_cl_arg_long(&a, dims[i]);
+    attn_cl_arg_float(&a, p->scale);
+    attn_cl_arg_float(&a, p->softcap);
     int64_t rest[] = {p->q_offset, p->window_left, p->window_right, pl->nblocks, pl->nsplit,
                       pl->split_len};
     for (int i = 0; i < 6; i++)
-        arg_long(&a, rest[i]);
+        attn_cl_arg_long(&a, rest[i]);
     if (pl->local) /* (row block, bh x split) so a work-group shares its K/V head */
-        return launch(ch, &a, "attn_flash_fwd", pl->nblocks, p->B * p->Hkv * pl->nsplit,
+        return attn_cl_launch(ch, &a, "attn_flash_fwd", pl->nblocks, p->B * p->Hkv * pl->nsplit,
                       pl->t.wg);
-    return launch(ch, &a, "attn_flash_fwd", pl->items, 1, pl->t.wg);
+    return attn_cl_launch(ch, &a, "attn_flash_fwd", pl->items, 1, pl->t.wg);
 }
 
-static attn_status launch_merge(cl_chain *ch, const attn_sdpa_problem *p, const sdpa_plan *pl,
+static attn_status launch_merge(attn_cl_chain *ch, const attn_sdpa_problem *p, const sdpa_plan *pl,
                                 const sdpa_bind *bd)
 {
-    argset a = {NULL, 0, CL_SUCCESS};
+    attn_cl_args a = {NULL, 0, CL_SUCCESS};
     attn_status st = attn_cl_create_kernel(ch->cb, "sdpa_decode.cl", "attn_lse_merge",
                                            pl->merge_options, &a.k);
     if (st != ATTN_OK)
         return st;
-    arg(&a, sizeof(cl_mem), &bd->part_o.mem);
-    arg(&a, sizeof(cl_mem), &bd->part_lse.mem);
-    arg_long(&a, pl->nsplit);
-    arg_long(&a, p->B);
-    arg_long(&a, p->Sq);
-    arg_long(&a, p->Hq);
-    arg_operand(&a, &bd->out);
-    arg_operand(&a, &bd->lse);
-    return launch(ch, &a, "attn_lse_merge", p->B * p->Sq * p->Hq, 1, pl->t.wg);
-}
-
-static attn_status alloc_scratch(attn_cl_backend *cb, size_t bytes, cl_operand *c)
-{
-    cl_int err;
-    c->mem = clCreateBuffer(cb->ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
-    ATTN_CL_TRY(err, "clCreateBuffer (scratch)");
-    c->owned = 1;
-    return ATTN_OK;
+    attn_cl_arg(&a, sizeof(cl_mem), &bd->part_o.mem);
+    attn_cl_arg(&a, sizeof(cl_mem), &bd->part_lse.mem);
+    attn_cl_arg_long(&a, pl->nsplit);
+    attn_cl_arg_long(&a, p->B);
+    attn_cl_arg_long(&a, p->Sq);
+    attn_cl_arg_long(&a, p->Hq);
+    attn_cl_arg_operand(&a, &bd->out);
+    attn_cl_arg_operand(&a, &bd->lse);
+    return attn_cl_launch(ch, &a, "attn_lse_merge", p->B * p->Sq * p->Hq, 1, pl->t.wg);
 }
 
 static attn_status bind_all(attn_cl_backend *cb, const attn_sdpa_problem *p,
@@ -470,67 +474,44 @@ static attn_status bind_all(attn_cl_backend *cb, const attn_sdpa_problem *p,
     const attn_operand *ins[5] = {&p->q, &p->k, &p->v, &p->mask_add, &p->mask_bool};
     attn_status st = ATTN_OK;
     for (int i = 0; i < 5 && st == ATTN_OK; i++)
-        st = bind_input(cb, ins[i], &bd->in[i]);
+        st = attn_cl_bind_input(cb, ins[i], &bd->in[i]);
     if (st == ATTN_OK)
-        st = bind_output(cb, p, &p->out, p->Dv, &bd->out);
+        st = attn_cl_bind_output(cb, &p->out, &bd->out);
     if (st == ATTN_OK)
-        st = bind_output(cb, p, &p->lse, 1, &bd->lse);
+        st = attn_cl_bind_output(cb, &p->lse, &bd->lse);
     if (st == ATTN_OK && pl->split) {
         size_t rows = (size_t)(pl->nsplit * p->B * p->Sq * p->Hq);
-        st = alloc_scratch(cb, rows * (size_t)p->Dv * sizeof(float), &bd->part_o);
+        st = attn_cl_scratch(cb, rows * (size_t)p->Dv * sizeof(float), &bd->part_o);
         if (st == ATTN_OK)
-            st = alloc_scratch(cb, rows * sizeof(float), &bd->part_lse);
+            st = attn_cl_scratch(cb, rows * sizeof(float), &bd->part_lse);
         int64_t so[4] = {p->Sq * p->Hq * p->Dv, p->Hq * p->Dv, p->Dv, 1};
         int64_t sl[4] = {p->Sq * p->Hq, p->Hq, 1, 0};
-        set_strides(&bd->part_o, so);
-        set_strides(&bd->part_lse, sl);
+        attn_cl_set_strides(&bd->part_o, so);
+        attn_cl_set_strides(&bd->part_lse, sl);
     }
     if (st == ATTN_OK && pl->pack) {
         size_t n = (size_t)(p->B * p->Hkv * pl->skp);
-        int64_t dvp = ceil_div(p->Dv, pl->t.vw) * pl->t.vw;
-        st = alloc_scratch(cb, n * (size_t)p->Dk * sizeof(float), &bd->kp);
+        int64_t dvp = attn_cl_ceil_div(p->Dv, pl->t.vw) * pl->t.vw;
+        st = attn_cl_scratch(cb, n * (size_t)p->Dk * sizeof(float), &bd->kp);
         if (st == ATTN_OK)
-            st = alloc_scratch(cb, n * (size_t)dvp * sizeof(float), &bd->vp);
+            st = attn_cl_scratch(cb, n * (size_t)dvp * sizeof(float), &bd->vp);
     }
     return st;
-}
-
-/* Reads compact host outputs back after the call's kernels, waits for the call's commands,
- * then scatters the outputs into the user's views. */
-static attn_status finish(cl_chain *ch, const attn_sdpa_problem *p, sdpa_bind *bd)
-{
-    cl_operand *outs[2] = {&bd->out, &bd->lse};
-    const attn_operand *ops[2] = {&p->out, &p->lse};
-    int64_t n[2] = {p->Dv, 1};
-    for (int i = 0; i < 2; i++) {
-        if (!outs[i]->gather)
-            continue;
-        const cl_event *wait;
-        cl_uint nwait = chain_wait(ch, &wait);
-        cl_event ev = NULL;
-        ATTN_CL_TRY(clEnqueueReadBuffer(ch->cb->queue, outs[i]->mem, CL_FALSE, 0,
-                                        outs[i]->bytes, outs[i]->gather, nwait, wait, &ev),
-                    "clEnqueueReadBuffer (output)");
-        chain_push(ch, ev);
-    }
-    ATTN_CL_TRY(chain_wait_all(ch), "clWaitForEvents");
-    for (int i = 0; i < 2; i++)
-        if (outs[i]->gather)
-            scatter(p, ops[i], n[i], outs[i]->gather);
-    return ATTN_OK;
 }
 
 static attn_status cl_sdpa_run(attn_backend *be, const void *problem)
 {
     const attn_sdpa_problem *p = problem;
     attn_cl_backend *cb = be->impl;
+    if (p->backward)
+        return attn_cl_sdpa_backward_run(cb, p);
     sdpa_plan pl;
     attn_status st = make_plan(cb, p, &pl);
     if (st != ATTN_OK)
         return st;
     sdpa_bind bd;
     memset(&bd, 0, sizeof bd);
-    cl_chain ch = {cb, NULL};
+    attn_cl_chain ch = {cb, NULL};
     st = bind_all(cb, p, &pl, &bd);
     if (st == ATTN_OK && pl.pack)
         st = launch_pack(&ch, p, &pl, &bd);
@@ -538,15 +519,17 @@ static attn_status cl_sdpa_run(attn_backend *be, const void *problem)
         st = launch_flash(&ch, p, &pl, &bd);
     if (st == ATTN_OK && pl.split)
         st = launch_merge(&ch, p, &pl, &bd);
+    attn_cl_operand *outs[2] = {&bd.out, &bd.lse};
+    const attn_operand *ops[2] = {&p->out, &p->lse};
     if (st == ATTN_OK)
-        st = finish(&ch, p, &bd);
-    chain_wait_all(&ch); /* after a failure: nothing may still use the temporaries below */
+        st = attn_cl_finish(&ch, outs, ops, 2);
+    attn_cl_chain_wait_all(&ch); /* after a failure: nothing may still use the temporaries below */
     if (st == ATTN_OK)
         attn_cl_note_kernel(cb, pl.name);
-    cl_operand *all[] = {&bd.in[0], &bd.in[1], &bd.in[2], &bd.in[3], &bd.in[4],
+    attn_cl_operand *all[] = {&bd.in[0], &bd.in[1], &bd.in[2], &bd.in[3], &bd.in[4],
                          &bd.out,   &bd.lse,   &bd.part_o, &bd.part_lse, &bd.kp, &bd.vp};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        release(all[i]);
+        attn_cl_release(all[i]);
     return st;
 }
 

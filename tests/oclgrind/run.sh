@@ -2,7 +2,7 @@
 # run.sh - the OpenCL kernels at GPU work-group sizes under Oclgrind (Debian's OpenCL 1.2
 # device simulator, loaded as an ICD): half the quick conformance list with every row of the
 # per-device tuning table (src/opencl/ocl_tune.c) in device memory (and host memory on the GPU
-# row), with Oclgrind's
+# row), and one backward case per op on the GPU row, with Oclgrind's
 # out-of-bounds, data-race and API checks. Any Oclgrind report or failed case fails the run.
 # Usage: tests/oclgrind/run.sh ATTN_BINARY [extra attn conform options...]
 # Exit: 0 all clean, 1 a failure, 77 (skip) when Oclgrind or the binary's OpenCL is missing.
@@ -30,8 +30,14 @@ rows=("pocl-cpu br=16,bc=16,vw=16,wg=1,local=0"
       "gpu br=2,bc=16,vw=8,wg=64,local=1"
       "intel-gpu br=2,bc=8,vw=8,wg=32,local=1"
       "any br=4,bc=8,vw=8,wg=16,local=1")
-# Each row runs half of the quick list (alternating), so the rows together cover all of it.
-"$attn" conform --list --quick > "$work/quick.cases" 2>/dev/null
+# Each row runs half of the quick list's forward cases (alternating), so the rows together cover
+# all of them; the backward kernels (several launches per case, each op's suite also runs under
+# Oclgrind by hand: docs/opencl.md) with one quick backward case of each op (the one with the
+# most options: the longest name), on the GPU row in device memory.
+"$attn" conform --list --quick 2>/dev/null | grep -v ' backward' > "$work/quick.cases"
+"$attn" conform --list --quick 2>/dev/null | grep ' backward' |
+    awk '{ if (length($0) > len[$1]) { len[$1] = length($0); best[$1] = $0 } }
+         END { for (k in best) print best[k] }' > "$work/backward.cases"
 fail=0
 n=0
 for row in "${rows[@]}"; do
@@ -42,9 +48,14 @@ for row in "${rows[@]}"; do
     mems=device
     [ "$label" = gpu ] && mems="device host" # the host-memory path: upload, compact, scatter
     for mem in $mems; do
+        cases="$work/row.cases"
+        if [ "$label" = gpu ] && [ "$mem" = device ]; then
+            cat "$work/row.cases" "$work/backward.cases" > "$work/rowb.cases"
+            cases="$work/rowb.cases"
+        fi
         start=$SECONDS
         "$attn" conform --backend opencl --device 0:0 --options "$opts" --memory "$mem" \
-            --cases "$work/row.cases" "$@" > "$work/out" 2> "$work/err"
+            --cases "$cases" "$@" > "$work/out" 2> "$work/err"
         rc=$?
         summary=$(tail -n 1 "$work/out")
         reports=$(grep -c . "$work/err")

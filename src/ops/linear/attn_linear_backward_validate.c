@@ -4,6 +4,7 @@
  * differentiate. */
 #include "attn_backend_impl.h"
 #include "attn_desc.h"
+#include "attn_qkv.h"
 #include "attn_linear_problem.h"
 
 #include <string.h>
@@ -93,6 +94,7 @@ attn_status attn_linear_validate_backward(const attn_linear_desc *d, const attn_
         st = &none;
     if (d)
         ATTN_TRY(check_pairs(d, st, g));
+    ATTN_TRY(attn_qkv_check_dout(dout, q, v));
     /* dout has out's shape and rules: the forward's checks with dout as out */
     ATTN_TRY(attn_linear_validate(d, q, k, v, dout, st, p));
     const attn_tensor *const t[L_N] = {q,         k,      v,      st->state_in, st->z_in,

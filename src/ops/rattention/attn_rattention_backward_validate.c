@@ -4,6 +4,7 @@
  * tensors they differentiate. */
 #include "attn_backend_impl.h"
 #include "attn_desc.h"
+#include "attn_qkv.h"
 #include "attn_rattention_problem.h"
 
 #include <string.h>
@@ -72,6 +73,7 @@ attn_status attn_rattention_validate_backward(const attn_rattention_desc *d,
     if (g->d_state_in && !io->state_in)
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
                          "grads.d_state_in is given but io->state_in is NULL");
+    ATTN_TRY(attn_qkv_check_dout(dout, q, v));
     /* dout has out's shape and rules: the forward's checks with dout as out */
     ATTN_TRY(attn_rattention_validate(d, q, k, v, dout, io, p));
     const attn_tensor *const t[R_N] = {q,     k,      v,      io->gamma_swa, io->gamma_rla,
