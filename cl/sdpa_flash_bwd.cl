@@ -22,6 +22,8 @@
  * reference skips it; 0 * Inf would be NaN). Rows loaded with a non-finite q or dO element (in
  * attn_bwd_dkdv) and key tiles holding a key flagged by attn_bwd_pack (in attn_bwd_dq) run
  * their accumulating loops with that skip; all-finite ones run the plain loops. */
+#ifndef ATTN_SDPA_FLASH_BWD_CL
+#define ATTN_SDPA_FLASH_BWD_CL /* sdpa_key_score.cl builds on this file */
 #ifndef ATTN_COMMON_CL
 #include "common.cl"
 #endif
@@ -113,20 +115,19 @@ void attn_bwd_scores(float q[RB][DK], float dout[RB][DV], global const float *kt
     }
 }
 
-/* One row's tile [j0, j0 + nc) from s = q.k and dp = dO.v: the logits as the forward computes
- * them (r = scale q.k, soft-cap, additive mask; hidden: -inf), P = exp(s - lse),
- * dS = P (dP - D) (0 where P is 0, so a hidden key's V never reaches the gradients) and
- * G = scale dS (1 - tanh^2(r / cap)), the gradient of q.k. A tile fully inside the band
- * without masks skips the per-key pass. A row that is not live gets P = dS = G = 0. */
-void attn_bwd_probs(VBC s, VBC dp, const attn_bwd_row *w, long j0, int nc, float scale,
-                    float softcap, const attn_bwd_masks *m, VBC *p, VBC *ds, VBC *g)
+/* One row's tile [j0, j0 + nc) of logits from s = q.k, as the forward computes them
+ * (r = scale q.k, soft-cap, additive mask; hidden, past nc or a row that is not live: -inf),
+ * and *dcap = 1 - tanh^2(r / cap) (1 without a cap). A tile fully inside the band without
+ * masks skips the per-key pass. */
+VBC attn_bwd_logits(VBC s, const attn_bwd_row *w, long j0, int nc, float scale, float softcap,
+                    const attn_bwd_masks *m, VBC *dcap)
 {
     s *= scale;
-    VBC dcap = (VBC)(1.0f);
+    *dcap = (VBC)(1.0f);
 #if HAS_SOFTCAP
     VBC t = tanh(s / softcap);
     s = softcap * t;
-    dcap = 1.0f - t * t;
+    *dcap = 1.0f - t * t;
 #endif
     if (!w->live) {
         s = (VBC)(-INFINITY);
@@ -152,6 +153,18 @@ void attn_bwd_probs(VBC s, VBC dp, const attn_bwd_row *w, long j0, int nc, float
     }
     (void)m;
     (void)softcap;
+    return s;
+}
+
+/* One row's tile from s = q.k and dp = dO.v: the logits (attn_bwd_logits), P = exp(s - lse),
+ * dS = P (dP - D) (0 where P is 0, so a hidden key's V never reaches the gradients) and
+ * G = scale dS (1 - tanh^2(r / cap)), the gradient of q.k. A row that is not live gets
+ * P = dS = G = 0. */
+void attn_bwd_probs(VBC s, VBC dp, const attn_bwd_row *w, long j0, int nc, float scale,
+                    float softcap, const attn_bwd_masks *m, VBC *p, VBC *ds, VBC *g)
+{
+    VBC dcap;
+    s = attn_bwd_logits(s, w, j0, nc, scale, softcap, m, &dcap);
     *p = w->live ? exp(s - w->lse) : (VBC)(0.0f);
     VBC none = (VBC)(0.0f);
     *ds = select(*p * (dp - w->D), none, isequal(*p, none));
@@ -196,7 +209,8 @@ void attn_bwd_dq_tile(float dqt[BR][DKP], float gt[BR][BC], const uint zero[BR],
         }
 }
 
-/* Row (b, i, h) of a block: band, lse, D, and whether it sees a key of [j0, j0 + nc). */
+/* Row (b, i, h) of a block: band, lse, D (0 when D is NULL), and whether it has a visible
+ * key. */
 attn_bwd_row attn_bwd_row_at(long b, long i, long h, bool real, global const float *lse,
                              ulong lse_off, long4 lse_st, global const float *D, long Sq,
                              long Skv, long Hq, long q_offset, long wl, long wr)
@@ -206,9 +220,24 @@ attn_bwd_row attn_bwd_row_at(long b, long i, long h, bool real, global const flo
         return w;
     attn_bwd_band(i, q_offset, wl, wr, Skv, &w.lo, &w.hi);
     w.lse = lse[lse_off + b * lse_st.s0 + i * lse_st.s1 + h * lse_st.s2];
-    w.D = D[(b * Sq + i) * Hq + h];
+    w.D = D ? D[(b * Sq + i) * Hq + h] : 0.0f;
     w.live = w.lse != -INFINITY && w.lo < w.hi; /* no visible key: no gradient */
     return w;
+}
+
+/* The queries [*ilo, *ihi) whose band can reach keys [j0, j0 + nc): aligned position p sees
+ * key j iff j - wr <= p <= j + wl (each bound only when set). */
+void attn_bwd_query_range(long j0, int nc, long Sq, long q_offset, long wl, long wr, long *ilo,
+                          long *ihi)
+{
+    *ilo = 0;
+    *ihi = Sq;
+#if HAS_BAND
+    if (wr >= 0)
+        *ilo = max(0L, j0 - wr - q_offset);
+    if (wl >= 0)
+        *ihi = min(Sq, j0 + nc - 1 + wl - q_offset + 1);
+#endif
 }
 
 /* K and V of each (b, KV head) = bh once in f32, with skp = Skv rounded up to BC, zero past Skv:
@@ -294,15 +323,8 @@ kernel void attn_bwd_dkdv(ATTN_BWD_INPUTS,
     for (int e = 0; e < DV * BC; e++)
         dvt[e] = 0.0f;
 
-    /* Queries whose band can reach keys [j0, j0 + nc): aligned position p sees key j iff
-     * j - wr <= p <= j + wl (each bound only when set). */
-    long ilo = 0, ihi = Sq;
-#if HAS_BAND
-    if (wr >= 0)
-        ilo = max(0L, j0 - wr - q_offset);
-    if (wl >= 0)
-        ihi = min(Sq, j0 + nc - 1 + wl - q_offset + 1);
-#endif
+    long ilo, ihi;
+    attn_bwd_query_range(j0, nc, Sq, q_offset, wl, wr, &ilo, &ihi);
     float qb[RB][DK], dob[RB][DV];
     for (long h = hkv * group; h < (hkv + 1) * group; h++)
         for (long i0 = ilo; i0 < ihi; i0 += RB) {
@@ -447,3 +469,5 @@ kernel void attn_bwd_dmask(global const float *ds, global float *dmask, ulong dm
                 acc += ds[(((mbat + b) * Sq + mi + i) * Hq + mh + h) * Skv + j];
     dmask[dm_off + mbat * dm_st.s0 + mi * dm_st.s1 + mh * dm_st.s2 + j * dm_st.s3] = acc;
 }
+
+#endif /* ATTN_SDPA_FLASH_BWD_CL */

@@ -64,6 +64,21 @@ static attn_status ref_backward_run(const attn_sdpa_problem *p)
     return st;
 }
 
+/* key_score: the f64 definition, rounded once into f32. */
+static attn_status ref_key_score_run(const attn_sdpa_problem *p)
+{
+    double *ks = attn_ref_alloc(p->B * p->Skv, p->Hkv);
+    attn_status st = ks ? attn_ref_sdpa_key_score(p, ATTN_REF_F64, NULL, ks)
+                        : attn_fail(ATTN_ERR_OUT_OF_MEMORY, "ref: cannot allocate key_score");
+    for (int64_t b = 0; st == ATTN_OK && b < p->B; b++)
+        for (int64_t j = 0; j < p->Skv; j++)
+            for (int64_t g = 0; g < p->Hkv; g++)
+                attn_store_f64(p->key_score.ptr, ATTN_F32, attn_at(&p->key_score, b, j, g, 0),
+                               ks[(b * p->Skv + j) * p->Hkv + g]);
+    free(ks);
+    return st;
+}
+
 static attn_status ref_sdpa_run(attn_backend *be, const void *problem)
 {
     const attn_sdpa_problem *p = problem;
@@ -80,6 +95,8 @@ static attn_status ref_sdpa_run(attn_backend *be, const void *problem)
                        8.0 * (double)rows * ((double)p->Dv + 1.0));
     else
         st = attn_ref_sdpa(p, ATTN_REF_F64, out, lse, NULL);
+    if (st == ATTN_OK && p->key_score.t != NULL)
+        st = ref_key_score_run(p);
     if (st == ATTN_OK)
         ref_store(p, out, lse);
     free(out);

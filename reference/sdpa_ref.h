@@ -17,6 +17,12 @@
 attn_status attn_ref_sdpa(const attn_sdpa_problem *p, attn_ref_precision prec, double *out,
                           double *lse, double *absmag);
 
+/* The forward's key_score (sdpa_key_score.c): ks double [B][Skv][Hkv] gets
+ * sum_{h of KV head g} sum_i w_{b,i,h} P[b, h, i, j] with w = row_weight[(b Sq + i) Hq + h]
+ * (NULL: 1). Keys no row sees get 0. */
+attn_status attn_ref_sdpa_key_score(const attn_sdpa_problem *p, attn_ref_precision prec,
+                                    const double *row_weight, double *ks);
+
 /* FlashAttention-2 forward (tiled, online softmax, band tile skipping) with Br x Bc tiles,
  * f64 accumulation; same outputs as attn_ref_sdpa (no absmag). */
 attn_status attn_ref_sdpa_flash(const attn_sdpa_problem *p, int64_t br, int64_t bc, double *out,

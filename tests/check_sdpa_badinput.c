@@ -1,6 +1,6 @@
 /* check_sdpa_badinput.c - the bad-input table: every malformed SDPA call returns its specific status
- * and a message, and leaves out/lse untouched, on every backend; zero-size problems (batch or Sq
- * 0) are empty and succeed. */
+ * and a message, and leaves out/lse/key_score untouched, on every backend; zero-size problems
+ * (batch or Sq 0) are empty and succeed, except that key_score is still written (zeros). */
 #include "attn/attn.h"
 
 #include "check_badinput.h"
@@ -16,14 +16,19 @@
 enum { B = 2, SQ = 5, SKV = 7, HQ = 4, HKV = 2, DK = 8, DV = 6 };
 #define SENTINEL 0xA5
 
-/* A valid call; each table row breaks one thing. */
+/* A valid call; each table row breaks one thing. The key_score rows go through
+ * attn_sdpa_forward_ex (pks set, or the outputs struct itself broken); the others through
+ * attn_sdpa_forward. */
 typedef struct setup {
     attn_backend *be;
     attn_sdpa_desc d;
-    attn_tensor q, k, v, out, lse, madd, mbool;
-    const attn_tensor *pq, *pk, *pv, *pout, *plse;
+    attn_tensor q, k, v, out, lse, madd, mbool, ks;
+    const attn_tensor *pq, *pk, *pv, *pout, *plse, *pks;
+    int ex;                  /* call attn_sdpa_forward_ex */
+    int null_outs;           /* ... with a NULL outputs struct */
+    uint64_t outs_reserved;  /* ... with this in outputs.reserved[0] */
     float qd[B * SQ * HQ * DK], kd[B * SKV * HKV * DK], vd[B * SKV * HKV * DV];
-    float outd[B * SQ * HQ * DV + 64], lsed[B * HQ * SQ];
+    float outd[B * SQ * HQ * DV + 64], lsed[B * HQ * SQ], ksd[B * SKV * HKV];
     float maddd[SQ * SKV];
     uint8_t mboold[SQ * SKV];
     attn_buffer *buf, *foreign;
@@ -46,12 +51,14 @@ static void make_valid(setup *s, const char *backend)
     }
     memset(s->outd, SENTINEL, sizeof s->outd);
     memset(s->lsed, SENTINEL, sizeof s->lsed);
+    memset(s->ksd, SENTINEL, sizeof s->ksd);
     s->d = attn_sdpa_desc_default();
     s->q = attn_tensor_bshd(s->qd, ATTN_F32, B, SQ, HQ, DK);
     s->k = attn_tensor_bshd(s->kd, ATTN_F32, B, SKV, HKV, DK);
     s->v = attn_tensor_bshd(s->vd, ATTN_F32, B, SKV, HKV, DV);
     s->out = attn_tensor_bshd(s->outd, ATTN_F32, B, SQ, HQ, DV);
     s->lse = attn_tensor_bhsd(s->lsed, ATTN_F32, B, SQ, HQ, 1);
+    s->ks = attn_tensor_bshd(s->ksd, ATTN_F32, B, SKV, HKV, 1);
     s->madd = attn_tensor_bshd(s->maddd, ATTN_F32, 1, SQ, 1, SKV);
     s->mbool = attn_tensor_bshd(s->mboold, ATTN_U8, 1, SQ, 1, SKV);
     s->pq = &s->q;
@@ -69,9 +76,35 @@ static void teardown_setup(setup *s)
     attn_backend_close(s->be);
 }
 
+static attn_sdpa_outputs outputs_of(const setup *s)
+{
+    return (attn_sdpa_outputs){
+        .out = s->pout, .lse = s->plse, .key_score = s->pks, .reserved = {s->outs_reserved}};
+}
+
 static attn_status call(setup *s)
 {
+    const attn_sdpa_outputs o = outputs_of(s);
+    if (s->ex)
+        return attn_sdpa_forward_ex(s->be, &s->d, s->pq, s->pk, s->pv, s->null_outs ? NULL : &o);
     return attn_sdpa_forward(s->be, &s->d, s->pq, s->pk, s->pv, s->pout, s->plse);
+}
+
+/* supported() of the same call. */
+static attn_status supported(setup *s)
+{
+    const attn_sdpa_outputs o = outputs_of(s);
+    if (s->ex)
+        return attn_sdpa_supported_ex(s->be, &s->d, s->pq, s->pk, s->pv,
+                                      s->null_outs ? NULL : &o);
+    return attn_sdpa_supported(s->be, &s->d, s->pq, s->pk, s->pv, s->pout, s->plse);
+}
+
+/* Ask for key_score (attn_sdpa_forward_ex). */
+static void with_key_score(setup *s)
+{
+    s->ex = 1;
+    s->pks = &s->ks;
 }
 
 /* ---- the table: one mutation per row ---- */
@@ -147,6 +180,17 @@ static void m_misaligned(setup *s) { s->q.data = (char *)s->qd + 2; }
 /* data + offset + extent fits size_t but wraps the address space (accepted before). */
 static void m_offset_wraps(setup *s) { s->q.offset = SIZE_MAX - 4095; }
 static void m_offset_misaligned(setup *s) { s->v.offset = 3; }
+static void m_ks_f16(setup *s) { with_key_score(s); s->ks.dtype = ATTN_F16; }
+static void m_ks_batch(setup *s) { with_key_score(s); s->ks.shape[0] = 1; }
+static void m_ks_skv(setup *s) { with_key_score(s); s->ks.shape[1] = SKV - 1; }
+static void m_ks_heads(setup *s) { with_key_score(s); s->ks.shape[2] = 1; }
+static void m_ks_last(setup *s) { with_key_score(s); s->ks.shape[3] = 2; }
+static void m_ks_overlap(setup *s) { with_key_score(s); s->ks.stride[1] = 0; }
+static void m_ks_aliases_out(setup *s) { with_key_score(s); s->ks.data = s->outd; }
+static void m_ks_aliases_k(setup *s) { with_key_score(s); s->ks.data = s->kd; }
+static void m_ks_no_data(setup *s) { with_key_score(s); s->ks.data = NULL; }
+static void m_outs_reserved(setup *s) { with_key_score(s); s->outs_reserved = 1; }
+static void m_outs_null(setup *s) { s->ex = 1; s->null_outs = 1; }
 
 typedef ATTN_BAD_ROW(setup) bad_case;
 
@@ -194,6 +238,17 @@ static const bad_case table[] = {
     {"misaligned data pointer", m_misaligned, ATTN_ERR_INVALID_ARGUMENT},
     {"misaligned byte offset", m_offset_misaligned, ATTN_ERR_INVALID_ARGUMENT},
     {"host view wraps the address space", m_offset_wraps, ATTN_ERR_OVERFLOW},
+    {"key_score dtype f16", m_ks_f16, ATTN_ERR_DTYPE},
+    {"key_score batch 1 != B", m_ks_batch, ATTN_ERR_SHAPE},
+    {"key_score Skv != Skv of k", m_ks_skv, ATTN_ERR_SHAPE},
+    {"key_score heads != Hkv", m_ks_heads, ATTN_ERR_SHAPE},
+    {"key_score last dim 2", m_ks_last, ATTN_ERR_SHAPE},
+    {"key_score elements overlap", m_ks_overlap, ATTN_ERR_STRIDE},
+    {"key_score aliases out", m_ks_aliases_out, ATTN_ERR_ALIAS},
+    {"key_score aliases k", m_ks_aliases_k, ATTN_ERR_ALIAS},
+    {"key_score without data or buffer", m_ks_no_data, ATTN_ERR_NULL_POINTER},
+    {"outputs.reserved nonzero", m_outs_reserved, ATTN_ERR_INVALID_ARGUMENT},
+    {"outputs struct NULL", m_outs_null, ATTN_ERR_NULL_POINTER},
 };
 enum { N_CASES = sizeof table / sizeof table[0] };
 
@@ -210,10 +265,10 @@ static void run_row(int i, const char *backend)
     attn_bad_expect(call(s), table[i].want, table[i].name, backend);
     attn_bad_untouched(s->outd, sizeof s->outd, SENTINEL, table[i].name, "out");
     attn_bad_untouched(s->lsed, sizeof s->lsed, SENTINEL, table[i].name, "lse");
+    attn_bad_untouched(s->ksd, sizeof s->ksd, SENTINEL, table[i].name, "key_score");
     /* supported() runs the same checks and must agree. */
     if (s->be)
-        ck_assert_int_eq(attn_sdpa_supported(s->be, &s->d, s->pq, s->pk, s->pv, s->pout, s->plse),
-                         table[i].want);
+        ck_assert_int_eq(supported(s), table[i].want);
     teardown_setup(s);
     free(s);
 }
@@ -269,6 +324,44 @@ START_TEST(zero_size_is_empty)
         ck_assert_str_eq(strchr(name, ':'), ":empty");
         for (size_t b = 0; b < sizeof s->outd; b++)
             ck_assert(((unsigned char *)s->outd)[b] == SENTINEL);
+        teardown_setup(s);
+        free(s);
+    }
+}
+END_TEST
+
+/* key_score on the valid call: every element written, and each (batch, KV head) sums to the
+ * rows of its group (every row sees a key; each row's probabilities sum to 1). With Sq = 0 the
+ * call is not empty: key_score is all zeros. A backend that does not compute key_score yet
+ * answers ATTN_ERR_UNSUPPORTED and writes nothing. */
+START_TEST(key_score_valid_and_no_query)
+{
+    if (!attn_bad_available(backends[_i]))
+        return;
+    for (int sq0 = 0; sq0 < 2; sq0++) {
+        setup *s = malloc(sizeof *s);
+        ck_assert_ptr_nonnull(s);
+        make_valid(s, backends[_i]);
+        with_key_score(s);
+        if (sq0)
+            s->q.shape[1] = s->out.shape[1] = s->lse.shape[1] = 0;
+        const attn_status st = call(s);
+        attn_bad_valid(st, backends[_i]);
+        if (st == ATTN_OK) {
+            attn_bad_written(s->ksd, B * SKV * HKV, SENTINEL, backends[_i], "key_score");
+            for (int b = 0; b < B; b++)
+                for (int g = 0; g < HKV; g++) {
+                    double sum = 0;
+                    for (int j = 0; j < SKV; j++)
+                        sum += s->ksd[(b * SKV + j) * HKV + g];
+                    ck_assert_msg(fabs(sum - (sq0 ? 0 : SQ * HQ / HKV)) <= 1e-5 * SQ * HQ,
+                                  "%s sq0=%d: key_score[%d, :, %d] sums to %g", backends[_i],
+                                  sq0, b, g, sum);
+                }
+        } else {
+            attn_bad_untouched(s->ksd, sizeof s->ksd, SENTINEL, backends[_i], "key_score");
+            attn_bad_untouched(s->outd, sizeof s->outd, SENTINEL, backends[_i], "out");
+        }
         teardown_setup(s);
         free(s);
     }
@@ -377,6 +470,7 @@ int main(void)
     tcase_add_loop_test(tc, bad_input_row, 0, N_CASES * N_BACKENDS);
     tcase_add_loop_test(tc, valid_call_runs, 0, N_BACKENDS);
     tcase_add_loop_test(tc, zero_size_is_empty, 0, N_BACKENDS);
+    tcase_add_loop_test(tc, key_score_valid_and_no_query, 0, N_BACKENDS);
     tcase_add_test(tc, mask_axes_and_key_broadcast);
     tcase_add_loop_test(tc, huge_windows_are_unlimited, 0, N_BACKENDS);
     tcase_add_loop_test(tc, broadcast_beyond_memory, 0, N_BACKENDS);

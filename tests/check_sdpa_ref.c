@@ -311,6 +311,116 @@ START_TEST(test_rows_sum_to_one)
 }
 END_TEST
 
+/* ---- key_score: column sums of the probability matrix -------------------------------------- */
+
+/* With Dv == Skv and v_j = e_j, out[b, i, h, :] is row i's probabilities, so key_score[b, j, g]
+ * must be the sum of out[b, i, h, j] over the rows i and the heads h of KV head g: a second,
+ * independent computation through attn_ref_sdpa. Checks the reference entry point (f64, also
+ * with row weights w_r = 1 + r % 5) and the ref backend's f32 key_score (attn_sdpa_forward_ex,
+ * the f64 value rounded once). Keys no row sees must be exactly 0. Returns their number. */
+static int check_key_score(const attn_sdpa_desc *d, tcase *c)
+{
+    ck_assert_int_eq(c->Dv, c->Skv);
+    identity_v(c);
+    dres r = naive(d, c, ATTN_REF_F64);
+    attn_sdpa_problem p = tc_problem(d, c);
+    const int64_t nk = c->B * c->Skv * c->Hkv, nr = c->B * c->Sq * c->Hq, grp = c->Hq / c->Hkv;
+    double *ks = malloc(sizeof(double) * (size_t)nk), *ksw = malloc(sizeof(double) * (size_t)nk);
+    double *w = malloc(sizeof(double) * (size_t)nr);
+    float *ksf = malloc(sizeof(float) * (size_t)nk);
+    ck_assert(ks && ksw && w && ksf);
+    for (int64_t x = 0; x < nr; x++)
+        w[x] = 1.0 + (double)(x % 5);
+    ck_assert_int_eq(attn_ref_sdpa_key_score(&p, ATTN_REF_F64, NULL, ks), ATTN_OK);
+    ck_assert_int_eq(attn_ref_sdpa_key_score(&p, ATTN_REF_F64, w, ksw), ATTN_OK);
+    attn_tensor tks = attn_tensor_bshd(ksf, ATTN_F32, c->B, c->Skv, c->Hkv, 1);
+    const attn_sdpa_outputs outs = {.out = &c->to, .key_score = &tks};
+    attn_backend *be = NULL;
+    ck_assert_int_eq(attn_backend_open("ref", NULL, &be), ATTN_OK);
+    ck_assert_msg(attn_sdpa_forward_ex(be, d, &c->tq, &c->tk, &c->tv, &outs) == ATTN_OK, "%s",
+                  attn_last_error());
+    attn_backend_close(be);
+    double err = 0, err_w = 0;
+    int unseen = 0, bad_zero = 0, bad_f32 = 0;
+    for (int64_t b = 0; b < c->B; b++)
+        for (int64_t j = 0; j < c->Skv; j++)
+            for (int64_t g = 0; g < c->Hkv; g++) {
+                double want = 0, want_w = 0;
+                for (int64_t h = g * grp; h < (g + 1) * grp; h++)
+                    for (int64_t i = 0; i < c->Sq; i++) {
+                        const int64_t row = (b * c->Sq + i) * c->Hq + h;
+                        want += r.o[row * c->Dv + j];
+                        want_w += w[row] * r.o[row * c->Dv + j];
+                    }
+                const int64_t e = (b * c->Skv + j) * c->Hkv + g;
+                err = fmax(err, fabs(ks[e] - want) / fmax(1.0, want));
+                err_w = fmax(err_w, fabs(ksw[e] - want_w) / fmax(1.0, want_w));
+                unseen += want == 0;
+                bad_zero += (want == 0) != (ks[e] == 0);
+                bad_f32 += ksf[e] != (float)ks[e];
+            }
+    ck_assert_msg(err <= 1e-12 && err_w <= 1e-12, "key_score vs column sums: %g, weighted %g",
+                  err, err_w);
+    ck_assert_msg(bad_zero == 0, "%d keys: zero key_score and zero column sum disagree", bad_zero);
+    ck_assert_msg(bad_f32 == 0, "%d f32 key_score elements not the f64 value rounded", bad_f32);
+    free(ks);
+    free(ksw);
+    free(w);
+    free(ksf);
+    dres_free(&r);
+    return unseen;
+}
+
+START_TEST(test_key_score_column_sums)
+{
+    tcase c;
+    tc_init(&c, 2, 9, 20, 4, 2, 16, 20); /* GQA: groups of 2 */
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    ck_assert_int_eq(check_key_score(&d, &c), 0);
+    d.causal = 1; /* bottom-right: the last row sees every key */
+    ck_assert_int_eq(check_key_score(&d, &c), 0);
+    d.align = ATTN_ALIGN_TOP_LEFT; /* rows 0..8 see keys 0..8 only */
+    ck_assert_int_eq(check_key_score(&d, &c), 2 * 2 * 11);
+    d.align = ATTN_ALIGN_BOTTOM_RIGHT;
+    d.window_left = 2; /* positions 11..19 see [pos - 2, pos]: keys 9..19 */
+    ck_assert_int_eq(check_key_score(&d, &c), 2 * 2 * 9);
+    d.causal = 0;
+    d.window_right = 1;
+    d.align = ATTN_ALIGN_TOP_LEFT; /* keys 0..9 */
+    ck_assert_int_eq(check_key_score(&d, &c), 2 * 2 * 10);
+
+    /* a fully hidden row (3) and a key nobody sees (5), with an additive mask: both masks
+     * broadcast over batch and heads */
+    uint8_t mb[9 * 20];
+    float ma[9 * 20];
+    for (int x = 0; x < 9 * 20; x++) {
+        mb[x] = x / 20 != 3 && x % 20 != 5 && attn_rng_unit(SEED, 9, (uint64_t)x) < 0.8;
+        ma[x] = (float)attn_rng_uniform(SEED, 10, (uint64_t)x, -3, 3);
+    }
+    attn_tensor tb = attn_tensor_bshd(mb, ATTN_U8, 1, 9, 1, 20);
+    attn_tensor ta = attn_tensor_bshd(ma, ATTN_F32, 1, 9, 1, 20);
+    d = attn_sdpa_desc_default();
+    d.mask_bool = &tb;
+    d.mask_add = &ta;
+    int hidden = 0; /* keys the boolean mask hides from every row */
+    for (int j = 0; j < 20; j++) {
+        int seen = 0;
+        for (int i = 0; i < 9; i++)
+            seen |= mb[i * 20 + j];
+        hidden += !seen;
+    }
+    ck_assert_int_ge(hidden, 1);
+    ck_assert_int_eq(check_key_score(&d, &c), 2 * 2 * hidden);
+    tc_free(&c);
+
+    tc_init(&c, 1, 6, 12, 4, 1, 8, 12); /* MQA, soft-capped */
+    d = attn_sdpa_desc_default();
+    d.softcap = 2.0f;
+    ck_assert_int_eq(check_key_score(&d, &c), 0);
+    tc_free(&c);
+}
+END_TEST
+
 /* ---- windows and alignment ------------------------------------------------------------------- */
 
 START_TEST(test_window_ge_skv_is_causal)
@@ -933,6 +1043,7 @@ static Suite *ref_suite(void)
     tcase_add_test(t, test_closed_form);
     tcase_add_test(t, test_closed_form_cap_then_mask);
     tcase_add_test(t, test_rows_sum_to_one);
+    tcase_add_test(t, test_key_score_column_sums);
     tcase_add_test(t, test_window_ge_skv_is_causal);
     tcase_add_test(t, test_window_zero_is_diagonal);
     tcase_add_test(t, test_alignment);

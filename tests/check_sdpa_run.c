@@ -1,7 +1,8 @@
 /* check_sdpa_run.c - `attn run --variant sdpa` and `attn compare` driven in-process on .npy
  * files in a temporary directory: the descriptor options, every backend against
  * attn_sdpa_forward called directly, layouts and dtypes, the f64 ground truth, Fortran-order
- * input, errors, compare's exit codes and its logit-bound condition; the backward (--dout):
+ * input, errors, compare's exit codes and its logit-bound condition; --key-score against
+ * attn_sdpa_forward_ex and the reference's f64 key_score; the backward (--dout):
  * every backend against attn_sdpa_backward called directly, its f64 ground truth and its
  * errors. */
 #include "attn/attn.h"
@@ -391,6 +392,90 @@ START_TEST(run_errors)
 }
 END_TEST
 
+/* ---- key_score (--key-score) ---------------------------------------------------------------- */
+
+/* attn_sdpa_forward_ex with key_score [B, Skv, Hkv, 1] (contiguous) on the problem directly. */
+static attn_status direct_key_score(const char *backend, const problem *p,
+                                    const attn_sdpa_desc *d, float *ks)
+{
+    attn_tensor q = attn_tensor_bshd(p->q, ATTN_F32, p->B, p->Sq, p->Hq, p->Dk);
+    attn_tensor k = attn_tensor_bshd(p->k, ATTN_F32, p->B, p->Skv, p->Hkv, p->Dk);
+    attn_tensor v = attn_tensor_bshd(p->v, ATTN_F32, p->B, p->Skv, p->Hkv, p->Dv);
+    float *out = malloc(sizeof(float) * (size_t)(p->B * p->Sq * p->Hq * p->Dv));
+    ck_assert(out);
+    attn_tensor o = attn_tensor_bshd(out, ATTN_F32, p->B, p->Sq, p->Hq, p->Dv);
+    attn_tensor t = attn_tensor_bshd(ks, ATTN_F32, p->B, p->Skv, p->Hkv, 1);
+    const attn_sdpa_outputs outs = {.out = &o, .key_score = &t};
+    attn_backend *be;
+    ck_assert_int_eq(attn_backend_open(backend, NULL, &be), ATTN_OK);
+    const attn_status s = attn_sdpa_forward_ex(be, d, &q, &k, &v, &outs);
+    attn_backend_close(be);
+    free(out);
+    return s;
+}
+
+/* --key-score writes attn_sdpa_forward_ex's key_score as [B, Skv, Hkv] ([B, Hkv, Skv] with
+ * --layout bhsd) on every backend that computes it (one that does not yet exits 1 and writes
+ * no file), and the reference's f64 values with --out-dtype f64. */
+START_TEST(run_key_score)
+{
+    problem p;
+    problem_init(&p, 2, 6, 11, 4, 2, 8, 8);
+    save_qkv(&p, 0, 0);
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    d.causal = 1;
+    const int64_t nk = p.B * p.Skv * p.Hkv, kshape[3] = {p.B, p.Skv, p.Hkv};
+    const int64_t tshape[3] = {p.B, p.Hkv, p.Skv};
+    float *want = malloc(sizeof(float) * (size_t)nk), *ref = malloc(sizeof(float) * (size_t)nk);
+    ck_assert(want && ref);
+    char *q = tpath("q.npy"), *k = tpath("k.npy"), *v = tpath("v.npy"), *o = tpath("o.npy");
+    char *ks = tpath("ks.npy");
+    ck_assert_int_eq(direct_key_score("ref", &p, &d, ref), ATTN_OK);
+    for (const char *const *b = attn_backend_list(); *b; b++) {
+        if (!rf_backend_opens(*b))
+            continue;
+        const attn_status st = direct_key_score(*b, &p, &d, want);
+        unlink(ks);
+        const int rc = RUN("--variant", "sdpa", "--backend", (char *)*b, "--q", q, "--k", k,
+                           "--v", v, "--causal", "--out", o, "--key-score", ks);
+        if (st == ATTN_ERR_UNSUPPORTED) { /* not implemented on this backend yet */
+            ck_assert_int_eq(rc, 1);
+            ck_assert(access(ks, F_OK) != 0);
+            continue;
+        }
+        ck_assert_msg(st == ATTN_OK, "%s: %s", *b, attn_last_error());
+        ck_assert_int_eq(rc, 0);
+        rf_assert_file_f32("ks.npy", 3, kshape, want, nk);
+    }
+    /* bhsd files: the transposed key_score */
+    save_qkv(&p, 1, 0);
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--layout", "bhsd", "--q", q, "--k", k, "--v", v,
+                         "--causal", "--out", o, "--key-score", ks), 0);
+    float *ref_t = rf_to_bhsd(ref, sizeof(float), p.B, p.Skv, p.Hkv, 1);
+    rf_assert_file_f32("ks.npy", 3, tshape, ref_t, nk);
+    free(ref_t);
+    /* --out-dtype f64: the reference's key_score itself */
+    save_qkv(&p, 0, 0);
+    ck_assert_int_eq(RUN("--variant", "sdpa", "--out-dtype", "f64", "--q", q, "--k", k, "--v", v,
+                         "--causal", "--out", o, "--key-score", ks), 0);
+    attn_tensor tq = attn_tensor_bshd(p.q, ATTN_F32, p.B, p.Sq, p.Hq, p.Dk);
+    attn_tensor tk = attn_tensor_bshd(p.k, ATTN_F32, p.B, p.Skv, p.Hkv, p.Dk);
+    attn_tensor tv = attn_tensor_bshd(p.v, ATTN_F32, p.B, p.Skv, p.Hkv, p.Dv);
+    float dummy[2 * 6 * 4 * 8];
+    attn_tensor to = attn_tensor_bshd(dummy, ATTN_F32, p.B, p.Sq, p.Hq, p.Dv);
+    attn_sdpa_problem pr;
+    ck_assert_int_eq(attn_sdpa_validate(&d, &tq, &tk, &tv, &to, NULL, &pr), ATTN_OK);
+    double *w64 = malloc(sizeof(double) * (size_t)nk);
+    ck_assert(w64);
+    ck_assert_int_eq(attn_ref_sdpa_key_score(&pr, ATTN_REF_F64, NULL, w64), ATTN_OK);
+    rf_assert_file_f64("ks.npy", 3, kshape, w64, nk);
+    free(w64);
+    free(want);
+    free(ref);
+    problem_free(&p);
+}
+END_TEST
+
 /* ---- the backward (--dout) ------------------------------------------------------------------ */
 
 /* dO [B, Sq, Hq, Dv] on the same grid as the inputs. */
@@ -672,6 +757,7 @@ static Suite *run_suite(void)
     tcase_add_test(r, run_f64_ground_truth);
     tcase_add_test(r, run_fortran_order_input);
     tcase_add_test(r, run_errors);
+    tcase_add_test(r, run_key_score);
     tcase_add_test(r, compare_exit_codes);
     tcase_add_test(r, compare_large_logits);
     tcase_add_test(r, run_backward_matches_direct);

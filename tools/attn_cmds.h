@@ -10,5 +10,6 @@ int attn_cmd_bench(int argc, char **argv);
 int attn_cmd_schedule(int argc, char **argv);
 int attn_cmd_devices(int argc, char **argv);
 int attn_cmd_show(int argc, char **argv);
+int attn_cmd_decode(int argc, char **argv);
 
 #endif /* ATTN_CMDS_H_ */

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"bench", attn_cmd_bench, "GFLOP/s and GB/s beside same-run BLIS sgemm and memcpy"},
     {"show", attn_cmd_show, "draw which keys each query of an op sees (text or SVG)"},
     {"schedule", attn_cmd_schedule, "local-global layer schedule and its KV-cache bytes"},
+    {"decode", attn_cmd_decode, "multi-layer decode with KV-cache eviction: memory and deviation"},
     {"backends", cmd_backends, "list backends and what each one runs on"},
     {"devices", attn_cmd_devices, "list OpenCL platforms and devices with their capabilities"},
 };

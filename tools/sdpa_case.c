@@ -57,9 +57,11 @@ double attn_sdpa_case_cost(const attn_sdpa_case *c)
     double keys = 0;
     for (int64_t i = 0; i < c->sq; i++)
         keys += (double)band_width(c, i);
-    /* a backward case runs the forward, then about 2.5 times its work (five products) */
-    return 2.0 * (double)(c->b * c->hq) * keys * (double)(c->dk + c->dv) *
-           (c->backward ? 3.5 : 1.0);
+    /* a backward case runs the forward, then about 2.5 times its work (five products);
+     * key_score computes the logits once more */
+    return 2.0 * (double)(c->b * c->hq) * keys *
+           ((double)(c->dk + c->dv) * (c->backward ? 3.5 : 1.0) +
+            (c->key_score ? (double)c->dk : 0.0));
 }
 
 /* ---- features ------------------------------------------------------------------------------- */
@@ -67,7 +69,7 @@ double attn_sdpa_case_cost(const attn_sdpa_case *c)
 const char *const attn_sdpa_feature_names[ATTN_FEAT_COUNT] = {
     "causal-tl", "causal-br", "window", "mask-add", "mask-bool", "mask-bcast", "softcap", "gqa",
     "dk!=dv", "f16", "bf16", "lse", "bhsd", "kv-cache", "stress", "batch2", "decode", "long", "nonfinite",
-    "backward", "dmask"};
+    "backward", "dmask", "key-score"};
 
 static int has_dtype(const attn_sdpa_case *c, attn_dtype t)
 {
@@ -100,6 +102,7 @@ unsigned attn_sdpa_case_features(const attn_sdpa_case *c)
         {c->special != ATTN_SPECIAL_NONE, ATTN_FEAT_NONFINITE},
         {c->backward, ATTN_FEAT_BACKWARD},
         {c->dmask, ATTN_FEAT_DMASK},
+        {c->key_score, ATTN_FEAT_KEY_SCORE},
     };
     unsigned m = 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
@@ -156,6 +159,8 @@ int attn_sdpa_case_format(const attn_sdpa_case *c, char *buf, size_t size)
         attn_sb_add(&s, " special=%s", special_names[c->special]);
     if (c->lse)
         attn_sb_add(&s, " lse");
+    if (c->key_score)
+        attn_sb_add(&s, " ks");
     if (c->backward)
         attn_sb_add(&s, " backward");
     if (c->dmask)
@@ -244,8 +249,9 @@ static int parse_keyval(const char *key, const char *val, attn_sdpa_case *c)
 
 int attn_sdpa_case_token(char *tok, attn_sdpa_case *c, char *err, size_t errsize)
 {
-    /* flags: the LSE, the backward, the additive mask's gradient */
+    /* flags: the LSE, key_score, the backward, the additive mask's gradient */
     int *const flag = strcmp(tok, "lse") == 0        ? &c->lse
+                      : strcmp(tok, "ks") == 0        ? &c->key_score
                       : strcmp(tok, "backward") == 0  ? &c->backward
                       : strcmp(tok, "dmask_add") == 0 ? &c->dmask
                                                       : NULL;

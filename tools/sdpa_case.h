@@ -33,6 +33,7 @@ typedef struct attn_sdpa_case {
     attn_fill_mode fill;
     int special;            /* ATTN_SPECIAL_*: non-finite values planted after the fill */
     int lse;                /* also compute and check the log-sum-exp */
+    int key_score;          /* also compute and check key_score (attn_sdpa_forward_ex) */
     int backward;           /* also run attn_sdpa_backward and check dq, dk, dv (and lse) */
     int dmask;              /* backward: also ask for and check grads.dmask_add */
 } attn_sdpa_case;
@@ -50,10 +51,10 @@ enum {
 void attn_sdpa_case_default(attn_sdpa_case *c);
 
 /* Canonical name, e.g. "sdpa b1 sq113 skv512 hq8 hkv2 dk64 dv64 causal=br wl=16 cap=50
- * mask_add=bsh dt=f16:f16:f32 layout=bhsd fill=stress lse", with "backward" (and "dmask_add")
- * for a gradient case. Returns its length. */
+ * mask_add=bsh dt=f16:f16:f32 layout=bhsd fill=stress lse ks" ("ks": the key_score output),
+ * with "backward" (and "dmask_add") for a gradient case. Returns its length. */
 int attn_sdpa_case_format(const attn_sdpa_case *c, char *buf, size_t size);
-/* One token of a name ("sq17", "causal=br", "lse"; the leading "sdpa" is the harness's).
+/* One token of a name ("sq17", "causal=br", "lse", "ks"; the leading "sdpa" is the harness's).
  * Returns 0, or -1 with a message in err. Checks only syntax and ranges; attn_sdpa_validate
  * judges the problem. */
 int attn_sdpa_case_token(char *tok, attn_sdpa_case *c, char *err, size_t errsize);
@@ -64,7 +65,7 @@ typedef enum attn_feature {
     ATTN_FEAT_MASK_BOOL, ATTN_FEAT_BROADCAST, ATTN_FEAT_SOFTCAP, ATTN_FEAT_GQA, ATTN_FEAT_DK_DV,
     ATTN_FEAT_F16, ATTN_FEAT_BF16, ATTN_FEAT_LSE, ATTN_FEAT_BHSD, ATTN_FEAT_CACHE,
     ATTN_FEAT_STRESS, ATTN_FEAT_BATCH, ATTN_FEAT_DECODE, ATTN_FEAT_LONG, ATTN_FEAT_NONFINITE,
-    ATTN_FEAT_BACKWARD, ATTN_FEAT_DMASK, ATTN_FEAT_COUNT
+    ATTN_FEAT_BACKWARD, ATTN_FEAT_DMASK, ATTN_FEAT_KEY_SCORE, ATTN_FEAT_COUNT
 } attn_feature;
 
 extern const char *const attn_sdpa_feature_names[ATTN_FEAT_COUNT];
@@ -73,7 +74,7 @@ unsigned attn_sdpa_case_features(const attn_sdpa_case *c); /* bit f set for each
 /* The SDPA descriptor of a case (masks not attached). */
 attn_sdpa_desc attn_sdpa_case_desc(const attn_sdpa_case *c);
 /* Reference flops of a case (2 * rows * attended keys * (dk + dv), 3.5 times that with the
- * backward): a cost estimate. */
+ * backward, plus 2 * rows * attended keys * dk for key_score): a cost estimate. */
 double attn_sdpa_case_cost(const attn_sdpa_case *c);
 
 #endif /* ATTN_SDPA_CASE_H_ */

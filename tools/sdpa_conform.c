@@ -1,9 +1,9 @@
 /* sdpa_conform.c - the conformance driver of softmax attention (attn_conform.h): the tensors
- * of a case (q, k, v, masks, out, lse in BSHD, BHSD or KV-cache views; for a backward case also
- * dout and the gradients), their fills, the call through the public API, and the gold of out
- * and lse from the f64 reference with their condition numbers (docs/conformance.md derives
- * them; the gradients' gold is sdpa_backward_conform.c's). Cases: sdpa_case.c; built-in lists:
- * tests/cases/sdpa.cases and sdpa_backward.cases. */
+ * of a case (q, k, v, masks, out, lse, key_score in BSHD, BHSD or KV-cache views; for a
+ * backward case also dout and the gradients), their fills, the call through the public API, and
+ * the gold of out, lse and key_score from the f64 reference with their condition numbers
+ * (docs/conformance.md derives them; the gradients' gold is sdpa_backward_conform.c's).
+ * Cases: sdpa_case.c; built-in lists: tests/cases/sdpa.cases and sdpa_backward.cases. */
 #include "attn_conform.h"
 
 #include "attn_half.h"
@@ -79,8 +79,18 @@ static int make_grads(const attn_sdpa_case *c, attn_conf_data *d)
     return rc;
 }
 
-/* Allocate every tensor (inputs, then out and lse, then a backward case's gradients); inputs
- * get guard zones of `gin` bytes, outputs always have them. */
+/* key_score [B, Skv, Hkv, 1] f32 in the case's layout: contiguous, head-major for bhsd, one
+ * element per padded row for the kv-cache layout (its gaps are checked like out's). */
+static int buf_key_score(attn_conf_buf *b, const attn_sdpa_case *c)
+{
+    if (c->layout == ATTN_LAYOUT_CACHE)
+        return buf_padded(b, ATTN_F32, c->b, c->skv, c->hkv, 1);
+    return attn_conf_buf_dense(b, ATTN_F32, c->b, c->skv, c->hkv, 1,
+                               c->layout == ATTN_LAYOUT_BHSD, ATTN_CONF_GUARD_BYTES);
+}
+
+/* Allocate every tensor (inputs, then out, lse and key_score, then a backward case's
+ * gradients); inputs get guard zones of `gin` bytes, outputs always have them. */
 static int sdpa_make(const void *cv, size_t gin, attn_conf_data *d)
 {
     const attn_sdpa_case *c = cv;
@@ -89,6 +99,7 @@ static int sdpa_make(const void *cv, size_t gin, attn_conf_data *d)
     attn_conf_buf *v = attn_conf_add(d, "v", 0), *ma = attn_conf_add(d, "mask_add", 0);
     attn_conf_buf *mb = attn_conf_add(d, "mask_bool", 0), *o = attn_conf_add(d, "out", 1);
     attn_conf_buf *l = attn_conf_add(d, "lse", 1), *dout = attn_conf_add(d, "dout", 0);
+    attn_conf_buf *ks = attn_conf_add(d, "key_score", 1);
     int rc = attn_conf_buf_dense(q, c->dt_q, c->b, c->sq, c->hq, c->dk, hm, gin);
     if (c->layout == ATTN_LAYOUT_CACHE) {
         rc |= buf_cache(k, c->dt_kv, c->b, c->skv, c->hkv, c->dk, gin);
@@ -102,6 +113,8 @@ static int sdpa_make(const void *cv, size_t gin, attn_conf_data *d)
     }
     if (c->lse || c->backward) /* [B, Sq, Hq, 1] stored as contiguous [B, Hq, Sq] */
         rc |= attn_conf_buf_dense(l, ATTN_F32, c->b, c->sq, c->hq, 1, 1, ATTN_CONF_GUARD_BYTES);
+    if (c->key_score)
+        rc |= buf_key_score(ks, c);
     if (c->mask_add != ATTN_MASK_NONE)
         rc |= buf_mask(ma, c->dt_q, c, c->mask_add, gin);
     if (c->mask_bool != ATTN_MASK_NONE)
@@ -178,6 +191,8 @@ static int sdpa_check(const void *cv, char *err, size_t errsize)
         return attn_perr(err, errsize, "special inputs are forward cases (no backward)");
     if (c->dmask && (!c->backward || c->mask_add == ATTN_MASK_NONE))
         return attn_perr(err, errsize, "dmask_add needs backward and mask_add");
+    if (c->key_score && c->backward)
+        return attn_perr(err, errsize, "ks is a forward output (no backward)");
     return 0;
 }
 
@@ -223,13 +238,24 @@ attn_sdpa_desc attn_sdpa_conf_desc(const attn_sdpa_case *c, const attn_conf_data
     return desc;
 }
 
+/* The forward: attn_sdpa_forward, or attn_sdpa_forward_ex when the case asks for key_score
+ * (the other cases keep the plain call covered). A backend that does not compute key_score
+ * refuses it in its capability check: the case is skipped. */
 static attn_status sdpa_call(attn_backend *be, const void *cv, const attn_conf_data *d,
                              attn_conf_call what, char *impl, size_t n)
 {
-    const attn_sdpa_desc desc = attn_sdpa_conf_desc(cv, d, attn_conf_run_view);
+    const attn_sdpa_case *c = cv;
+    const attn_sdpa_desc desc = attn_sdpa_conf_desc(c, d, attn_conf_run_view);
     const attn_tensor *q = attn_conf_run_view(d, "q"), *k = attn_conf_run_view(d, "k");
     const attn_tensor *v = attn_conf_run_view(d, "v"), *o = attn_conf_run_view(d, "out");
     const attn_tensor *l = attn_conf_run_view(d, "lse");
+    if (c->key_score) {
+        const attn_sdpa_outputs outs = {.out = o, .lse = l,
+                                        .key_score = attn_conf_run_view(d, "key_score")};
+        if (what == ATTN_CONF_IMPL)
+            return attn_sdpa_impl_name_ex(be, &desc, q, k, v, &outs, impl, n);
+        return attn_sdpa_forward_ex(be, &desc, q, k, v, &outs);
+    }
     if (what == ATTN_CONF_IMPL)
         return attn_sdpa_impl_name(be, &desc, q, k, v, o, l, impl, n);
     return attn_sdpa_forward(be, &desc, q, k, v, o, l);
@@ -358,14 +384,58 @@ static attn_status compute_gold(const attn_sdpa_problem *p, attn_dtype out_dt, a
     return ATTN_OK;
 }
 
+/* key_score [B][Skv][Hkv]: gold (f64), lowp (the same sums in float working precision, which
+ * are f32 values already), the condition of each element, sum over its rows of
+ * p_ij (1 + 2 A_i + |lse_i|), and must_zero where no row gives the key any probability. A_i is
+ * the row's logit bound of out's condition: a logit error ~u sqrt(Dk) A_i moves p_ij by
+ * ~2 p_ij |ds|; fast kernels take p = exp(s - lse) from the final f32 LSE, so a recomputed
+ * logit's error meets the LSE's (A_i once more, and |lse_i| of its rounding) without the
+ * cancellation naive code enjoys (the backward's row factor). n_acc: the logits' Dk, the
+ * widest row sum, and the group * Sq rows summed into each key. docs/conformance.md derives
+ * them. lse is the gold LSE [B][Hq][Sq]. */
+static int key_score_gold(const attn_sdpa_problem *p, const double *row, const double *lse,
+                          attn_conf_gold *gk)
+{
+    const int64_t nr = p->B * p->Sq * p->Hq;
+    *gk = (attn_conf_gold){.name = "key_score", .rank = 3, .order = {0, 1, 2, 3}};
+    double *w = malloc(sizeof(double) * (size_t)(nr ? nr : 1));
+    if (!w || attn_conf_gold_alloc(gk, p->B * p->Skv * p->Hkv, 1)) {
+        free(w);
+        return 1;
+    }
+    for (int64_t b = 0; b < p->B; b++)
+        for (int64_t i = 0; i < p->Sq; i++)
+            for (int64_t h = 0; h < p->Hq; h++) {
+                const int64_t r = (b * p->Sq + i) * p->Hq + h;
+                const double l = lse[(b * p->Hq + h) * p->Sq + i];
+                w[r] = 1.0 + 2.0 * row[r] + (isfinite(l) ? fabs(l) : 0.0);
+            }
+    attn_status st = attn_ref_sdpa_key_score(p, ATTN_REF_F64, NULL, gk->gold);
+    if (st == ATTN_OK)
+        st = attn_ref_sdpa_key_score(p, ATTN_REF_F32, NULL, gk->lowp);
+    if (st == ATTN_OK)
+        st = attn_ref_sdpa_key_score(p, ATTN_REF_F64, w, gk->cond);
+    free(w);
+    if (st != ATTN_OK)
+        return 2;
+    for (int64_t e = 0; e < gk->n; e++)
+        gk->must_zero[e] = (uint8_t)(gk->gold[e] == 0.0);
+    attn_policy_setup(&gk->policy, ATTN_F32, 0);
+    gk->policy.n_acc = acc_length(p) + (double)(p->group * p->Sq);
+    gk->policy.calib_factor = 8; /* P^T 1: the class of the backward's dv = P^T dO */
+    return 0;
+}
+
 static int sdpa_gold(const void *cv, const attn_conf_data *d, attn_conf_gold *g, int *ng)
 {
     const attn_sdpa_case *c = cv;
     const attn_sdpa_desc host = attn_sdpa_conf_desc(c, d, attn_conf_host_view);
+    const attn_sdpa_outputs outs = {.out = attn_conf_host_view(d, "out"),
+                                    .lse = attn_conf_host_view(d, "lse"),
+                                    .key_score = attn_conf_host_view(d, "key_score")};
     attn_sdpa_problem p;
-    if (attn_sdpa_validate(&host, attn_conf_host_view(d, "q"), attn_conf_host_view(d, "k"),
-                           attn_conf_host_view(d, "v"), attn_conf_host_view(d, "out"),
-                           attn_conf_host_view(d, "lse"), &p) != ATTN_OK)
+    if (attn_sdpa_validate_ex(&host, attn_conf_host_view(d, "q"), attn_conf_host_view(d, "k"),
+                              attn_conf_host_view(d, "v"), &outs, &p) != ATTN_OK)
         return 1;
     const int64_t nr = p.B * p.Sq * p.Hq;
     attn_conf_gold *go = &g[0], *gl = &g[1];
@@ -383,11 +453,22 @@ static int sdpa_gold(const void *cv, const attn_conf_data *d, attn_conf_gold *g,
         attn_policy_setup(&gl->policy, ATTN_F32, 1);
         *ng = c->lse || c->backward ? 2 : 1;
     }
+    /* key_score follows the checked ones; an unchecked lse moves past them (the harness
+     * frees every entry) */
+    const double *lse_gold = gl->gold;
+    if (!rc && c->key_score && (rc = key_score_gold(&p, row, lse_gold, &g[2])) == 0) {
+        if (*ng == 1) {
+            const attn_conf_gold t = g[1];
+            g[1] = g[2];
+            g[2] = t;
+        }
+        (*ng)++;
+    }
     /* the gradients follow out and lse (the backward reads the backend's own) */
     if (!rc && c->backward) {
-        const attn_sdpa_fwd_gold fw = {row, gl->gold, acc_length(&p)};
+        const attn_sdpa_fwd_gold fw = {row, lse_gold, acc_length(&p)};
         int nb = 0;
-        rc = attn_sdpa_backward_gold(c, &host, d, &fw, g + 2, &nb);
+        rc = attn_sdpa_backward_gold(c, &host, d, &fw, g + *ng, &nb);
         *ng += nb;
     }
     free(row);

@@ -1,5 +1,6 @@
 /* sdpa_run.c - `attn run --variant sdpa`: softmax attention on .npy files (q, k, v, masks)
- * with the descriptor options of sdpa_args.c, on any backend; with --dout also the backward
+ * with the descriptor options of sdpa_args.c, on any backend; with --key-score also the
+ * attention each key receives (attn_sdpa_forward_ex); with --dout also the backward
  * (the gradients of q, k, v and the additive mask, from the backend's own out and lse); the
  * f64 ground truth with --backend ref --out-dtype f64. */
 #include "attn_args.h"
@@ -22,10 +23,12 @@ typedef struct sdpa_run {
     attn_run_opts o;
     attn_sdpa_desc d;
     attn_run_array in[SDPA_N];
-    const char *lse_path;
-    int64_t dims[4]; /* output [B, Sq, Hq, Dv] */
+    const char *lse_path, *ks_path;
+    int64_t dims[4];    /* output [B, Sq, Hq, Dv] */
+    int64_t ks_dims[4]; /* key_score [B, Skv, Hkv, 1] */
     void *out, *lse;
-    double *out64, *lse64, *tmp64;
+    float *ks;
+    double *out64, *lse64, *tmp64, *ks64;
     attn_backend *be;
     /* backward (--dout): the gradient files and their dtype (ATTN_RUN_OUT_*) */
     int grad_dtype;
@@ -39,6 +42,9 @@ const char attn_sdpa_run_help[] =
     "  --mask FILE        additive mask [Sq,Skv] or [B|1,Hq|1,Sq|1,Skv] (PyTorch attn_mask)\n"
     "  --bool-mask FILE   boolean mask, same shapes, true/nonzero = visible\n"
     "  --lse FILE         also write the log-sum-exp [B,Hq,Sq] (f32; f64 with --out-dtype f64)\n"
+    "  --key-score FILE   also write key_score [B,Skv,Hkv] ([B,Hkv,Skv] with --layout bhsd; f32,\n"
+    "                     f64 with --out-dtype f64): the probability each key receives, summed\n"
+    "                     over the queries and the query heads of its KV head\n"
     "backward (gradients of out, from the backend's own out and lse):\n"
     "  --dout FILE        the output's gradient, out's shape; needs --dq, --dk, --dv\n"
     "  --dq, --dk, --dv FILE  write the gradients of q, k, v (their files' shapes)\n"
@@ -81,6 +87,8 @@ static int sdpa_parse(int argc, char **argv, sdpa_run *r)
         if (c == 0)
             c = attn_arg_value(argc, argv, &i, "--lse", &r->lse_path);
         if (c == 0)
+            c = attn_arg_value(argc, argv, &i, "--key-score", &r->ks_path);
+        if (c == 0)
             c = grad_dtype_arg(argc, argv, &i, &r->grad_dtype);
         for (int k = 0; k < SDPA_N && c == 0; k++)
             c = attn_arg_value(argc, argv, &i, file_opts[k], &r->in[k].path);
@@ -121,6 +129,23 @@ static int sdpa_load(sdpa_run *r)
 
 /* Output and LSE buffers and their views: out in q's layout, LSE as [B, Hq, Sq]. With
  * --out-dtype f64 these f32 views only take part in validation; the reference fills f64 ones. */
+/* key_score [B, Skv, Hkv, 1] f32, its buffer in the file's order: [B, Skv, Hkv] or, with
+ * --layout bhsd, [B, Hkv, Skv]. */
+static int ks_alloc(sdpa_run *r, attn_tensor *ks)
+{
+    const attn_tensor *k = &r->in[SDPA_K].t;
+    int64_t *d = r->ks_dims;
+    for (int x = 0; x < 3; x++)
+        d[x] = k->shape[x];
+    d[3] = 1;
+    const size_t n = attn_run_bytes(d, 4, sizeof(float));
+    if (!n || !(r->ks = calloc(1, n)))
+        return attn_run_error(n ? "out of memory" : "key_score size overflows");
+    *ks = r->o.layout == ATTN_RUN_BHSD ? attn_tensor_bhsd(r->ks, ATTN_F32, d[0], d[1], d[2], 1)
+                                       : attn_tensor_bshd(r->ks, ATTN_F32, d[0], d[1], d[2], 1);
+    return 0;
+}
+
 static int sdpa_alloc(sdpa_run *r, attn_tensor *out, attn_tensor *lse)
 {
     const attn_tensor *q = &r->in[SDPA_Q].t;
@@ -203,12 +228,40 @@ static int sdpa_backward_f64(sdpa_run *r, const attn_tensor *out, const attn_ten
     return s == ATTN_OK ? 0 : lib_error(s);
 }
 
+/* The outputs of the forward call: out, and lse and key_score when asked for. */
+static attn_sdpa_outputs outputs_of(const sdpa_run *r, const attn_tensor *out,
+                                    const attn_tensor *lse, const attn_tensor *ks)
+{
+    return (attn_sdpa_outputs){
+        .out = out, .lse = r->lse ? lse : NULL, .key_score = r->ks ? ks : NULL};
+}
+
+/* The reference's f64 key_score, in the file's order (ks_alloc). */
+static int sdpa_key_score_f64(sdpa_run *r, const attn_sdpa_problem *p)
+{
+    const size_t n = attn_run_bytes(r->ks_dims, 4, sizeof(double));
+    double *tmp = malloc(n);
+    r->ks64 = malloc(n);
+    attn_status s = tmp && r->ks64 ? attn_ref_sdpa_key_score(p, ATTN_REF_F64, NULL, tmp)
+                                   : ATTN_ERR_OUT_OF_MEMORY;
+    if (s == ATTN_OK)
+        attn_run_f64_to_layout(tmp, r->ks_dims, r->o.layout, r->ks64);
+    free(tmp);
+    if (s == ATTN_ERR_OUT_OF_MEMORY) {
+        attn_run_error("out of memory");
+        return 1;
+    }
+    return s == ATTN_OK ? 0 : lib_error(s);
+}
+
 /* The f64 ground truth straight from the reference, without rounding to a storage dtype. */
-static int sdpa_compute_f64(sdpa_run *r, const attn_tensor *out, const attn_tensor *lse)
+static int sdpa_compute_f64(sdpa_run *r, const attn_tensor *out, const attn_tensor *lse,
+                            const attn_tensor *ks)
 {
     attn_sdpa_problem p;
-    attn_status s = attn_sdpa_validate(&r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
-                                       &r->in[SDPA_V].t, out, r->lse ? lse : NULL, &p);
+    const attn_sdpa_outputs outs = outputs_of(r, out, lse, ks);
+    attn_status s = attn_sdpa_validate_ex(&r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
+                                          &r->in[SDPA_V].t, &outs, &p);
     if (s != ATTN_OK)
         return lib_error(s);
     size_t n = attn_run_bytes(r->dims, 4, sizeof(double)), nl = attn_run_bytes(r->dims, 3, 8);
@@ -223,15 +276,18 @@ static int sdpa_compute_f64(sdpa_run *r, const attn_tensor *out, const attn_tens
     if (s != ATTN_OK)
         return lib_error(s);
     attn_run_f64_to_layout(r->tmp64, r->dims, r->o.layout, r->out64);
-    return r->in[SDPA_DOUT].path ? sdpa_backward_f64(r, out, lse) : 0;
+    const int rc = r->ks ? sdpa_key_score_f64(r, &p) : 0;
+    return rc == 0 && r->in[SDPA_DOUT].path ? sdpa_backward_f64(r, out, lse) : rc;
 }
 
-static int sdpa_compute(sdpa_run *r, const attn_tensor *out, const attn_tensor *lse)
+static int sdpa_compute(sdpa_run *r, const attn_tensor *out, const attn_tensor *lse,
+                        const attn_tensor *ks)
 {
+    const attn_sdpa_outputs outs = outputs_of(r, out, lse, ks);
     attn_status s = attn_backend_open(r->o.backend, r->o.options, &r->be);
     if (s == ATTN_OK)
-        s = attn_sdpa_forward(r->be, &r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
-                              &r->in[SDPA_V].t, out, r->lse ? lse : NULL);
+        s = attn_sdpa_forward_ex(r->be, &r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
+                                 &r->in[SDPA_V].t, &outs);
     if (s == ATTN_OK && r->in[SDPA_DOUT].path) { /* from the backend's own out and lse */
         const attn_sdpa_grads g = grads_of(r);
         s = attn_sdpa_backward(r->be, &r->d, &r->in[SDPA_Q].t, &r->in[SDPA_K].t,
@@ -240,7 +296,8 @@ static int sdpa_compute(sdpa_run *r, const attn_tensor *out, const attn_tensor *
     return s == ATTN_OK ? 0 : lib_error(s);
 }
 
-/* Out in q's layout and rank; LSE [B, Hq, Sq] (B dropped when q was 3-D). */
+/* Out in q's layout and rank; LSE [B, Hq, Sq]; key_score [B, Skv, Hkv] or [B, Hkv, Skv] (B
+ * dropped when q was 3-D). */
 static int sdpa_save(const sdpa_run *r)
 {
     const int64_t *d = r->dims;
@@ -256,6 +313,12 @@ static int sdpa_save(const sdpa_run *r)
         return -1;
     if (r->lse_path && attn_run_save(r->lse_path, f64 ? ATTN_NPY_F64 : ATTN_NPY_F32, 3 - rank3,
                             lshape + rank3, f64 ? (void *)r->lse64 : r->lse))
+        return -1;
+    const int bhsd = r->o.layout == ATTN_RUN_BHSD;
+    const int64_t *kd = r->ks_dims;
+    const int64_t kshape[3] = {kd[0], bhsd ? kd[2] : kd[1], bhsd ? kd[1] : kd[2]};
+    if (r->ks_path && attn_run_save(r->ks_path, f64 ? ATTN_NPY_F64 : ATTN_NPY_F32, 3 - rank3,
+                                    kshape + rank3, f64 ? (void *)r->ks64 : r->ks))
         return -1;
     /* each gradient has the shape of its input's file (the same layout) */
     static const int like[GRAD_N] = {SDPA_Q, SDPA_K, SDPA_V, SDPA_MASK};
@@ -279,6 +342,8 @@ static void sdpa_free(sdpa_run *r)
     free(r->out64);
     free(r->lse64);
     free(r->tmp64);
+    free(r->ks);
+    free(r->ks64);
     for (int g = 0; g < GRAD_N; g++)
         attn_run_grad_free(&r->grad[g]);
     attn_backend_close(r->be);
@@ -290,12 +355,12 @@ int attn_sdpa_cmd_run(int argc, char **argv)
     memset(&r, 0, sizeof r);
     r.o.backend = "ref";
     r.d = attn_sdpa_desc_default();
-    attn_tensor out, lse;
+    attn_tensor out, lse, ks;
     int rc = 2;
     if (sdpa_parse(argc, argv, &r) == 0 && sdpa_load(&r) == 0 && sdpa_alloc(&r, &out, &lse) == 0 &&
-        grad_alloc(&r) == 0) {
-        rc = r.o.out_dtype == ATTN_RUN_OUT_F64 ? sdpa_compute_f64(&r, &out, &lse)
-                                      : sdpa_compute(&r, &out, &lse);
+        (!r.ks_path || ks_alloc(&r, &ks) == 0) && grad_alloc(&r) == 0) {
+        rc = r.o.out_dtype == ATTN_RUN_OUT_F64 ? sdpa_compute_f64(&r, &out, &lse, &ks)
+                                      : sdpa_compute(&r, &out, &lse, &ks);
         if (rc == 0 && sdpa_save(&r))
             rc = 2;
     }

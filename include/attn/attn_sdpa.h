@@ -63,6 +63,37 @@ ATTN_API attn_status attn_sdpa_impl_name(attn_backend *be, const attn_sdpa_desc 
                                          const attn_tensor *v, const attn_tensor *out,
                                          const attn_tensor *lse, char *buf, size_t n);
 
+/* ---- every output: attention received per key -------------------------------------------- */
+
+/* The outputs of attn_sdpa_forward_ex. out is required; lse and key_score are optional (NULL).
+ * key_score: f32 [B, Skv, Hkv, 1]: the attention probability each key receives, summed over
+ * every query row and over the query heads of its KV head,
+ *   key_score[b, j, g] = sum_i sum_{h: h / (Hq/Hkv) == g} P[b, h, i, j],
+ * without materialising P (H2O's heavy-hitter score, attention received per token). Keys no
+ * query sees and rows with no visible key contribute 0; a NaN row gives NaN to the keys it
+ * sees. Accumulated in f32 or better, stored once. */
+typedef struct attn_sdpa_outputs {
+    const attn_tensor *out;
+    const attn_tensor *lse;
+    const attn_tensor *key_score;
+    uint64_t reserved[5]; /* must be zero */
+} attn_sdpa_outputs;
+
+/* attn_sdpa_forward with every output: the same checks and semantics, key_score besides. On
+ * any error nothing is written to any output. */
+ATTN_API attn_status attn_sdpa_forward_ex(attn_backend *be, const attn_sdpa_desc *desc,
+                                          const attn_tensor *q, const attn_tensor *k,
+                                          const attn_tensor *v, const attn_sdpa_outputs *outs);
+/* Same checks as attn_sdpa_forward_ex, runs nothing. */
+ATTN_API attn_status attn_sdpa_supported_ex(attn_backend *be, const attn_sdpa_desc *desc,
+                                            const attn_tensor *q, const attn_tensor *k,
+                                            const attn_tensor *v, const attn_sdpa_outputs *outs);
+/* Name of the implementation attn_sdpa_forward_ex would run (as attn_sdpa_impl_name). */
+ATTN_API attn_status attn_sdpa_impl_name_ex(attn_backend *be, const attn_sdpa_desc *desc,
+                                            const attn_tensor *q, const attn_tensor *k,
+                                            const attn_tensor *v, const attn_sdpa_outputs *outs,
+                                            char *buf, size_t n);
+
 /* ---- backward ---------------------------------------------------------------------------- */
 
 /* The gradients attn_sdpa_backward writes. dq [B, Sq, Hq, Dk] like q, dk [B, Skv, Hkv, Dk] like

@@ -1,5 +1,5 @@
 /* attn_desc.h - op-neutral checks of descriptor fields every op's validation shares: reserved
- * words that must be zero, 0/1 flags, enum ranges. Messages name the field as "desc.<field>". */
+ * words that must be zero, 0/1 flags, enum ranges, a softmax's scale and soft-cap. Messages name the field as "desc.<field>". */
 #ifndef ATTN_DESC_H_
 #define ATTN_DESC_H_
 
@@ -17,5 +17,9 @@ attn_status attn_desc_reserved(const uint64_t *reserved, size_t n, const char *d
 attn_status attn_desc_flag(const char *field, int value);
 /* An enum field: 0 .. last (`type` names the enum type in the message). */
 attn_status attn_desc_enum(const char *field, int value, int last, const char *type);
+
+/* A softmax op's logit scale (finite; 0 selects the default) and soft-cap (0 = none, else a
+ * finite positive cap). */
+attn_status attn_desc_scale_softcap(float scale, float softcap);
 
 #endif /* ATTN_DESC_H_ */

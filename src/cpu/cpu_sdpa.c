@@ -144,9 +144,8 @@ void attn_cpu_pv(const attn_sdpa_problem *p, const float *pt, int64_t ldp, int64
                         o[r * p->Dv + d] += pt[r * ldp + j] * vt.p[j * vt.rs + d * vt.cs];
 }
 
-void attn_cpu_row_step(const attn_sdpa_problem *p, float *srow, float *madd_scratch,
-                       float *orow, float *m, float *l, int64_t b, int64_t i, int64_t h,
-                       int64_t j0, int64_t nc)
+void attn_cpu_row_logits(const attn_sdpa_problem *p, float *srow, float *madd_scratch,
+                         int64_t b, int64_t i, int64_t h, int64_t j0, int64_t nc)
 {
     const float *madd = NULL;
     const uint8_t *mbool = NULL;
@@ -161,6 +160,13 @@ void attn_cpu_row_step(const attn_sdpa_problem *p, float *srow, float *madd_scra
     attn_band(p, i, &lo, &hi);
     attn_cpu_logits_row(srow, nc, (float)p->softcap, madd, mbool, p->mask_bool.stride[3], j0,
                         lo, hi);
+}
+
+void attn_cpu_row_step(const attn_sdpa_problem *p, float *srow, float *madd_scratch,
+                       float *orow, float *m, float *l, int64_t b, int64_t i, int64_t h,
+                       int64_t j0, int64_t nc)
+{
+    attn_cpu_row_logits(p, srow, madd_scratch, b, i, h, j0, nc);
     float alpha = attn_cpu_softmax_row(srow, nc, m, l);
     if (alpha != 1.0f)
         attn_cpu_scale_row(orow, p->Dv, alpha);

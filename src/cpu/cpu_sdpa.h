@@ -50,9 +50,13 @@ void attn_cpu_store_row(const attn_operand *out, int64_t b, int64_t i, int64_t h
                         const float *src, int64_t n);
 
 /* ---- tile steps shared by the two drivers (cpu_sdpa.c) ------------------------------------ */
-/* Row step for query i, head h over keys [j0, j0 + nc): masks, band, soft-cap, online softmax
- * (srow becomes p; *m, *l updated) and the rescale of the output row orow (Dv floats).
- * madd_scratch holds nc floats. */
+/* The logits of row srow (query i, head h, keys [j0, j0 + nc), scaled scores on entry):
+ * soft-cap, masks, band (hidden keys -inf). madd_scratch holds nc floats. */
+void attn_cpu_row_logits(const attn_sdpa_problem *p, float *srow, float *madd_scratch,
+                         int64_t b, int64_t i, int64_t h, int64_t j0, int64_t nc);
+/* Row step for query i, head h over keys [j0, j0 + nc): the logits (attn_cpu_row_logits),
+ * online softmax (srow becomes p; *m, *l updated) and the rescale of the output row orow (Dv
+ * floats). madd_scratch holds nc floats. */
 void attn_cpu_row_step(const attn_sdpa_problem *p, float *srow, float *madd_scratch,
                        float *orow, float *m, float *l, int64_t b, int64_t i, int64_t h,
                        int64_t j0, int64_t nc);
@@ -111,6 +115,10 @@ attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t
  * (cpu_sdpa_packed.c). Requires attn_cpu_sdpa_packed_fits(p, u). */
 attn_status attn_cpu_sdpa_packed(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
                                  int threads, int64_t br, int64_t bc);
+/* Keys [k0, k0 + nk) of a score panel ((key, lane) at key*lq + lane) that the band hides from
+ * query rows i .. i + rows - 1 (lanes past rows are padding, left as they are) get -inf. */
+void attn_cpu_mask_panel(const attn_sdpa_problem *p, float *s, int64_t lq, int64_t i,
+                         int64_t rows, int64_t k0, int64_t nk);
 /* Whether the packed forward runs p: no masks or soft-cap, a micro-kernel whose query lanes
  * are a multiple of 16 and key lanes fit a packing step. (V rows with Inf/NaN are handled per
  * group: such groups take the tiled forward's exact path.) */
@@ -127,6 +135,33 @@ int64_t attn_cpu_decode_items(const attn_sdpa_problem *p, int threads);
 #define ATTN_CPU_DECODE_MAX_SQ 16
 /* Sq at or below which it is used when its key chunks give every thread a work item. */
 #define ATTN_CPU_DECODE_WIDE_SQ 64
+
+/* Whether the decode path computes p's key_score itself: the probabilities it keeps for one
+ * batch (every query row over the keys the band reaches) take at most
+ * ATTN_CPU_DECODE_KS_FLOATS floats (64 MiB; more batches go in slices); else the key_score
+ * sweep follows the forward. */
+#define ATTN_CPU_DECODE_KS_FLOATS ((int64_t)1 << 24)
+int attn_cpu_decode_keeps_probs(const attn_sdpa_problem *p);
+
+/* ---- key_score (cpu_sdpa_key_score.c) ----------------------------------------------------- */
+/* col[j] += p[j] * f over n probabilities of one row step (p = exp(s - m) of its tile, f =
+ * exp(m - lse)); hidden keys (p = -0) add 0 whatever f is. */
+void attn_cpu_ks_add_scaled(const float *p, int64_t n, float f, float *col);
+/* key_score[b, j0 + j, hk] = col[j] for j < n (0 when col is NULL). */
+void attn_cpu_ks_store(const attn_sdpa_problem *p, int64_t b, int64_t hk, int64_t j0,
+                       int64_t n, const float *col);
+/* A forward path of the backend on a problem (no key_score). */
+typedef attn_status (*attn_cpu_sdpa_fwd_fn)(const attn_sdpa_problem *p, const attn_cpu_state *s);
+/* The forward with key_score for the paths that do not compute it: fwd runs on p with the LSE
+ * kept (the user's, else scratch), then a sweep over (key tile, query tile) blocks recomputes
+ * the scores (on the micro-kernel u where the packed forward runs, else on BLIS sgemm; u NULL)
+ * and sums the columns of P = exp(s - lse) per (batch, KV head). Deterministic; scratch
+ * allocated first (nothing written on failure). */
+attn_status attn_cpu_sdpa_key_score(const attn_sdpa_problem *p, const attn_cpu_state *s,
+                                    const attn_cpu_ukr *u, attn_cpu_sdpa_fwd_fn fwd);
+/* Floats of scratch the sweep takes on `threads` threads (either score code), or -1 when the
+ * count leaves int64. */
+int64_t attn_cpu_ks_scratch(const attn_sdpa_problem *p, int threads);
 
 /* ---- backward (cpu_sdpa_backward.c) ------------------------------------------------------- */
 /* Tile sizes of the backward (query rows x keys): constants, so that the bits of the result

@@ -15,16 +15,23 @@
  *   f32 key-major per tile (sequential memory in BSHD layouts) and the products are the
  *   vectorisable loops of cpu_sdpa_softmax.c.
  * Each (head, chunk) leaves a partial (m, l, o) per row, merged by log-sum-exp:
- *   M = max_c m_c,  L = sum_c l_c e^(m_c - M),  O = sum_c o_c e^(m_c - M),  out = O / L. */
+ *   M = max_c m_c,  L = sum_c l_c e^(m_c - M),  O = sum_c o_c e^(m_c - M),  out = O / L.
+ * key_score: each row step's probabilities p = exp(s - m) are kept (G rows x the keys the band
+ * reaches, per KV head: small for few queries) with the step's m, and after the merge each key
+ * sums p exp(m - lse) over its G rows, so K is read once and no exponential is taken twice
+ * (items of keys per KV head, rows in a fixed order). Batches whose kept values would exceed
+ * ATTN_CPU_DECODE_KS_FLOATS run in slices. */
 #include "cpu_sdpa.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define KB 128             /* keys per tile (one softmax step per head and tile) */
 #define MIN_CHUNK 1024     /* keys per work item, at least */
 #define ITEMS_PER_THREAD 2 /* aim for this many items per thread (balance vs. merge) */
+#define KS_KEYS 1024       /* keys per item of the key_score sums */
 
 typedef struct dec_ctx {
     const attn_sdpa_problem *p;
@@ -34,10 +41,14 @@ typedef struct dec_ctx {
     attn_cpu_dec_qk_fn qk;
     attn_cpu_dec_pv_fn pv;
     float *part; /* per item: G rows of (m, l, o[Dv]) */
+    /* key_score (else NULL): per group, G rows of the probabilities of keys [jlo, jhi) and G
+     * rows of the m of each tile (n_tiles); the LSE of each row (group * G + r) */
+    float *probs, *tile_m, *lse;
+    int64_t n_tiles;
 } dec_ctx;
 
 typedef struct dec_scratch {
-    float *q, *s, *k, *v, *madd, *o;
+    float *q, *s, *k, *v, *madd, *o, *col;
 } dec_scratch;
 
 static int64_t row_floats(const attn_sdpa_problem *p)
@@ -57,7 +68,7 @@ static int64_t scratch_floats(const dec_ctx *c)
 {
     const attn_sdpa_problem *p = c->p;
     return p->Hkv * c->G * p->Dk + c->G * KB + kv_tile_floats(c, p->Dk) +
-           kv_tile_floats(c, p->Dv) + KB + p->Dv;
+           kv_tile_floats(c, p->Dv) + KB + p->Dv + (p->key_score.t ? KS_KEYS : 0);
 }
 
 static dec_scratch scratch_at(float *base, const dec_ctx *c)
@@ -70,6 +81,7 @@ static dec_scratch scratch_at(float *base, const dec_ctx *c)
     s.v = s.k + kv_tile_floats(c, p->Dk);
     s.madd = s.v + kv_tile_floats(c, p->Dv);
     s.o = s.madd + KB;
+    s.col = s.o + p->Dv;
     return s;
 }
 
@@ -144,6 +156,18 @@ static int hidden_bad_v(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk,
 }
 #endif /* ATTN_CPU_HAVE_AVX2_KERNELS */
 
+/* key_score: the tile's probabilities (G rows of w->s) and each row's m after the step. */
+static void keep_tile(const dec_ctx *c, const dec_scratch *w, int64_t g, const float *m,
+                      int64_t j0, int64_t nc)
+{
+    const int64_t keys = c->jhi - c->jlo, t = (j0 - c->jlo) / KB;
+    for (int64_t r = 0; r < c->G; r++) {
+        memcpy(c->probs + (g * c->G + r) * keys + (j0 - c->jlo), w->s + r * KB,
+               (size_t)nc * sizeof(float));
+        c->tile_m[(g * c->G + r) * c->n_tiles + t] = m[r];
+    }
+}
+
 /* Keys [j0, j0 + nc) for KV head hk of batch b. Portable path: K and V of all heads already
  * converted into w->k, w->v. SIMD path: read in place by the SIMD kernels. */
 static void head_tile(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, int64_t chunk,
@@ -166,6 +190,8 @@ static void head_tile(const dec_ctx *c, dec_scratch *w, int64_t b, int64_t hk, i
         attn_cpu_row_step(p, w->s + r * KB, w->madd, o + r * p->Dv, &part[r], &part[G + r], b,
                           i, h, j0, nc);
     }
+    if (c->probs)
+        keep_tile(c, w, b * p->Hkv + hk, part, j0, nc);
 #if ATTN_CPU_HAVE_AVX2_KERNELS
     if (c->simd) {
         if (!hidden_bad_v(c, w, b, hk, j0, nc))
@@ -226,6 +252,66 @@ static void merge_row(const dec_ctx *c, int64_t g, int64_t r, float *o)
     attn_cpu_store_row(&p->out, b, i, h, o, p->Dv);
     if (p->lse.t)
         *(float *)attn_cpu_elem(&p->lse, b, i, h, 0) = lse;
+    if (c->lse)
+        c->lse[g * G + r] = lse;
+}
+
+/* key_score of keys [j0, j0 + n) (n <= KS_KEYS) of group g from the kept probabilities: P =
+ * p exp(m - lse) per tile of each row, the rows in order; a row with nothing visible (lse
+ * -inf) adds nothing; keys the band leaves out get 0. */
+static void key_score_keys(const dec_ctx *c, dec_scratch *w, int64_t g, int64_t j0, int64_t n)
+{
+    const attn_sdpa_problem *p = c->p;
+    const int64_t keys = c->jhi - c->jlo;
+    const int64_t lo = j0 > c->jlo ? j0 : c->jlo, hi = j0 + n < c->jhi ? j0 + n : c->jhi;
+    for (int64_t j = 0; j < n; j++)
+        w->col[j] = 0.0f;
+    for (int64_t r = 0; hi > lo && r < c->G; r++) {
+        const int64_t row = g * c->G + r;
+        const float lse = c->lse[row];
+        if (lse == -INFINITY)
+            continue;
+        for (int64_t a = lo, e; a < hi; a = e) {
+            const int64_t t = (a - c->jlo) / KB;
+            const float m = c->tile_m[row * c->n_tiles + t];
+            e = c->jlo + (t + 1) * KB < hi ? c->jlo + (t + 1) * KB : hi;
+            /* the step subtracted 0 while nothing was visible (see attn_cpu_softmax_row) */
+            attn_cpu_ks_add_scaled(c->probs + row * keys + (a - c->jlo), e - a,
+                                   expf((m == -INFINITY ? 0.0f : m) - lse), w->col + (a - j0));
+        }
+    }
+    attn_cpu_ks_store(p, g / p->Hkv, g % p->Hkv, j0, n, w->col);
+}
+
+/* Floats of probabilities one batch keeps for key_score (-1 past int64). */
+static int64_t batch_probs(const attn_sdpa_problem *p)
+{
+    int64_t lo, hi, unused, n;
+    attn_band(p, 0, &lo, &unused);
+    attn_band(p, p->Sq - 1, &unused, &hi);
+    hi = hi < p->Skv ? hi : p->Skv;
+    return __builtin_mul_overflow(p->Hq * p->Sq, hi > lo ? hi - lo : 0, &n) ? -1 : n;
+}
+
+int attn_cpu_decode_keeps_probs(const attn_sdpa_problem *p)
+{
+    const int64_t n = batch_probs(p);
+    return n >= 0 && n <= ATTN_CPU_DECODE_KS_FLOATS;
+}
+
+/* Batches [b0, b0 + nb) of p as a problem of their own (host operands moved by b0 batches;
+ * broadcast operands have batch stride 0). */
+static attn_sdpa_problem batch_slice(const attn_sdpa_problem *p, int64_t b0, int64_t nb)
+{
+    attn_sdpa_problem s = *p;
+    attn_operand *const ops[] = {&s.q,        &s.k,         &s.v,        &s.out,
+                                 &s.lse,      &s.mask_add,  &s.mask_bool, &s.key_score};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (ops[i]->t)
+            ops[i]->ptr = (char *)ops[i]->ptr +
+                          b0 * ops[i]->stride[0] * (int64_t)attn_dtype_size(ops[i]->dtype);
+    s.B = nb;
+    return s;
 }
 
 /* Chunking: enough items to balance the threads, but chunks of at least MIN_CHUNK keys. */
@@ -236,7 +322,8 @@ static void plan(dec_ctx *c, int threads)
     attn_band(p, 0, &c->jlo, &unused);
     attn_band(p, p->Sq - 1, &unused, &c->jhi);
     c->jhi = c->jhi < p->Skv ? c->jhi : p->Skv;
-    int64_t keys = c->jhi > c->jlo ? c->jhi - c->jlo : 0;
+    c->jhi = c->jhi > c->jlo ? c->jhi : c->jlo; /* an empty band may sit beyond Skv */
+    int64_t keys = c->jhi - c->jlo;
     int64_t want = (ITEMS_PER_THREAD * threads + p->B - 1) / p->B;
     int64_t most = (keys + MIN_CHUNK - 1) / MIN_CHUNK;
     c->n_chunks = want < most ? want : most;
@@ -277,21 +364,34 @@ static void pick_kernels(dec_ctx *c)
 #endif
 }
 
-attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int simd)
+/* The plan of p and the floats of scratch it takes on `threads` threads. */
+static int64_t setup(dec_ctx *c, const attn_sdpa_problem *p, int threads, int simd)
 {
-    dec_ctx c = {.p = p, .G = p->group * p->Sq, .simd = attn_cpu_decode_uses_simd(p, simd)};
-    pick_kernels(&c);
-    plan(&c, threads);
-    if (c.chunk == 0)
-        c.chunk = 1; /* no visible key at all: one empty item per group */
+    *c = (dec_ctx){.p = p, .G = p->group * p->Sq, .simd = attn_cpu_decode_uses_simd(p, simd)};
+    pick_kernels(c);
+    plan(c, threads);
+    if (c->chunk == 0)
+        c->chunk = 1; /* no visible key at all: one empty item per group */
+    const int64_t groups = p->B * p->Hkv;
+    c->n_tiles = (c->jhi - c->jlo + KB - 1) / KB;
+    int64_t n = scratch_floats(c) * threads + groups * c->n_chunks * c->G * row_floats(p);
+    return n + (p->key_score.t ? groups * c->G * (c->jhi - c->jlo + c->n_tiles + 1) : 0);
+}
+
+/* Runs p on mem (setup's floats). */
+static void decode_run(const attn_sdpa_problem *p, int threads, int simd, float *mem)
+{
+    dec_ctx c;
+    setup(&c, p, threads, simd);
     int64_t groups = p->B * p->Hkv, n_items = p->B * c.n_chunks * c.n_hblocks;
-    int64_t per_thread = scratch_floats(&c);
-    size_t total = (size_t)(per_thread * threads + groups * c.n_chunks * c.G * row_floats(p));
-    float *mem = malloc(total * sizeof(float));
-    if (!mem)
-        return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes of scratch",
-                         total * sizeof(float));
+    int64_t per_thread = scratch_floats(&c), n_parts = groups * c.n_chunks * c.G * row_floats(p);
+    int64_t ks_items = p->key_score.t ? groups * ((p->Skv + KS_KEYS - 1) / KS_KEYS) : 0;
     c.part = mem + per_thread * threads;
+    if (p->key_score.t) {
+        c.lse = c.part + n_parts;
+        c.tile_m = c.lse + groups * c.G;
+        c.probs = c.tile_m + groups * c.G * c.n_tiles;
+    }
 #pragma omp parallel num_threads(threads)
     {
         dec_scratch w = scratch_at(mem + per_thread * omp_get_thread_num(), &c);
@@ -301,6 +401,37 @@ attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int si
 #pragma omp for schedule(static)
         for (int64_t it = 0; it < groups * c.G; it++)
             merge_row(&c, it / c.G, it % c.G, w.o);
+        const int64_t per_group = (p->Skv + KS_KEYS - 1) / KS_KEYS;
+#pragma omp for schedule(static)
+        for (int64_t it = 0; it < ks_items; it++) {
+            const int64_t j0 = it % per_group * KS_KEYS;
+            const int64_t n = p->Skv - j0 < KS_KEYS ? p->Skv - j0 : KS_KEYS;
+            key_score_keys(&c, &w, it / per_group, j0, n);
+        }
+    }
+}
+
+/* With key_score, the kept probabilities of a call are bounded: the batches go in slices
+ * whose probabilities take at most ATTN_CPU_DECODE_KS_FLOATS (the dispatch checks that one
+ * batch does), all on one scratch allocated first (the largest slice's: the last one may
+ * plan more key chunks). */
+attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int simd)
+{
+    const int64_t per = p->key_score.t ? batch_probs(p) : 0;
+    int64_t nb = per > 0 ? ATTN_CPU_DECODE_KS_FLOATS / per : p->B;
+    nb = nb < 1 ? 1 : nb > p->B ? p->B : nb;
+    const attn_sdpa_problem first = batch_slice(p, 0, nb), last = batch_slice(p, 0, p->B % nb);
+    dec_ctx c;
+    int64_t n = setup(&c, &first, threads, simd);
+    const int64_t n_last = p->B % nb ? setup(&c, &last, threads, simd) : 0;
+    n = n > n_last ? n : n_last;
+    float *mem = malloc((size_t)n * sizeof(float));
+    if (!mem)
+        return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes of scratch",
+                         (size_t)n * sizeof(float));
+    for (int64_t b0 = 0; b0 < p->B; b0 += nb) {
+        const attn_sdpa_problem s = batch_slice(p, b0, p->B - b0 < nb ? p->B - b0 : nb);
+        decode_run(&s, threads, simd, mem);
     }
     free(mem);
     return ATTN_OK;

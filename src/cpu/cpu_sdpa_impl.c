@@ -1,9 +1,11 @@
 /* cpu_sdpa_impl.c - SDPA on the "cpu" backend: dispatch between the tiled forward
- * (cpu_sdpa.c) and the decode path (cpu_sdpa_decode.c), their tile sizes, the backward
- * (cpu_sdpa_backward.c), and the name of the implementation a call runs. */
+ * (cpu_sdpa.c) and the decode path (cpu_sdpa_decode.c), their tile sizes, the way key_score
+ * is computed (cpu_sdpa_key_score.c), the backward (cpu_sdpa_backward.c), and the name of the
+ * implementation a call runs. */
 #include "cpu_sdpa.h"
 
 #include <stdio.h>
+#include <string.h>
 
 /* Tile sizes of the tiled forward (query rows x key columns), tuned with `attn bench` (B1 H8
  * S2048, D64/D128): 256 x 512 was best among 64..256 x 128..512. Fewer query rows per tile
@@ -53,6 +55,10 @@ static attn_status cpu_sdpa_supported(attn_backend *be, const void *problem)
     n = n < 0 || rows < 0 ? -1 : mul_add(rows, d, n);             /* decode rows */
     n = n < 0 ? -1 : mul_add(p->Skv, d, n);                       /* a KV group */
     n = n < 0 ? -1 : mul_add(p->B * p->Hkv > 0 ? p->B : 0, p->Hkv, n);
+    if (p->key_score.t) { /* the sweep's tiles and an LSE per row */
+        const int64_t ks = attn_cpu_ks_scratch(p, threads);
+        n = n < 0 || ks < 0 ? -1 : mul_add(n, 1, ks);
+    }
     if (n < 0 || n > (int64_t)1 << 58 || d < 0)
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY,
                          "cpu: the problem's scratch (Sq %lld, Skv %lld, Dk %lld, Dv %lld) "
@@ -80,17 +86,44 @@ static int use_packed(const attn_sdpa_problem *p, const attn_cpu_state *s, attn_
            attn_cpu_sdpa_packed_fits(p, u);
 }
 
-attn_status attn_cpu_sdpa_dispatch(const attn_sdpa_problem *p, const attn_cpu_state *s)
+/* key_score: zeros when there is no query; the decode path's own sums when the probabilities
+ * one batch keeps fit its bound; else the sweep after the forward. */
+enum { KS_NONE, KS_ZERO, KS_DECODE, KS_SWEEP };
+
+static int key_score_way(const attn_sdpa_problem *p, const attn_cpu_state *s)
+{
+    if (!p->key_score.t)
+        return KS_NONE;
+    if (p->Sq == 0)
+        return KS_ZERO;
+    return use_decode(p, s) && attn_cpu_decode_keeps_probs(p) ? KS_DECODE : KS_SWEEP;
+}
+
+static attn_status forward(const attn_sdpa_problem *p, const attn_cpu_state *s)
 {
     attn_cpu_ukr u;
-    attn_status st;
     if (use_decode(p, s))
-        st = attn_cpu_sdpa_decode(p, s->threads, s->simd);
-    else if (use_packed(p, s, &u))
-        st = attn_cpu_sdpa_packed(p, &u, s->threads, pick_br(p, s->threads), CPU_BC);
-    else
-        st = attn_cpu_sdpa_tiled(p, s->threads, pick_br(p, s->threads), CPU_BC);
-    return st;
+        return attn_cpu_sdpa_decode(p, s->threads, s->simd);
+    if (use_packed(p, s, &u))
+        return attn_cpu_sdpa_packed(p, &u, s->threads, pick_br(p, s->threads), CPU_BC);
+    return attn_cpu_sdpa_tiled(p, s->threads, pick_br(p, s->threads), CPU_BC);
+}
+
+attn_status attn_cpu_sdpa_dispatch(const attn_sdpa_problem *p, const attn_cpu_state *s)
+{
+    switch (key_score_way(p, s)) {
+    case KS_ZERO:
+        for (int64_t b = 0; b < p->B; b++)
+            for (int64_t g = 0; g < p->Hkv; g++)
+                attn_cpu_ks_store(p, b, g, 0, p->Skv, NULL);
+        return ATTN_OK;
+    case KS_SWEEP: {
+        attn_cpu_ukr u;
+        return attn_cpu_sdpa_key_score(p, s, use_packed(p, s, &u) ? &u : NULL, forward);
+    }
+    default: /* none, or the decode path's own */
+        return forward(p, s);
+    }
 }
 
 static attn_status cpu_sdpa_run(attn_backend *be, const void *problem)
@@ -111,7 +144,8 @@ static const char *decode_kernels(const attn_sdpa_problem *p, const attn_cpu_sta
 
 /* "cpu:decode_splitkv_avx512" (or _avx2, _c) / "cpu:flash_ukr16x6_br256_bc510" (micro-kernel
  * lanes: query rows x keys) / "cpu:flash_blis_br256_bc512"; the backward
- * "cpu:flash_bwd_blis_br128_bc256". */
+ * "cpu:flash_bwd_blis_br128_bc256". key_score adds "+ks_probs" (the decode path's kept
+ * probabilities) or "+ks_sweep" (the sweep after the forward). */
 static void cpu_sdpa_impl_name(attn_backend *be, const void *problem, char *buf, size_t n)
 {
     const attn_sdpa_problem *p = problem;
@@ -128,6 +162,10 @@ static void cpu_sdpa_impl_name(attn_backend *be, const void *problem, char *buf,
     else
         snprintf(buf, n, "cpu:flash_blis_br%lld_bc%d", (long long)pick_br(p, s->threads),
                  CPU_BC);
+    const int ks = key_score_way(p, s);
+    const size_t len = strlen(buf);
+    if (!p->backward && (ks == KS_DECODE || ks == KS_SWEEP) && len + 1 < n)
+        snprintf(buf + len, n - len, "%s", ks == KS_DECODE ? "+ks_probs" : "+ks_sweep");
 }
 
 const attn_op_impl attn_cpu_sdpa_impl = {

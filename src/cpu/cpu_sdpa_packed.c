@@ -122,9 +122,8 @@ typedef struct pk_item {
     int64_t g, h, b, i0, nr;
 } pk_item;
 
-/* Keys hidden by a band edge get -inf, per lane (rows past nr are padding, left as they are). */
-static void mask_panel(const attn_sdpa_problem *p, float *s, int64_t lq, int64_t i, int64_t rows,
-                       int64_t k0, int64_t nk)
+void attn_cpu_mask_panel(const attn_sdpa_problem *p, float *s, int64_t lq, int64_t i,
+                         int64_t rows, int64_t k0, int64_t nk)
 {
     for (int64_t q = 0; q < rows; q++) {
         int64_t lo, hi;
@@ -198,7 +197,7 @@ static void panel_step(const pk_ctx *c, pk_scratch *w, const pk_item *it, int64_
         attn_cpu_ukr_panel(c->u, p->Dk, (float)p->scale, qp, kp + (k0 + kb) * p->Dk, 0.0f,
                            w->s + kb * lq);
     if (b.lo_last > k0 || b.hi_first < k1)
-        mask_panel(p, w->s, lq, b.i, b.rows, k0, nk);
+        attn_cpu_mask_panel(p, w->s, lq, b.i, b.rows, k0, nk);
     attn_cpu_softmax_panel(w->s, nk, lq, m, l, w->alpha);
     if (!all_one(w->alpha, lq))
         attn_cpu_scale_panel(o, c->dv_pad, lq, w->alpha);

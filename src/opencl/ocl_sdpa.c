@@ -2,8 +2,9 @@
  * split) that both the capability check and the forward call derive from the same rules,
  * operand binding (device buffers in place; host tensors uploaded, outputs gathered into a
  * compact buffer and scattered back) and launches, shared with the backward (ocl_sdpa.h), and
- * the launches of cl/sdpa_flash_fwd.cl and cl/sdpa_decode.cl. A backward problem goes to
- * ocl_sdpa_backward.c. */
+ * the launches of cl/sdpa_flash_fwd.cl and cl/sdpa_decode.cl, then, for the key_score output,
+ * of cl/sdpa_key_score.cl from the final LSE (a scratch one when the call asked for none). A
+ * backward problem goes to ocl_sdpa_backward.c. */
 #include "ocl_sdpa.h"
 
 #include <stdio.h>
@@ -24,8 +25,14 @@ typedef struct sdpa_plan {
     int64_t nblocks, nsplit, split_len, items, skp;
     char options[512];           /* flash kernel build options */
     char merge_options[256];
-    char name[200];              /* specialisation name reported in stats.last_kernel */
+    int ks;                      /* key_score asked for: attn_sdpa_key_score after the forward */
+    int64_t ks_tiles;            /* its work-items per (b, KV head): BC keys each */
+    char ks_options[384];
+    char name[256];              /* specialisation name reported in stats.last_kernel */
 } sdpa_plan;
+
+/* The key_score kernel builds on the backward's helpers (cl/sdpa_key_score.cl). */
+#define KS_FILE "sdpa_flash_bwd.cl+sdpa_key_score.cl"
 
 static int is_vec_width(int x)
 {
@@ -83,7 +90,7 @@ static void plan_split(const attn_cl_backend *cb, const attn_sdpa_problem *p, sd
     int64_t target = cus * (pl->t.wg * 4 > 128 ? pl->t.wg * 4 : 128);
     pl->nsplit = 1;
     pl->split_len = p->Skv;
-    if (p->Sq <= 4 && p->Skv >= 2 * ATTN_CL_SPLIT_MIN_KEYS && items < target) {
+    if (items > 0 && p->Sq <= 4 && p->Skv >= 2 * ATTN_CL_SPLIT_MIN_KEYS && items < target) {
         int64_t n = attn_cl_ceil_div(target, items);
         if (n > p->Skv / ATTN_CL_SPLIT_MIN_KEYS)
             n = p->Skv / ATTN_CL_SPLIT_MIN_KEYS;
@@ -118,7 +125,8 @@ static void plan_options(const attn_sdpa_problem *p, sdpa_plan *pl)
 {
     int band = p->window_left >= 0 || p->window_right >= 0;
     int ma = p->mask_add.t != NULL, mb = p->mask_bool.t != NULL, cap = p->softcap > 0;
-    int lse = p->lse.t != NULL || pl->split;
+    /* key_score reads the final LSE: the forward writes one even when the call asked for none */
+    int lse = p->lse.t != NULL || pl->split || pl->ks;
     int dto = pl->split ? ATTN_F32 : (int)p->out.dtype;
     int dtm = ma ? (int)p->mask_add.dtype : ATTN_F32;
     snprintf(pl->options, sizeof pl->options,
@@ -130,17 +138,27 @@ static void plan_options(const attn_sdpa_problem *p, sdpa_plan *pl)
              pl->pack, pl->kv_vec, pl->local);
     snprintf(pl->merge_options, sizeof pl->merge_options,
              "-DDV=%lld -DDT_O=%d -DHAS_LSE=%d -DMAX_SPLIT=%d", (long long)p->Dv,
-             (int)p->out.dtype, p->lse.t != NULL, ATTN_CL_MAX_SPLIT);
-    char split[48] = "";
+             (int)p->out.dtype, p->lse.t != NULL || pl->ks, ATTN_CL_MAX_SPLIT);
+    char split[48] = "", ks[32] = "";
     if (pl->split)
         snprintf(split, sizeof split, "+lse_merge[x%lld]", (long long)pl->nsplit);
+    if (pl->ks)
+        snprintf(ks, sizeof ks, "+key_score[bc%d]", pl->t.bc);
     snprintf(pl->name, sizeof pl->name,
-             "flash_fwd[dk%lld,dv%lld,br%d,bc%d,vw%d,wg%d,%s/%s/%s->%s%s%s%s%s%s%s]%s",
+             "flash_fwd[dk%lld,dv%lld,br%d,bc%d,vw%d,wg%d,%s/%s/%s->%s%s%s%s%s%s%s]%s%s",
              (long long)p->Dk, (long long)p->Dv, pl->t.br, pl->t.bc, pl->t.vw, pl->t.wg,
              attn_dtype_name(p->q.dtype), attn_dtype_name(p->k.dtype),
              attn_dtype_name(p->v.dtype), attn_dtype_name(p->out.dtype), band ? ",band" : "",
              ma ? ",madd" : "", mb ? ",mbool" : "", cap ? ",cap" : "", lse ? ",lse" : "",
-             pl->local ? ",pack,local" : pl->pack ? ",pack" : pl->kv_vec ? ",vec" : "", split);
+             pl->local ? ",pack,local" : pl->pack ? ",pack" : pl->kv_vec ? ",vec" : "", split,
+             ks);
+    /* key_score: the tile width of the forward; the backward file's other options keep their
+     * defaults (its other kernels are not launched from this program). */
+    snprintf(pl->ks_options, sizeof pl->ks_options,
+             "-DDK=%lld -DBC=%d -DDT_Q=%d -DDT_K=%d -DDT_M=%d -DHAS_BAND=%d -DHAS_MASK_ADD=%d "
+             "-DHAS_MASK_BOOL=%d -DHAS_SOFTCAP=%d",
+             (long long)p->Dk, pl->t.bc, (int)p->q.dtype, (int)p->k.dtype, dtm, band, ma, mb,
+             cap);
 }
 
 /* The one planning function: sdpa_supported and sdpa_forward both call it. */
@@ -151,6 +169,8 @@ static attn_status make_plan(const attn_cl_backend *cb, const attn_sdpa_problem 
     attn_status st = plan_tiles(cb, p, pl);
     if (st != ATTN_OK)
         return st;
+    pl->ks = p->key_score.t != NULL;
+    pl->ks_tiles = attn_cl_ceil_div(p->Skv, pl->t.bc);
     plan_split(cb, p, pl);
     plan_kv_path(cb, p, pl);
     plan_options(p, pl);
@@ -224,8 +244,10 @@ attn_status attn_cl_bind_input(attn_cl_backend *cb, const attn_operand *o, attn_
 }
 
 /* The compact buffer is [s0][s1][s2][s3] of the view's shape: the kernel never writes
- * between the view's elements, and neither does the scatter. */
-attn_status attn_cl_bind_output(attn_cl_backend *cb, const attn_operand *o, attn_cl_operand *c)
+ * between the view's elements, and neither does the scatter. `flags`: CL_MEM_WRITE_ONLY, or
+ * CL_MEM_READ_WRITE for an output a later kernel of the call reads. */
+static attn_status bind_output(attn_cl_backend *cb, const attn_operand *o, cl_mem_flags flags,
+                               attn_cl_operand *c)
 {
     memset(c, 0, sizeof *c);
     if (!o->t)
@@ -244,12 +266,17 @@ attn_status attn_cl_bind_output(attn_cl_backend *cb, const attn_operand *o, attn
     if (c->bytes == 0)
         return ATTN_OK;
     cl_int err;
-    c->mem = clCreateBuffer(cb->ctx, CL_MEM_WRITE_ONLY, c->bytes, NULL, &err);
+    c->mem = clCreateBuffer(cb->ctx, flags, c->bytes, NULL, &err);
     ATTN_CL_TRY(err, "clCreateBuffer (output)");
     c->owned = 1;
     if (!(c->gather = malloc(c->bytes)))
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "opencl: out of memory");
     return ATTN_OK;
+}
+
+attn_status attn_cl_bind_output(attn_cl_backend *cb, const attn_operand *o, attn_cl_operand *c)
+{
+    return bind_output(cb, o, CL_MEM_WRITE_ONLY, c);
 }
 
 void attn_cl_release(attn_cl_operand *c)
@@ -384,9 +411,9 @@ attn_status attn_cl_launch(attn_cl_chain *ch, attn_cl_args *a, const char *name,
     return ATTN_OK;
 }
 
-/* Operands of one forward call: q k v mask_add mask_bool, out lse, split scratch. */
+/* Operands of one forward call: q k v mask_add mask_bool, out lse key_score, split scratch. */
 typedef struct sdpa_bind {
-    attn_cl_operand in[5], out, lse, part_o, part_lse, kp, vp;
+    attn_cl_operand in[5], out, lse, ks, part_o, part_lse, kp, vp;
 } sdpa_bind;
 
 static attn_status launch_pack(attn_cl_chain *ch, const attn_sdpa_problem *p, const sdpa_plan *pl,
@@ -468,6 +495,29 @@ static attn_status launch_merge(attn_cl_chain *ch, const attn_sdpa_problem *p, c
     return attn_cl_launch(ch, &a, "attn_lse_merge", p->B * p->Sq * p->Hq, 1, pl->t.wg);
 }
 
+/* key_score from the final LSE; `a` holds the kernel, created before the forward ran so that
+ * a failed build leaves every output unwritten. */
+static attn_status launch_key_score(attn_cl_chain *ch, const attn_sdpa_problem *p,
+                                    const sdpa_plan *pl, const sdpa_bind *bd, attn_cl_args *a)
+{
+    attn_cl_arg_operand(a, &bd->in[0]);
+    attn_cl_arg_operand(a, &bd->in[1]);
+    attn_cl_arg_operand(a, &bd->lse);
+    attn_cl_arg_operand(a, &bd->in[3]);
+    attn_cl_arg_operand(a, &bd->in[4]);
+    attn_cl_arg_operand(a, &bd->ks);
+    int64_t dims[] = {p->B, p->Sq, p->Skv, p->Hkv, p->group};
+    for (int i = 0; i < 5; i++)
+        attn_cl_arg_long(a, dims[i]);
+    attn_cl_arg_float(a, p->scale);
+    attn_cl_arg_float(a, p->softcap);
+    int64_t rest[] = {p->q_offset, p->window_left, p->window_right, pl->ks_tiles};
+    for (int i = 0; i < 4; i++)
+        attn_cl_arg_long(a, rest[i]);
+    return attn_cl_launch(ch, a, "attn_sdpa_key_score", pl->ks_tiles * p->B * p->Hkv, 1,
+                          pl->t.wg);
+}
+
 static attn_status bind_all(attn_cl_backend *cb, const attn_sdpa_problem *p,
                             const sdpa_plan *pl, sdpa_bind *bd)
 {
@@ -477,8 +527,15 @@ static attn_status bind_all(attn_cl_backend *cb, const attn_sdpa_problem *p,
         st = attn_cl_bind_input(cb, ins[i], &bd->in[i]);
     if (st == ATTN_OK)
         st = attn_cl_bind_output(cb, &p->out, &bd->out);
+    if (st == ATTN_OK) /* the key_score kernel reads the LSE back */
+        st = bind_output(cb, &p->lse, pl->ks ? CL_MEM_READ_WRITE : CL_MEM_WRITE_ONLY, &bd->lse);
     if (st == ATTN_OK)
-        st = attn_cl_bind_output(cb, &p->lse, &bd->lse);
+        st = attn_cl_bind_output(cb, &p->key_score, &bd->ks);
+    if (st == ATTN_OK && pl->ks && !p->lse.t) { /* the LSE key_score reads: [B][Sq][Hq] */
+        st = attn_cl_scratch(cb, (size_t)(p->B * p->Sq * p->Hq) * sizeof(float), &bd->lse);
+        int64_t sl[4] = {p->Sq * p->Hq, p->Hq, 1, 0};
+        attn_cl_set_strides(&bd->lse, sl);
+    }
     if (st == ATTN_OK && pl->split) {
         size_t rows = (size_t)(pl->nsplit * p->B * p->Sq * p->Hq);
         st = attn_cl_scratch(cb, rows * (size_t)p->Dv * sizeof(float), &bd->part_o);
@@ -513,21 +570,33 @@ static attn_status cl_sdpa_run(attn_backend *be, const void *problem)
     memset(&bd, 0, sizeof bd);
     attn_cl_chain ch = {cb, NULL};
     st = bind_all(cb, p, &pl, &bd);
-    if (st == ATTN_OK && pl.pack)
+    /* A call with no query (key_score asked for) runs the key_score kernel alone; one with
+     * no key writes no key_score element. */
+    int rows = p->B * p->Sq * p->Hq > 0, ks = pl.ks && p->B * p->Skv * p->Hkv > 0;
+    attn_cl_args ksa = {NULL, 0, CL_SUCCESS};
+    if (st == ATTN_OK && ks)
+        st = attn_cl_create_kernel(cb, KS_FILE, "attn_sdpa_key_score", pl.ks_options, &ksa.k);
+    if (st == ATTN_OK && rows && pl.pack)
         st = launch_pack(&ch, p, &pl, &bd);
-    if (st == ATTN_OK)
+    if (st == ATTN_OK && rows)
         st = launch_flash(&ch, p, &pl, &bd);
-    if (st == ATTN_OK && pl.split)
+    if (st == ATTN_OK && rows && pl.split)
         st = launch_merge(&ch, p, &pl, &bd);
-    attn_cl_operand *outs[2] = {&bd.out, &bd.lse};
-    const attn_operand *ops[2] = {&p->out, &p->lse};
+    if (st == ATTN_OK && ks) {
+        st = launch_key_score(&ch, p, &pl, &bd, &ksa);
+        ksa.k = NULL; /* released by the launch */
+    }
+    if (ksa.k)
+        clReleaseKernel(ksa.k);
+    attn_cl_operand *outs[3] = {&bd.out, &bd.lse, &bd.ks};
+    const attn_operand *ops[3] = {&p->out, &p->lse, &p->key_score};
     if (st == ATTN_OK)
-        st = attn_cl_finish(&ch, outs, ops, 2);
+        st = attn_cl_finish(&ch, outs, ops, 3);
     attn_cl_chain_wait_all(&ch); /* after a failure: nothing may still use the temporaries below */
     if (st == ATTN_OK)
         attn_cl_note_kernel(cb, pl.name);
-    attn_cl_operand *all[] = {&bd.in[0], &bd.in[1], &bd.in[2], &bd.in[3], &bd.in[4],
-                         &bd.out,   &bd.lse,   &bd.part_o, &bd.part_lse, &bd.kp, &bd.vp};
+    attn_cl_operand *all[] = {&bd.in[0], &bd.in[1], &bd.in[2],  &bd.in[3],    &bd.in[4], &bd.out,
+                              &bd.lse,   &bd.ks,    &bd.part_o, &bd.part_lse, &bd.kp,    &bd.vp};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         attn_cl_release(all[i]);
     return st;

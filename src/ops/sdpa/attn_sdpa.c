@@ -40,12 +40,13 @@ attn_status attn_sdpa_dispatch(attn_backend *be, const attn_sdpa_problem *p, att
     const attn_operand *const ops[] = {&p->q,        &p->k,         &p->v,    &p->out,
                                        &p->lse,      &p->mask_add,  &p->mask_bool,
                                        &p->dout,     &p->dq,        &p->dk,   &p->dv,
-                                       &p->dmask_add};
+                                       &p->dmask_add, &p->key_score};
     static const char *const names[] = {"q",    "k",  "v",  "out", "lse", "mask_add", "mask_bool",
-                                        "dout", "dq", "dk", "dv",  "dmask_add"};
+                                        "dout", "dq", "dk", "dv",  "dmask_add", "key_score"};
     _Static_assert(sizeof names / sizeof names[0] <= ATTN_CALL_MAX_OPERANDS, "operands");
-    /* The backward's dk and dv have a row per key: a call with no query still zeroes them. */
-    if (p->backward)
+    /* The backward's dk and dv and the forward's key_score have a row per key: a call with no
+     * query still zeroes them. */
+    if (p->backward || p->key_score.t)
         c.empty = p->B == 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         attn_op_call_add(&c, names[i], ops[i]);
@@ -54,13 +55,13 @@ attn_status attn_sdpa_dispatch(attn_backend *be, const attn_sdpa_problem *p, att
 
 /* Validate, then dispatch with every operand named as in messages. */
 static attn_status sdpa_call(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
-                             const attn_tensor *k, const attn_tensor *v, const attn_tensor *out,
-                             const attn_tensor *lse, attn_dispatch what, char *buf, size_t n)
+                             const attn_tensor *k, const attn_tensor *v,
+                             const attn_sdpa_outputs *o, attn_dispatch what, char *buf, size_t n)
 {
     attn_sdpa_problem p;
     if (!be)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa: backend is NULL");
-    ATTN_TRY(attn_sdpa_validate(d, q, k, v, out, lse, &p));
+    ATTN_TRY(attn_sdpa_validate_ex(d, q, k, v, o, &p));
     return attn_sdpa_dispatch(be, &p, what, buf, n);
 }
 
@@ -68,14 +69,16 @@ attn_status attn_sdpa_forward(attn_backend *be, const attn_sdpa_desc *d, const a
                               const attn_tensor *k, const attn_tensor *v, const attn_tensor *out,
                               const attn_tensor *lse)
 {
-    return sdpa_call(be, d, q, k, v, out, lse, ATTN_DISPATCH_RUN, NULL, 0);
+    const attn_sdpa_outputs o = {.out = out, .lse = lse};
+    return sdpa_call(be, d, q, k, v, &o, ATTN_DISPATCH_RUN, NULL, 0);
 }
 
 attn_status attn_sdpa_supported(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
                                 const attn_tensor *k, const attn_tensor *v,
                                 const attn_tensor *out, const attn_tensor *lse)
 {
-    return sdpa_call(be, d, q, k, v, out, lse, ATTN_DISPATCH_SUPPORTED, NULL, 0);
+    const attn_sdpa_outputs o = {.out = out, .lse = lse};
+    return sdpa_call(be, d, q, k, v, &o, ATTN_DISPATCH_SUPPORTED, NULL, 0);
 }
 
 attn_status attn_sdpa_impl_name(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
@@ -83,7 +86,30 @@ attn_status attn_sdpa_impl_name(attn_backend *be, const attn_sdpa_desc *d, const
                                 const attn_tensor *out, const attn_tensor *lse, char *buf,
                                 size_t n)
 {
+    const attn_sdpa_outputs o = {.out = out, .lse = lse};
+    return attn_sdpa_impl_name_ex(be, d, q, k, v, &o, buf, n);
+}
+
+attn_status attn_sdpa_forward_ex(attn_backend *be, const attn_sdpa_desc *d, const attn_tensor *q,
+                                 const attn_tensor *k, const attn_tensor *v,
+                                 const attn_sdpa_outputs *o)
+{
+    return sdpa_call(be, d, q, k, v, o, ATTN_DISPATCH_RUN, NULL, 0);
+}
+
+attn_status attn_sdpa_supported_ex(attn_backend *be, const attn_sdpa_desc *d,
+                                   const attn_tensor *q, const attn_tensor *k,
+                                   const attn_tensor *v, const attn_sdpa_outputs *o)
+{
+    return sdpa_call(be, d, q, k, v, o, ATTN_DISPATCH_SUPPORTED, NULL, 0);
+}
+
+attn_status attn_sdpa_impl_name_ex(attn_backend *be, const attn_sdpa_desc *d,
+                                   const attn_tensor *q, const attn_tensor *k,
+                                   const attn_tensor *v, const attn_sdpa_outputs *o, char *buf,
+                                   size_t n)
+{
     if (!buf || n == 0)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa_impl_name: buf is NULL or empty");
-    return sdpa_call(be, d, q, k, v, out, lse, ATTN_DISPATCH_IMPL_NAME, buf, n);
+    return sdpa_call(be, d, q, k, v, o, ATTN_DISPATCH_IMPL_NAME, buf, n);
 }

@@ -22,6 +22,9 @@ typedef struct attn_sdpa_problem {
     int64_t window_left;  /* -1 unlimited (also a window that hides no key of the problem) */
     int64_t window_right; /* -1 unlimited (the same); 0 when causal */
     attn_operand q, k, v, out, lse, mask_add, mask_bool; /* lse/masks: t == NULL if absent */
+    /* key_score [B, Skv, Hkv, 1] f32 (attn_sdpa_forward_ex): t == NULL if absent; a backend
+     * writes every element (0 where no query sees the key). */
+    attn_operand key_score;
     /* The backward call (attn_sdpa_backward): out and lse become inputs beside dout, and the
      * gradients are the outputs (dmask_add: t == NULL if absent). Zero for the forward. */
     int backward;
@@ -43,6 +46,11 @@ attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
                                const attn_tensor *k, const attn_tensor *v,
                                const attn_tensor *out, const attn_tensor *lse,
                                attn_sdpa_problem *p);
+
+/* attn_sdpa_validate with every output of attn_sdpa_forward_ex (key_score besides). */
+attn_status attn_sdpa_validate_ex(const attn_sdpa_desc *d, const attn_tensor *q,
+                                  const attn_tensor *k, const attn_tensor *v,
+                                  const attn_sdpa_outputs *o, attn_sdpa_problem *p);
 
 /* attn_sdpa_validate for the backward call (attn_sdpa_backward): lse is required, dout has
  * out's shape, the gradients the shapes of q, k, v (and dmask_add that of the additive mask);

@@ -29,13 +29,7 @@ static attn_status check_desc(const attn_sdpa_desc *d)
     if (d->align != ATTN_ALIGN_TOP_LEFT && d->align != ATTN_ALIGN_BOTTOM_RIGHT)
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.align = %d is not an attn_align",
                          (int)d->align);
-    if (!isfinite(d->scale))
-        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "desc.scale = %g must be finite",
-                         (double)d->scale);
-    if (!(d->softcap >= 0.0f) || isinf(d->softcap))
-        return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
-                         "desc.softcap = %g must be 0 (none) or a finite positive cap",
-                         (double)d->softcap);
+    ATTN_TRY(attn_desc_scale_softcap(d->scale, d->softcap));
     if (d->window_left < -1 || d->window_right < -1)
         return attn_fail(ATTN_ERR_WINDOW,
                          "window_left = %lld, window_right = %lld: use >= 0, or -1 for unlimited",
@@ -78,19 +72,39 @@ static void normalise_windows(attn_sdpa_problem *p)
         p->window_right = -1;
 }
 
-attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
-                               const attn_tensor *k, const attn_tensor *v,
-                               const attn_tensor *out, const attn_tensor *lse,
-                               attn_sdpa_problem *p)
+/* key_score: [B, Skv, Hkv, 1], one value per (batch, key, KV head). */
+static attn_status check_key_score(const attn_tensor *ks, const attn_tensor *k)
 {
-    if (!d || !q || !k || !v || !out || !p)
+    for (int i = 0; i < 4; i++)
+        ATTN_TRY(attn_view_expect_dim(ks, "key_score", attn_dims_bshd, i,
+                                      i < 3 ? k->shape[i] : 1,
+                                      (const char *const[]){"batch of k", "Skv of k",
+                                                            "Hkv of k", "one value per key"}[i]));
+    return ATTN_OK;
+}
+
+attn_status attn_sdpa_validate_ex(const attn_sdpa_desc *d, const attn_tensor *q,
+                                  const attn_tensor *k, const attn_tensor *v,
+                                  const attn_sdpa_outputs *o, attn_sdpa_problem *p)
+{
+    if (!o)
+        return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa: outputs is NULL");
+    if (!d || !q || !k || !v || !o->out || !p)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_sdpa: %s is NULL",
-                         !d ? "desc" : !q ? "q" : !k ? "k" : !v ? "v" : !out ? "out" : "problem");
+                         !d ? "desc" : !q ? "q" : !k ? "k" : !v ? "v" : !o->out ? "out"
+                                                                             : "problem");
     ATTN_TRY(check_desc(d));
-    /* Inputs q, k, v, the masks, then the outputs out and lse. */
-    const attn_tensor *const t[7] = {q, k, v, d->mask_add, d->mask_bool, out, lse};
-    static const char *const names[7] = {"q", "k", "v", "mask_add", "mask_bool", "out", "lse"};
-    attn_span s[7], s_qkv[4];
+    for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
+        if (o->reserved[i] != 0)
+            return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
+                             "outputs.reserved[%zu] is not zero (zero-initialise "
+                             "attn_sdpa_outputs)", i);
+    const attn_tensor *out = o->out, *lse = o->lse, *ks = o->key_score;
+    /* Inputs q, k, v, the masks, then the outputs out, lse and key_score. */
+    const attn_tensor *const t[8] = {q, k, v, d->mask_add, d->mask_bool, out, lse, ks};
+    static const char *const names[8] = {"q",         "k",   "v",   "mask_add",
+                                         "mask_bool", "out", "lse", "key_score"};
+    attn_span s[8], s_qkv[4];
     ATTN_TRY(attn_qkv_check((const attn_tensor *const[4]){q, k, v, out}, ZERO_BATCH, NULL,
                             s_qkv));
     s[0] = s_qkv[0];
@@ -100,6 +114,9 @@ attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
     if (lse)
         ATTN_TRY(attn_view_check(lse, "lse", ATTN_DTYPES_F32, attn_dims_bshd, ZERO_BATCH_SEQ,
                                  &s[6]));
+    if (ks)
+        ATTN_TRY(attn_view_check(ks, "key_score", ATTN_DTYPES_F32, attn_dims_bshd, ZERO_BATCH,
+                                 &s[7]));
     if (d->mask_add)
         ATTN_TRY(attn_view_check(d->mask_add, "mask_add", ATTN_DTYPES_FLOAT, attn_dims_mask,
                                  ZERO_BATCH_SEQ, &s[3]));
@@ -108,12 +125,14 @@ attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
                                  ZERO_BATCH_SEQ, &s[4]));
     if (lse)
         ATTN_TRY(check_lse(lse, q));
+    if (ks)
+        ATTN_TRY(check_key_score(ks, k));
     if (d->mask_add)
         ATTN_TRY(check_mask(d->mask_add, "mask_add", q, k->shape[1]));
     if (d->mask_bool)
         ATTN_TRY(check_mask(d->mask_bool, "mask_bool", q, k->shape[1]));
     /* Outputs may not share memory with inputs or with each other. */
-    ATTN_TRY(attn_view_check_outputs(t, s, names, 5, 7));
+    ATTN_TRY(attn_view_check_outputs(t, s, names, 5, 8));
 
     memset(p, 0, sizeof *p);
     ATTN_QKV_SIZES(p, q, k, v);
@@ -131,7 +150,17 @@ attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
     attn_operand_fill(&p->v, v);
     attn_operand_fill(&p->out, out);
     attn_operand_fill(&p->lse, lse);
+    attn_operand_fill(&p->key_score, ks);
     attn_operand_fill(&p->mask_add, d->mask_add);
     attn_operand_fill(&p->mask_bool, d->mask_bool);
     return ATTN_OK;
+}
+
+attn_status attn_sdpa_validate(const attn_sdpa_desc *d, const attn_tensor *q,
+                               const attn_tensor *k, const attn_tensor *v,
+                               const attn_tensor *out, const attn_tensor *lse,
+                               attn_sdpa_problem *p)
+{
+    const attn_sdpa_outputs o = {.out = out, .lse = lse};
+    return attn_sdpa_validate_ex(d, q, k, v, &o, p);
 }
