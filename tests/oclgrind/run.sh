@@ -34,7 +34,9 @@ rows=("pocl-cpu br=16,bc=16,vw=16,wg=1,local=0"
 # all of them; the backward kernels (several launches per case, each op's suite also runs under
 # Oclgrind by hand: docs/opencl.md) with one quick backward case of each op (the one with the
 # most options: the longest name), on the GPU row in device memory.
-"$attn" conform --list --quick 2>/dev/null | grep -v ' backward' > "$work/quick.cases"
+# kvcache has no kernel of its own (it runs the rope and sdpa kernels, checked by their cases)
+"$attn" conform --list --quick 2>/dev/null | grep -v ' backward' | grep -v '^kvcache ' \
+    > "$work/quick.cases"
 "$attn" conform --list --quick 2>/dev/null | grep ' backward' |
     awk '{ if (length($0) > len[$1]) { len[$1] = length($0); best[$1] = $0 } }
          END { for (k in best) print best[k] }' > "$work/backward.cases"
