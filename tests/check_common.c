@@ -139,6 +139,56 @@ START_TEST(status_and_tensors)
 }
 END_TEST
 
+/* q, k and v interleaved in one [tokens, 3d] buffer (a fused projection) are disjoint views:
+ * the backward accepts them as outputs and writes what it writes to separate buffers; views
+ * whose windows overlap inside the row are still refused. */
+START_TEST(interleaved_views_disjoint)
+{
+    enum { B = 2, S = 5, H = 2, D = 4, ROW = 3 * H * D, N = B * S * H * D };
+    float q[N], k[N], v[N], out[N], lse[B * S * H], dout[N];
+    float sep[3][N], fused[B * S * ROW + ROW]; /* a spare row for the wrapping view */
+    for (int i = 0; i < N; i++) {
+        q[i] = (float)((i * 7) % 11) / 11.0f - 0.5f;
+        k[i] = (float)((i * 5) % 13) / 13.0f - 0.5f;
+        v[i] = (float)((i * 3) % 17) / 17.0f - 0.5f;
+        dout[i] = (float)((i * 2) % 7) / 7.0f - 0.5f;
+    }
+    attn_backend *be;
+    ck_assert_int_eq(attn_backend_open("ref", NULL, &be), ATTN_OK);
+    attn_sdpa_desc d = attn_sdpa_desc_default();
+    attn_tensor tq = attn_tensor_bshd(q, ATTN_F32, B, S, H, D);
+    attn_tensor tk = attn_tensor_bshd(k, ATTN_F32, B, S, H, D);
+    attn_tensor tv = attn_tensor_bshd(v, ATTN_F32, B, S, H, D);
+    attn_tensor to = attn_tensor_bshd(out, ATTN_F32, B, S, H, D);
+    attn_tensor tl = attn_tensor_bshd(lse, ATTN_F32, B, S, H, 1);
+    attn_tensor tg = attn_tensor_bshd(dout, ATTN_F32, B, S, H, D);
+    ck_assert_int_eq(attn_sdpa_forward(be, &d, &tq, &tk, &tv, &to, &tl), ATTN_OK);
+    attn_tensor g[3], f[3];
+    for (int j = 0; j < 3; j++) {
+        g[j] = attn_tensor_bshd(sep[j], ATTN_F32, B, S, H, D);
+        f[j] = (attn_tensor){.data = fused + j * H * D, .dtype = ATTN_F32,
+                             .shape = {B, S, H, D}, .stride = {S * ROW, ROW, D, 1}};
+    }
+    attn_sdpa_grads gs = {.dq = &g[0], .dk = &g[1], .dv = &g[2]};
+    attn_sdpa_grads gf = {.dq = &f[0], .dk = &f[1], .dv = &f[2]};
+    ck_assert_int_eq(attn_sdpa_backward(be, &d, &tq, &tk, &tv, &to, &tl, &tg, &gs), ATTN_OK);
+    ck_assert_int_eq(attn_sdpa_backward(be, &d, &tq, &tk, &tv, &to, &tl, &tg, &gf), ATTN_OK);
+    for (int t = 0; t < B * S; t++)
+        for (int j = 0; j < 3; j++)
+            ck_assert_mem_eq(fused + t * ROW + j * H * D, sep[j] + t * H * D,
+                             H * D * sizeof(float));
+    /* dk shifted by half a head into dq's window: overlapping elements. */
+    f[1].data = fused + H * D / 2;
+    ck_assert_int_eq(attn_sdpa_backward(be, &d, &tq, &tk, &tv, &to, &tl, &tg, &gf),
+                     ATTN_ERR_ALIAS);
+    /* dk shifted so its window wraps into the next row's dq: still overlapping. */
+    f[1].data = fused + 2 * H * D + H * D / 2;
+    ck_assert_int_eq(attn_sdpa_backward(be, &d, &tq, &tk, &tv, &to, &tl, &tg, &gf),
+                     ATTN_ERR_ALIAS);
+    attn_backend_close(be);
+}
+END_TEST
+
 START_TEST(schedule_patterns)
 {
     attn_schedule s;
@@ -206,6 +256,7 @@ int main(void)
     tcase_add_test(tc, status_and_tensors);
     tcase_add_test(tc, schedule_patterns);
     tcase_add_test(tc, schedule_kv_bytes);
+    tcase_add_test(tc, interleaved_views_disjoint);
     suite_add_tcase(s, tc);
     return attn_check_run(s);
 }

@@ -11,5 +11,8 @@ int attn_cmd_schedule(int argc, char **argv);
 int attn_cmd_devices(int argc, char **argv);
 int attn_cmd_show(int argc, char **argv);
 int attn_cmd_decode(int argc, char **argv);
+int attn_cmd_data(int argc, char **argv);
+int attn_cmd_infer(int argc, char **argv);
+int attn_cmd_train(int argc, char **argv);
 
 #endif /* ATTN_CMDS_H_ */

@@ -21,6 +21,9 @@ static const command commands[] = {
     {"show", attn_cmd_show, "draw which keys each query of an op sees (text or SVG)"},
     {"schedule", attn_cmd_schedule, "local-global layer schedule and its KV-cache bytes"},
     {"decode", attn_cmd_decode, "multi-layer decode with KV-cache eviction: memory and deviation"},
+    {"data", attn_cmd_data, "write a synthetic classification data set (the planted task)"},
+    {"train", attn_cmd_train, "train a BERT sequence classifier on a data set"},
+    {"infer", attn_cmd_infer, "run a BERT classifier: logits, attention maps, gradients"},
     {"backends", cmd_backends, "list backends and what each one runs on"},
     {"devices", attn_cmd_devices, "list OpenCL platforms and devices with their capabilities"},
 };

@@ -9,9 +9,17 @@ peer's rate on the same problem (same FLOP or byte count) and the ratio attn / p
 autograd backward of the same SDPA call, the forward untimed on both sides; 5 products per
 attended pair).
 
+With --model: one training step of the BERT classifier (`attn bench --op model`: forward,
+cross-entropy, backward into every parameter, at its default shapes B 8, S 128, d 256, 4 layers,
+4 heads, MLP 1024, vocab 30522, 2 labels) against transformers' BertForSequenceClassification
+of the same configuration in PyTorch eager mode, f32, random weights, dropout 0, the same
+step (forward, F.cross_entropy, loss.backward(); gradients cleared untimed before each), with
+transformers' sdpa and eager attention both timed (the faster counts, which favours the peer):
+tokens/s of each and the ratio.
+
 PyTorch is a peer for measuring, never a dependency: without it the script says so and exits 0.
     python3 tools/bench_peers.py [--attn build/tools/attn] [--rounds 5] [--threads 2]
-                                 [--only SUBSTRING] [--json FILE] [--backward]
+                                 [--only SUBSTRING] [--json FILE] [--backward | --model]
 """
 import argparse
 import json
@@ -155,6 +163,102 @@ def cpu_name():
         pass
     return platform.processor() or "unknown CPU"
 
+# --model: `attn bench --op model`'s default shapes, in its option names.
+MODEL = {"batch": 8, "seq": 128, "hidden": 256, "layers": 4, "heads": 4, "intermediate": 1024,
+         "vocab": 30522, "labels": 2}
+
+
+def torch_model_step(torch, transformers, m, attn_impl):
+    """transformers' BertForSequenceClassification of the configuration m (random weights,
+    dropout 0, attention `attn_impl`) and one training step on a random batch: forward,
+    cross-entropy, backward (zero_grad before, untimed, sets the gradients to None, so the
+    timed backward allocates and fills them; attn bench times its clearing likewise)"""
+    cfg = transformers.BertConfig(
+        vocab_size=m["vocab"], hidden_size=m["hidden"], num_hidden_layers=m["layers"],
+        num_attention_heads=m["heads"], intermediate_size=m["intermediate"],
+        max_position_embeddings=max(512, m["seq"]), num_labels=m["labels"],
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    cfg._attn_implementation = attn_impl
+    torch.manual_seed(1)
+    model = transformers.BertForSequenceClassification(cfg).float().eval()
+    g = torch.Generator().manual_seed(7)
+    ids = torch.randint(0, m["vocab"], (m["batch"], m["seq"]), generator=g)
+    labels = torch.randint(0, m["labels"], (m["batch"],), generator=g)
+
+    def step():
+        model.zero_grad()
+        t = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(input_ids=ids).logits, labels)
+        loss.backward()
+        return time.perf_counter() - t
+    return step
+
+
+def time_torch_median(step, repeat):
+    step()  # warm-up
+    return statistics.median(step() for _ in range(repeat))
+
+
+def model_main(a, torch, threads):
+    """--model: attn bench --op model and transformers' step interleaved, medians"""
+    try:
+        import transformers
+    except ImportError:
+        print("bench_peers: transformers is not installed (pip install transformers): skipped")
+        return 0
+    transformers.logging.set_verbosity_error()
+    opts = " ".join("--%s %d" % kv for kv in MODEL.items())
+    impls = ("sdpa", "eager")
+    steps = {i: torch_model_step(torch, transformers, MODEL, i) for i in impls}
+    print("CPU: %s, %d threads; PyTorch %s, transformers %s; %d rounds interleaved (attn, "
+          "then transformers with sdpa and eager attention), medians of %d steps each"
+          % (cpu_name(), threads, torch.__version__, transformers.__version__, a.rounds,
+             a.repeat))
+    print("BERT classifier training step (forward, cross-entropy, backward): "
+          + opts.replace("--", ""))
+    at, js, pt = [], [], {i: [] for i in impls}
+    for r in range(a.rounds):
+        time.sleep(IDLE)
+        j = run_attn(a.attn, "--op model " + opts + (" --all-rows" if a.all_rows else ""),
+                     a.threads, a.repeat)
+        at.append(j["seconds"])
+        js.append(j)
+        for i in impls:
+            time.sleep(IDLE)
+            pt[i].append(time_torch_median(steps[i], a.repeat))
+        print("round %d: attn %.1f ms, %s" % (r + 1, 1e3 * at[-1], ", ".join(
+            "transformers %s %.1f ms" % (i, 1e3 * pt[i][-1]) for i in impls)), flush=True)
+    tokens, flops = js[0]["tokens"], js[0]["flops"]
+    run = js[0].get("flops_executed", flops)  # attn's last layer runs on the [CLS] rows only
+    ta = statistics.median(at)
+    best = min(impls, key=lambda i: statistics.median(pt[i]))
+    tp = statistics.median(pt[best])
+    sgemm = statistics.median(j["sgemm_gflops"] for j in js)
+    share = statistics.median(j["attention_share"] for j in js)
+    print("| | step ms | tokens/s | GFLOP/s | / same-run sgemm |")
+    print("|---|---|---|---|---|")
+    print("| attn (cpu backend) | %.1f | %.0f | %.1f | %.2f |"
+          % (1e3 * ta, tokens / ta, run / ta / 1e9, run / ta / 1e9 / sgemm))
+    for i in impls:
+        t = statistics.median(pt[i])
+        print("| transformers, %s attention | %.1f | %.0f | %.1f | %.2f |"
+              % (i, 1e3 * t, tokens / t, flops / t / 1e9, flops / t / 1e9 / sgemm))
+    print("attn / transformers (%s, the faster): %.2f tokens/s ratio; same-run sgemm %.1f "
+          "GFLOP/s; attention's share of attn's step %.1f%%; FLOPs per step %.2f G (the "
+          "model's, transformers' rate), %.2f G executed by attn (%s)"
+          % (best, tp / ta, sgemm, 100 * share, flops / 1e9, run / 1e9,
+             "every layer on every row" if a.all_rows else
+             "its last layer on the [CLS] rows only"))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"cpu": cpu_name(), "threads": threads, "torch": torch.__version__,
+                       "transformers": transformers.__version__, "config": MODEL,
+                       "attn_seconds": at, "torch_seconds": pt, "torch_faster": best,
+                       "attn_tokens_per_s": tokens / ta, "torch_tokens_per_s": tokens / tp,
+                       "attn_over_torch": tp / ta, "sgemm_gflops": sgemm,
+                       "attention_share": share}, f, indent=1)
+    return 0
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -167,6 +271,10 @@ def main():
     ap.add_argument("--json", default="")
     ap.add_argument("--backward", action="store_true",
                     help="the backward on the prefill shapes")
+    ap.add_argument("--model", action="store_true",
+                    help="a training step of the BERT classifier against transformers' BERT")
+    ap.add_argument("--all-rows", action="store_true",
+                    help="--model: attn's last layer on every row, as transformers computes")
     a = ap.parse_args()
     try:
         import torch
@@ -175,6 +283,8 @@ def main():
         return 0
     threads = a.threads or os.cpu_count()
     torch.set_num_threads(threads)
+    if a.model:
+        return model_main(a, torch, threads)
     print("CPU: %s, %d threads; PyTorch %s; %d rounds interleaved, medians of best-of-N "
           "(N >= %d, and about 0.25 s of calls)" % (cpu_name(), threads, torch.__version__,
                                                    a.rounds, a.repeat))

@@ -3,6 +3,9 @@
 #include "attn_args.h"
 #include "attn_cmds.h"
 #include "attn_tool_ops.h"
+#ifdef ATTN_HAVE_CPU
+#include "model_bench.h" /* the model is not an op: `attn bench --op model` (cpu builds) */
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +36,24 @@ static void list_ops(FILE *f)
     for (int k = 0; k < attn_tool_n_ops; k++)
         if (attn_tool_ops[k]->bench)
             fprintf(f, " %s", attn_tool_ops[k]->stem);
+#ifdef ATTN_HAVE_CPU
+    fprintf(f, " model");
+#endif
     fputc('\n', f);
+}
+
+typedef int (*bench_fn)(int argc, char **argv);
+
+/* The benchmark of --op: the op's, or the model's (not an op: the `model` room). */
+static bench_fn find_bench(const char *stem, const attn_tool_op *op)
+{
+#ifdef ATTN_HAVE_CPU
+    if (stem && strcmp(stem, "model") == 0)
+        return attn_model_cmd_bench;
+#else
+    (void)stem;
+#endif
+    return op ? op->bench : NULL;
 }
 
 int attn_cmd_bench(int argc, char **argv)
@@ -50,8 +70,9 @@ int attn_cmd_bench(int argc, char **argv)
         op = attn_tool_ops[k]->bench ? attn_tool_ops[k] : NULL;
     if (stem)
         op = attn_tool_op_find(stem);
-    if (op && op->bench) {
-        rc = op->bench(n, args);
+    const bench_fn fn = find_bench(stem, op);
+    if (fn) {
+        rc = fn(n, args);
     } else {
         if (stem)
             fprintf(stderr, "attn bench: no benchmark for op '%s'\n", stem);

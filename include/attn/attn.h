@@ -13,6 +13,7 @@
 #include "attn/attn_transnormer.h"
 #include "attn/attn_rattention.h"
 #include "attn/attn_kvcache.h"
+#include "attn/attn_model.h"
 
 #include "attn/attn_schedule.h"
 

@@ -56,7 +56,9 @@ typedef enum attn_status {
     ATTN_ERR_BUFFER,               /* buffer of another backend, or access out of its bounds */
     ATTN_ERR_OUT_OF_MEMORY,
     ATTN_ERR_DEVICE,               /* the device or its runtime failed (message has details) */
-    ATTN_ERR_INTERNAL
+    ATTN_ERR_INTERNAL,
+    ATTN_ERR_IO = -3000,           /* a file could not be opened, read or written */
+    ATTN_ERR_FORMAT                /* a file's content is malformed (safetensors, JSON) */
 } attn_status;
 
 /* Short constant name of a status ("ATTN_ERR_SHAPE"). Never NULL. */

@@ -25,6 +25,8 @@ const char *attn_status_name(attn_status s)
     case ATTN_ERR_OUT_OF_MEMORY: return "ATTN_ERR_OUT_OF_MEMORY";
     case ATTN_ERR_DEVICE: return "ATTN_ERR_DEVICE";
     case ATTN_ERR_INTERNAL: return "ATTN_ERR_INTERNAL";
+    case ATTN_ERR_IO: return "ATTN_ERR_IO";
+    case ATTN_ERR_FORMAT: return "ATTN_ERR_FORMAT";
     }
     return "ATTN_ERR_UNKNOWN";
 }

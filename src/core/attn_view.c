@@ -144,6 +144,40 @@ attn_status attn_view_expect_dim_or_1(const attn_tensor *t, const char *name,
     return ATTN_OK;
 }
 
+/* Two views of the same dtype, shape and strides, b shifted by delta elements from a, are
+ * disjoint when some stride P has every larger stride a multiple of it and the smaller dims
+ * fill less than P (each element's offset mod P lies in [0, E)), and the shift keeps those
+ * windows apart: q, k and v interleaved in one [tokens, 3d] projection are the usual case. */
+static int interleaved_disjoint(const attn_tensor *a, const attn_tensor *b, int64_t delta_bytes)
+{
+    const int64_t es = (int64_t)attn_dtype_size(a->dtype);
+    if (a->dtype != b->dtype || es == 0 || delta_bytes % es != 0)
+        return 0;
+    for (int i = 0; i < 4; i++)
+        if (a->shape[i] != b->shape[i] || (a->shape[i] > 1 && a->stride[i] != b->stride[i]))
+            return 0;
+    const int64_t delta = delta_bytes / es;
+    for (int p = 0; p < 4; p++) {
+        const int64_t P = a->stride[p];
+        if (a->shape[p] < 2 || P < 1)
+            continue;
+        int64_t E = 1;
+        int ok = 1;
+        for (int i = 0; i < 4 && ok; i++) {
+            if (i == p || a->shape[i] < 2)
+                continue;
+            if (a->stride[i] < P)
+                E += (a->shape[i] - 1) * a->stride[i];
+            else
+                ok = a->stride[i] % P == 0;
+        }
+        const int64_t r = ((delta % P) + P) % P;
+        if (ok && E <= P && r >= E && r + E <= P)
+            return 1;
+    }
+    return 0;
+}
+
 int attn_view_overlaps(const attn_tensor *a, const attn_span *sa, const attn_tensor *b,
                        const attn_span *sb)
 {
@@ -158,7 +192,9 @@ int attn_view_overlaps(const attn_tensor *a, const attn_span *sa, const attn_ten
     }
     uintptr_t a_lo = a0 + a->offset, a_hi = a0 + sa->bytes;
     uintptr_t b_lo = b0 + b->offset, b_hi = b0 + sb->bytes;
-    return a_lo < b_hi && b_lo < a_hi;
+    if (!(a_lo < b_hi && b_lo < a_hi))
+        return 0;
+    return !interleaved_disjoint(a, b, (int64_t)(b_lo - a_lo));
 }
 
 void attn_operand_fill(attn_operand *o, const attn_tensor *t)

@@ -24,6 +24,7 @@ max_len() {
     npy) echo 4096 ;;
     cases) echo 2048 ;;
     sdpa_validate) echo 512 ;;
+    safetensors) echo 4096 ;;
     *) echo 4096 ;;
     esac
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """seeds.py - writes the committed seed corpora of the fuzz harnesses (tests/fuzz/corpus/<target>/):
 valid .npy images of every dtype, byte order, memory order and format version; the built-in case
-list, its lines one by one and a few hand-written case files; and encoded validation calls in the
-byte format fuzz_sdpa_validate.c decodes. Rerun after changing a harness's input format:
+list, its lines one by one and a few hand-written case files; encoded validation calls in the
+byte format fuzz_sdpa_validate.c decodes; safetensors files and config.json texts (one harness
+reads both). Rerun after changing a harness's input format:
     python3 tests/fuzz/seeds.py
 """
 import os
@@ -133,7 +134,51 @@ def validate_seeds():
           b''.join(view(base=b) for b in (0, 4096, 8192, 12288)))
 
 
+# ---- safetensors and config.json (one harness reads the bytes as both) ------------------------
+
+def safetensors(entries, data, metadata=None):
+    """8-byte little-endian header length, the JSON header padded to 8 bytes, the data"""
+    import json
+    hdr = dict(entries)
+    if metadata is not None:
+        hdr = {'__metadata__': metadata, **hdr}
+    text = json.dumps(hdr, separators=(',', ':'))
+    text += ' ' * (-len(text) % 8)
+    return struct.pack('<Q', len(text)) + text.encode() + data
+
+
+def safetensors_seeds():
+    t = lambda dtype, shape, b, e: {'dtype': dtype, 'shape': shape, 'data_offsets': [b, e]}
+    write('safetensors', 'f32_two', safetensors(
+        {'bert.pooler.dense.weight': t('F32', [2, 2], 0, 16),
+         'classifier.bias': t('F32', [2], 16, 24)},
+        struct.pack('<6f', 0.5, -1.0, 2.0, float('inf'), float('nan'), 1e-40), {'format': 'pt'}))
+    write('safetensors', 'mixed_dtypes', safetensors(
+        {'u': t('U8', [1], 0, 1), 'h': t('F16', [2], 1, 5), 'b': t('BF16', [1, 1], 5, 7),
+         'd': t('F64', [], 7, 15), 'i': t('I64', [1], 15, 23), 'q': t('F8_E4M3', [2], 23, 25),
+         'e': t('BOOL', [0, 3], 25, 25)},
+        b'\x07' + struct.pack('<2H', 0x3c00, 0x7c00) + struct.pack('<H', 0x3f80) +
+        struct.pack('<d', 0.1) + struct.pack('<q', -1) + b'\x38\xb8'))
+    write('safetensors', 'empty', safetensors({}, b''))
+    write('safetensors', 'metadata_only', safetensors({}, b'', {'format': 'pt', 'note': 'x'}))
+    write('safetensors', 'bad_overlap', safetensors(
+        {'a': t('F32', [2], 0, 8), 'b': t('F32', [2], 4, 12)}, bytes(12)))
+    write('safetensors', 'config_bert_base.json', """{
+  "architectures": ["BertForMaskedLM"], "attention_probs_dropout_prob": 0.1,
+  "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 768,
+  "initializer_range": 0.02, "intermediate_size": 3072, "layer_norm_eps": 1e-12,
+  "max_position_embeddings": 512, "model_type": "bert", "num_attention_heads": 12,
+  "num_hidden_layers": 12, "pad_token_id": 0, "position_embedding_type": "absolute",
+  "type_vocab_size": 2, "use_cache": true, "vocab_size": 30522
+}
+""")
+    write('safetensors', 'config_labels.json',
+          '{"hidden_size": 64, "num_attention_heads": 4, "num_labels": 5, '
+          '"id2label": {"0": "neg", "1": "pos"}, "label2id": {"neg": 0, "pos": 1}}')
+
+
 if __name__ == '__main__':
     npy_seeds()
     case_seeds()
     validate_seeds()
+    safetensors_seeds()
