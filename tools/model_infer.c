@@ -88,8 +88,9 @@ static int file_opt(int argc, char **argv, int *i, infer_opts *o)
 }
 
 /* Any option: 1 consumed, 0 not one, -1 error. */
-static int one_opt(int argc, char **argv, int *i, infer_opts *o)
+static int one_opt(int argc, char **argv, int *i, void *opts)
 {
+    infer_opts *o = opts;
     const char *v;
     int64_t n;
     int r;
@@ -138,17 +139,9 @@ static int parse_args(int argc, char **argv, infer_opts *o)
     o->batch = 32;
     o->grad_logit = -1;
     o->seed = 1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf(usage, attn_model_tool_backend_help);
-            return 1;
-        }
-        const int r = one_opt(argc, argv, &i, o);
-        if (r == 0)
-            fprintf(stderr, "attn infer: unknown option '%s' (see attn infer --help)\n", argv[i]);
-        if (r <= 0)
-            return -1;
-    }
+    const int r = attn_model_tool_parse("infer", argc, argv, usage, one_opt, o);
+    if (r != 0)
+        return r;
     return check_opts(o);
 }
 

@@ -246,3 +246,21 @@ double attn_model_tool_now(void)
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
+
+int attn_model_tool_parse(const char *cmd, int argc, char **argv, const char *usage,
+                          attn_model_tool_opt one, void *opts)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf(usage, attn_model_tool_backend_help);
+            return 1;
+        }
+        const int r = one(argc, argv, &i, opts);
+        if (r == 0)
+            fprintf(stderr, "attn %s: unknown option '%s' (see attn %s --help)\n", cmd, argv[i],
+                    cmd);
+        if (r <= 0)
+            return -1;
+    }
+    return 0;
+}

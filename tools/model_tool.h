@@ -41,6 +41,14 @@ int attn_model_tool_path(const char *cmd, const char *dir, const char *name, cha
 /* Creates dir and its missing parents (mkdir -p). 0, or -1 (printed). */
 int attn_model_tool_mkdirs(const char *cmd, const char *dir);
 
+/* One option of a command at argv[*i]: 1 taken (*i past its value), 0 not one of the
+ * command's, -1 a bad value (printed). */
+typedef int (*attn_model_tool_opt)(int argc, char **argv, int *i, void *opts);
+/* Runs `one` over argv[1..]: --help prints usage (a format taking the backend help lines) and
+ * gives 1; an unknown option is printed and gives -1; else 0. */
+int attn_model_tool_parse(const char *cmd, int argc, char **argv, const char *usage,
+                          attn_model_tool_opt one, void *opts);
+
 /* Help lines of --backend, --device and --options. */
 extern const char attn_model_tool_backend_help[];
 /* Opens the backend; device "P:D" becomes the backend option device=P:D. 0, or 2 (printed). */

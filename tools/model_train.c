@@ -92,8 +92,9 @@ static int real_opt(int argc, char **argv, int *i, train_opts *o)
 }
 
 /* Any option: 1 consumed, 0 not one, -1 error. */
-static int one_opt(int argc, char **argv, int *i, train_opts *o)
+static int one_opt(int argc, char **argv, int *i, void *opts)
 {
+    train_opts *o = opts;
     static const char *const names[] = {"--data", "--out",    "--init",
                                         "--backend", "--device", "--options"};
     const char **const dst[] = {&o->data, &o->out, &o->init, &o->backend, &o->device, &o->options};
@@ -132,17 +133,9 @@ static int parse_args(int argc, char **argv, train_opts *o)
     o->weight_decay = 0.01;
     o->clip = 1.0;
     o->seed = 1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf(usage, attn_model_tool_backend_help);
-            return 1;
-        }
-        const int r = one_opt(argc, argv, &i, o);
-        if (r == 0)
-            fprintf(stderr, "attn train: unknown option '%s' (see attn train --help)\n", argv[i]);
-        if (r <= 0)
-            return -1;
-    }
+    const int r = attn_model_tool_parse("train", argc, argv, usage, one_opt, o);
+    if (r != 0)
+        return r;
     const char *err = !o->data ? "--data DIR is required"
                       : !o->out ? "--out DIR is required"
                       : o->init && o->sizes_set
