@@ -131,11 +131,7 @@ static int check_opts(const infer_opts *o)
 static int parse_args(int argc, char **argv, infer_opts *o)
 {
     memset(o, 0, sizeof *o);
-#ifdef ATTN_HAVE_CPU
-    o->backend = "cpu";
-#else
-    o->backend = "ref";
-#endif
+    o->backend = attn_model_tool_default_backend();
     o->batch = 32;
     o->grad_logit = -1;
     o->seed = 1;

@@ -264,3 +264,12 @@ int attn_model_tool_parse(const char *cmd, int argc, char **argv, const char *us
     }
     return 0;
 }
+
+const char *attn_model_tool_default_backend(void)
+{
+#ifdef ATTN_HAVE_CPU
+    return "cpu";
+#else
+    return "ref";
+#endif
+}

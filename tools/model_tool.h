@@ -49,6 +49,9 @@ typedef int (*attn_model_tool_opt)(int argc, char **argv, int *i, void *opts);
 int attn_model_tool_parse(const char *cmd, int argc, char **argv, const char *usage,
                           attn_model_tool_opt one, void *opts);
 
+/* The backend a command opens without --backend: cpu where built, else ref. */
+const char *attn_model_tool_default_backend(void);
+
 /* Help lines of --backend, --device and --options. */
 extern const char attn_model_tool_backend_help[];
 /* Opens the backend; device "P:D" becomes the backend option device=P:D. 0, or 2 (printed). */

@@ -116,11 +116,7 @@ static int one_opt(int argc, char **argv, int *i, void *opts)
 static int parse_args(int argc, char **argv, train_opts *o)
 {
     memset(o, 0, sizeof *o);
-#ifdef ATTN_HAVE_CPU
-    o->backend = "cpu";
-#else
-    o->backend = "ref";
-#endif
+    o->backend = attn_model_tool_default_backend();
     o->layers = 2;
     o->heads = 4;
     o->hidden = 64;

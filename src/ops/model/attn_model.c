@@ -161,6 +161,14 @@ attn_status attn_model_param_find(attn_model *m, const char *name, attn_model_pa
     return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "model: no parameter named \"%s\"", name);
 }
 
+int attn_model_reserved_zero(const uint64_t *r, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (r[i])
+            return 0;
+    return 1;
+}
+
 double attn_model_now(void)
 {
     struct timespec ts;

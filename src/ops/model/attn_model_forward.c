@@ -10,18 +10,10 @@
 #include "attn_backend_impl.h"
 #include "attn_model_dense.h"
 
-static int reserved_zero(const uint64_t *r, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (r[i])
-            return 0;
-    return 1;
-}
-
 /* Checks the batch against the configuration; names the first offending token. */
 static attn_status check_input(const attn_model_config *c, const attn_model_input *in)
 {
-    if (!reserved_zero(in->reserved, 4))
+    if (!attn_model_reserved_zero(in->reserved, 4))
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "model input: reserved fields must be zero");
     if (in->batch < 1 || in->seq < 1)
         return attn_fail(ATTN_ERR_SHAPE, "model input: batch %lld x seq %lld must be positive",
@@ -272,7 +264,7 @@ attn_status attn_model_forward(attn_model *m, const attn_model_input *in,
     if (!m || !in || !outs || !outs->logits)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_model_forward: NULL %s",
                          !m ? "model" : !in ? "input" : !outs ? "outputs" : "logits");
-    if (!reserved_zero(outs->reserved, 4))
+    if (!attn_model_reserved_zero(outs->reserved, 4))
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "model outputs: reserved fields must be zero");
     attn_status st = check_input(&m->cfg, in);
     if (st == ATTN_OK)

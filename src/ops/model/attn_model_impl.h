@@ -58,6 +58,9 @@ struct attn_model {
 
 #define ATTN_MODEL_NAME_MAX 160
 
+/* 1 when the n reserved words of a public struct are all zero. */
+int attn_model_reserved_zero(const uint64_t *r, int n);
+
 /* Wall-clock seconds (monotonic). */
 double attn_model_now(void);
 

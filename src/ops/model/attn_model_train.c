@@ -48,9 +48,8 @@ attn_status attn_model_loss(const attn_model *m, const int32_t *labels, double *
 
 static attn_status check_opt(const attn_model_adamw *o)
 {
-    for (int i = 0; i < 4; i++)
-        if (o->reserved[i])
-            return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "adamw: reserved fields must be zero");
+    if (!attn_model_reserved_zero(o->reserved, 4))
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "adamw: reserved fields must be zero");
     if (!(o->lr >= 0 && isfinite(o->lr)) || !(o->beta1 >= 0 && o->beta1 < 1) ||
         !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0 && isfinite(o->eps)) ||
         !(o->weight_decay >= 0 && isfinite(o->weight_decay)) ||
