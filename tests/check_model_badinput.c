@@ -3,6 +3,7 @@
  * bytes); the backward refuses to run without a forward, the loss rejects labels out of range,
  * AdamW rejects settings out of their domain, and the configuration check names the field. */
 #include "attn/attn.h"
+#include "check_badinput.h"
 #include "check_run.h"
 #include "model_fixture.h"
 
@@ -42,11 +43,7 @@ static void m_null_in(setup *s) { s->null_in = 1; }
 static void m_null_outs(setup *s) { s->null_outs = 1; }
 static void m_overflow(setup *s) { s->in.batch = INT64_MAX / 4; }
 
-static const struct {
-    const char *name;
-    void (*mutate)(setup *);
-    attn_status want;
-} rows[] = {
+static const ATTN_BAD_ROW(setup) rows[] = {
     {"sequence longer than max positions", m_seq_long, ATTN_ERR_SHAPE},
     {"sequence of 0 tokens", m_seq_zero, ATTN_ERR_SHAPE},
     {"negative batch", m_batch_neg, ATTN_ERR_SHAPE},
@@ -65,15 +62,6 @@ static const struct {
 };
 enum { N_ROWS = sizeof rows / sizeof rows[0] };
 
-static int untouched(const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        if (c[i] != SENTINEL)
-            return 0;
-    return 1;
-}
-
 START_TEST(forward_rows)
 {
     attn_backend *be = model_fx_open("ref");
@@ -88,11 +76,9 @@ START_TEST(forward_rows)
     rows[_i].mutate(&s);
     const attn_status st = attn_model_forward(s.null_model ? NULL : s.m, s.null_in ? NULL : &s.in,
                                               s.null_outs ? NULL : &s.o);
-    ck_assert_msg(st == rows[_i].want, "%s: %s (%s), want %s", rows[_i].name,
-                  attn_status_name(st), attn_last_error(), attn_status_name(rows[_i].want));
-    ck_assert_msg(strlen(attn_last_error()) > 10, "%s: no message", rows[_i].name);
-    ck_assert_msg(untouched(s.logits, sizeof s.logits) && untouched(s.pooled, sizeof s.pooled),
-                  "%s: an output was written", rows[_i].name);
+    attn_bad_expect(st, rows[_i].want, rows[_i].name, "ref");
+    attn_bad_untouched(s.logits, sizeof s.logits, SENTINEL, rows[_i].name, "logits");
+    attn_bad_untouched(s.pooled, sizeof s.pooled, SENTINEL, rows[_i].name, "pooled");
     /* A failed forward leaves nothing to differentiate. */
     float dl[B * 3] = {0};
     ck_assert_int_eq(attn_model_backward(s.m, dl, NULL), ATTN_ERR_INVALID_ARGUMENT);
@@ -119,23 +105,16 @@ START_TEST(other_calls)
                      ATTN_OK);
     memset(dl, SENTINEL, sizeof dl);
     ck_assert_int_eq(attn_model_loss(m, labels_bad, &loss, dl), ATTN_ERR_INVALID_ARGUMENT);
-    ck_assert(loss == -1.0 && untouched(dl, sizeof dl));
+    ck_assert(loss == -1.0);
+    attn_bad_untouched(dl, sizeof dl, SENTINEL, "bad labels", "dlogits");
     ck_assert_int_eq(attn_model_loss(m, labels_ok, NULL, dl), ATTN_ERR_NULL_POINTER);
     /* AdamW: each setting out of its domain; the parameters stay as they were. */
     attn_model_param p;
     ck_assert_int_eq(attn_model_param_get(m, 0, &p), ATTN_OK);
     const float before = p.value[p.numel / 2];
-    attn_model_adamw bad[7];
-    for (int i = 0; i < 7; i++)
-        bad[i] = attn_model_adamw_default();
-    bad[0].lr = -1e-3;
-    bad[1].beta1 = 1.0;
-    bad[2].beta2 = -0.1;
-    bad[3].eps = 0.0;
-    bad[4].weight_decay = NAN;
-    bad[5].clip_norm = -1.0;
-    bad[6].reserved[3] = 1;
-    for (int i = 0; i < 7; i++)
+    attn_model_adamw bad[MODEL_FX_N_BAD_ADAMW];
+    model_fx_bad_adamw(bad);
+    for (int i = 0; i < MODEL_FX_N_BAD_ADAMW; i++)
         ck_assert_msg(attn_model_train_step(m, &b.in, labels_ok, &bad[i], &loss, NULL) ==
                           ATTN_ERR_INVALID_ARGUMENT, "adamw row %d", i);
     ck_assert(p.value[p.numel / 2] == before);

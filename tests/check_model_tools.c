@@ -14,8 +14,6 @@
 #include "check_run_files.h"
 
 #include <check.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,100 +36,6 @@ static const char *const split_files[] = {"train_ids.npy",  "train_labels.npy",
                                           "test_ids.npy",   "test_labels.npy",
                                           "test_mask.npy",  "test_rationale.npy"};
 
-/* ---- the temporary directory, with subdirectories -------------------------------------------- */
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* test_tmp_teardown removes files only: the commands write directories too. */
-static void tmp_teardown(void)
-{
-    nftw(tpath(""), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    test_tmp_teardown();
-}
-
-/* dir/name (a ring of buffers, as tpath). */
-static char *sub(const char *dir, const char *name)
-{
-    static char ring[8][512];
-    static int k;
-    char *p = ring[k++ % 8];
-    snprintf(p, 512, "%s/%s", dir, name);
-    return p;
-}
-
-/* The whole file; its size in *n. */
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "%s", path);
-    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-    const long len = ftell(f);
-    ck_assert_int_ge(len, 0);
-    rewind(f);
-    unsigned char *b = malloc((size_t)len + 1);
-    ck_assert(b);
-    ck_assert_uint_eq(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
-static int same_file(const char *a, const char *b)
-{
-    size_t na, nb;
-    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
-    const int same = na == nb && memcmp(x, y, na) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
-/* ---- stderr of a command --------------------------------------------------------------------- */
-
-static int saved_stderr = -1;
-
-static void capture_begin(void)
-{
-    fflush(stderr);
-    saved_stderr = dup(STDERR_FILENO);
-    const int fd = open(tpath("stderr.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ck_assert(saved_stderr >= 0 && fd >= 0);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
-}
-
-/* What the command printed to stderr (a static buffer), stderr restored. */
-static const char *capture_end(void)
-{
-    static char text[4096];
-    fflush(stderr);
-    dup2(saved_stderr, STDERR_FILENO);
-    close(saved_stderr);
-    FILE *f = fopen(tpath("stderr.txt"), "rb");
-    ck_assert(f);
-    const size_t n = fread(text, 1, sizeof text - 1, f);
-    text[n] = '\0';
-    fclose(f);
-    fputs(text, stderr); /* still visible in the test log */
-    return text;
-}
-
-/* The call fails (non-zero) and says `want` on stderr. */
-#define EXPECT_FAIL(want, call)                                                                  \
-    do {                                                                                         \
-        capture_begin();                                                                         \
-        const int rc_ = (call);                                                                  \
-        const char *text_ = capture_end();                                                       \
-        ck_assert_msg(rc_ != 0 && strstr(text_, want) != NULL,                                   \
-                      "%s: exit %d, wanted '%s' in: %s", #call, rc_, want, text_);               \
-    } while (0)
-
 /* ---- attn data ------------------------------------------------------------------------------- */
 
 #define SMALL_DATA "--n-train", "300", "--n-test", "100", "--seq", "24", "--min-seq", "8", \
@@ -143,17 +47,20 @@ START_TEST(data_is_reproducible)
     ck_assert_int_eq(DATA("--task", "planted", "--out", tpath("b"), SMALL_DATA, "--seed", "5"), 0);
     ck_assert_int_eq(DATA("--out", tpath("c"), SMALL_DATA, "--seed", "6"), 0);
     for (int f = 0; f < 8; f++)
-        ck_assert_msg(same_file(sub(tpath("a"), split_files[f]), sub(tpath("b"), split_files[f])),
+        ck_assert_msg(test_same_file(tsub(tpath("a"), split_files[f]),
+                                     tsub(tpath("b"), split_files[f])),
                       "%s differs under the same seed", split_files[f]);
-    ck_assert(!same_file(sub(tpath("a"), "train_ids.npy"), sub(tpath("c"), "train_ids.npy")));
-    ck_assert(!same_file(sub(tpath("a"), "train_ids.npy"), sub(tpath("a"), "test_ids.npy")));
+    ck_assert(
+        !test_same_file(tsub(tpath("a"), "train_ids.npy"), tsub(tpath("c"), "train_ids.npy")));
+    ck_assert(
+        !test_same_file(tsub(tpath("a"), "train_ids.npy"), tsub(tpath("a"), "test_ids.npy")));
     /* An example depends on its index only: fewer examples are a prefix. */
     ck_assert_int_eq(DATA("--out", tpath("d/e/f"), SMALL_DATA, "--seed", "5", "--n-train", "100"),
                      0);
     attn_npy x, y;
     char err[ATTN_NPY_ERRLEN];
-    ck_assert(attn_npy_load(sub(tpath("a"), "train_ids.npy"), &x, err) == 0);
-    ck_assert(attn_npy_load(sub(tpath("d/e/f"), "train_ids.npy"), &y, err) == 0);
+    ck_assert(attn_npy_load(tsub(tpath("a"), "train_ids.npy"), &x, err) == 0);
+    ck_assert(attn_npy_load(tsub(tpath("d/e/f"), "train_ids.npy"), &y, err) == 0);
     ck_assert_int_eq(y.shape[0], 100);
     ck_assert(memcmp(x.data, y.data, 4 * (size_t)y.count) == 0);
     attn_npy_free(&x);
@@ -167,7 +74,7 @@ static void *load_split(const char *dir, const char *name, attn_npy_dtype t, int
 {
     const int64_t shape[2] = {n, s};
     char err[ATTN_NPY_ERRLEN];
-    ck_assert_msg(attn_npy_load(sub(dir, name), a, err) == 0, "%s", err);
+    ck_assert_msg(attn_npy_load(tsub(dir, name), a, err) == 0, "%s", err);
     ck_assert_int_eq(a->dtype, t);
     ck_assert_int_eq(a->ndim, s ? 2 : 1);
     for (int d = 0; d < a->ndim; d++)
@@ -237,17 +144,17 @@ END_TEST
 
 START_TEST(data_bad_options)
 {
-    EXPECT_FAIL("--out DIR is required", DATA("--seq", "16"));
-    EXPECT_FAIL("unknown value", DATA("--out", tpath("x"), "--task", "parity"));
-    EXPECT_FAIL("--min-seq", DATA("--out", tpath("x"), "--min-seq", "40"));
-    EXPECT_FAIL("--min-seq", DATA("--out", tpath("x"), "--planted", "5", "--min-seq", "6"));
-    EXPECT_FAIL("--planted", DATA("--out", tpath("x"), "--planted", "31"));
-    EXPECT_FAIL("--vocab", DATA("--out", tpath("x"), "--vocab", "11"));
-    EXPECT_FAIL("--n-train", DATA("--out", tpath("x"), "--n-train", "0"));
-    EXPECT_FAIL("not an integer", DATA("--out", tpath("x"), "--seq", "3x"));
-    EXPECT_FAIL("unknown option", DATA("--out", tpath("x"), "--frobnicate"));
+    TEST_EXPECT_FAIL("--out DIR is required", DATA("--seq", "16"));
+    TEST_EXPECT_FAIL("unknown value", DATA("--out", tpath("x"), "--task", "parity"));
+    TEST_EXPECT_FAIL("--min-seq", DATA("--out", tpath("x"), "--min-seq", "40"));
+    TEST_EXPECT_FAIL("--min-seq", DATA("--out", tpath("x"), "--planted", "5", "--min-seq", "6"));
+    TEST_EXPECT_FAIL("--planted", DATA("--out", tpath("x"), "--planted", "31"));
+    TEST_EXPECT_FAIL("--vocab", DATA("--out", tpath("x"), "--vocab", "11"));
+    TEST_EXPECT_FAIL("--n-train", DATA("--out", tpath("x"), "--n-train", "0"));
+    TEST_EXPECT_FAIL("not an integer", DATA("--out", tpath("x"), "--seq", "3x"));
+    TEST_EXPECT_FAIL("unknown option", DATA("--out", tpath("x"), "--frobnicate"));
     write_file(tpath("file"), "x", 1);
-    EXPECT_FAIL("cannot create directory", DATA("--out", sub(tpath("file"), "y")));
+    TEST_EXPECT_FAIL("cannot create directory", DATA("--out", tsub(tpath("file"), "y")));
     ck_assert_int_eq(DATA("--help"), 0);
 }
 END_TEST
@@ -439,47 +346,48 @@ START_TEST(infer_bad_options)
     snprintf(model, sizeof model, "%s", tpath("model"));
     snprintf(ids, sizeof ids, "%s", tpath("ids.npy"));
     snprintf(out, sizeof out, "%s", tpath("o.npy"));
-    EXPECT_FAIL("--model DIR is required", INFER("--ids", ids, "--out", out));
-    EXPECT_FAIL("--out FILE is required", INFER("--model", model, "--ids", ids));
-    EXPECT_FAIL("go with --grad-embed",
-                INFER("--model", model, "--ids", ids, "--out", out, "--grad-logit", "0"));
-    EXPECT_FAIL("exactly one", INFER("--model", model, "--ids", ids, "--out", out, "--grad-embed",
-                                     tpath("g.npy"), "--grad-logit", "0", "--labels", ids));
-    EXPECT_FAIL("exactly one", INFER("--model", model, "--ids", ids, "--out", out,
-                                     "--grad-embed", tpath("g.npy")));
-    EXPECT_FAIL("the model has 3 labels",
-                INFER("--model", model, "--ids", ids, "--out", out, "--grad-embed",
-                      tpath("g.npy"), "--grad-logit", "3"));
+    TEST_EXPECT_FAIL("--model DIR is required", INFER("--ids", ids, "--out", out));
+    TEST_EXPECT_FAIL("--out FILE is required", INFER("--model", model, "--ids", ids));
+    TEST_EXPECT_FAIL("go with --grad-embed",
+                     INFER("--model", model, "--ids", ids, "--out", out, "--grad-logit", "0"));
+    TEST_EXPECT_FAIL("exactly one", INFER("--model", model, "--ids", ids, "--out", out,
+                                          "--grad-embed", tpath("g.npy"), "--grad-logit", "0",
+                                          "--labels", ids));
+    TEST_EXPECT_FAIL("exactly one", INFER("--model", model, "--ids", ids, "--out", out,
+                                          "--grad-embed", tpath("g.npy")));
+    TEST_EXPECT_FAIL("the model has 3 labels",
+                     INFER("--model", model, "--ids", ids, "--out", out, "--grad-embed",
+                           tpath("g.npy"), "--grad-logit", "3"));
     const float x[S] = {0};
     const uint8_t m1[S] = {1};
     const int64_t s1 = S;
     char err[ATTN_NPY_ERRLEN];
     ck_assert(attn_npy_save(tpath("f.npy"), ATTN_NPY_F32, 1, &s1, x, err) == 0);
     ck_assert(attn_npy_save(tpath("m1.npy"), ATTN_NPY_U8, 1, &s1, m1, err) == 0);
-    EXPECT_FAIL("expected int32 or int64",
-                INFER("--model", model, "--ids", tpath("f.npy"), "--out", out));
-    EXPECT_FAIL("expected uint8 or bool",
-                INFER("--model", model, "--ids", ids, "--out", out, "--mask", ids));
-    EXPECT_FAIL("has shape",
-                INFER("--model", model, "--ids", ids, "--out", out, "--mask", tpath("m1.npy")));
-    EXPECT_FAIL("has shape", INFER("--model", model, "--ids", tpath("ids1.npy"), "--out", out,
-                                   "--grad-embed", tpath("g.npy"), "--labels",
-                                   tpath("labels.npy")));
-    EXPECT_FAIL("--batch", INFER("--model", model, "--ids", ids, "--out", out, "--batch", "0"));
-    EXPECT_FAIL("--device is an opencl option", INFER("--model", model, "--ids", ids, "--out",
-                                                      out, "--backend", "ref", "--device", "0:0"));
-    EXPECT_FAIL("nonesuch",
-                INFER("--model", model, "--ids", ids, "--out", out, "--backend", "nonesuch"));
-    EXPECT_FAIL("unknown option", INFER("--model", model, "--ids", ids, "--out", out, "--x"));
-    EXPECT_FAIL("no-such", INFER("--model", tpath("no-such"), "--ids", ids, "--out", out));
-    EXPECT_FAIL("no-such", INFER("--model", model, "--ids", tpath("no-such.npy"), "--out", out));
+    TEST_EXPECT_FAIL("expected int32 or int64",
+                     INFER("--model", model, "--ids", tpath("f.npy"), "--out", out));
+    TEST_EXPECT_FAIL("expected uint8 or bool",
+                     INFER("--model", model, "--ids", ids, "--out", out, "--mask", ids));
+    TEST_EXPECT_FAIL("has shape", INFER("--model", model, "--ids", ids, "--out", out, "--mask",
+                                        tpath("m1.npy")));
+    TEST_EXPECT_FAIL("has shape", INFER("--model", model, "--ids", tpath("ids1.npy"), "--out", out,
+                                        "--grad-embed", tpath("g.npy"), "--labels",
+                                        tpath("labels.npy")));
+    TEST_EXPECT_FAIL("--batch",
+                     INFER("--model", model, "--ids", ids, "--out", out, "--batch", "0"));
+    TEST_EXPECT_FAIL("--device is an opencl option",
+                     INFER("--model", model, "--ids", ids, "--out", out, "--backend", "ref",
+                           "--device", "0:0"));
+    TEST_EXPECT_FAIL("nonesuch",
+                     INFER("--model", model, "--ids", ids, "--out", out, "--backend", "nonesuch"));
+    TEST_EXPECT_FAIL("unknown option", INFER("--model", model, "--ids", ids, "--out", out, "--x"));
+    TEST_EXPECT_FAIL("no-such", INFER("--model", tpath("no-such"), "--ids", ids, "--out", out));
+    TEST_EXPECT_FAIL("no-such",
+                     INFER("--model", model, "--ids", tpath("no-such.npy"), "--out", out));
     /* An id outside the vocabulary: the library's message, and no output file. */
     int32_t big[S] = {V};
     ck_assert(attn_npy_save(tpath("big.npy"), ATTN_NPY_I32, 1, &s1, big, err) == 0);
-    capture_begin();
-    const int rc = INFER("--model", model, "--ids", tpath("big.npy"), "--out", out);
-    const char *text = capture_end();
-    ck_assert_msg(rc != 0 && strstr(text, "forward") != NULL, "%d %s", rc, text);
+    TEST_EXPECT_FAIL("forward", INFER("--model", model, "--ids", tpath("big.npy"), "--out", out));
     ck_assert(access(out, F_OK) != 0);
     ck_assert_int_eq(INFER("--help"), 0);
     fixture_free(&f);
@@ -499,19 +407,19 @@ START_TEST(train_is_deterministic)
                             "--epochs", "2", "--batch", "16", "--seed", "3", "--backend",
                             BACKEND) == 0,
                       "%s", attn_last_error());
-    ck_assert(same_file(sub(tpath("m1"), "model.safetensors"),
-                        sub(tpath("m2"), "model.safetensors")));
-    ck_assert(same_file(sub(tpath("m1"), "config.json"), sub(tpath("m2"), "config.json")));
+    ck_assert(test_same_file(tsub(tpath("m1"), "model.safetensors"),
+                        tsub(tpath("m2"), "model.safetensors")));
+    ck_assert(test_same_file(tsub(tpath("m1"), "config.json"), tsub(tpath("m2"), "config.json")));
     ck_assert_int_eq(TRAIN("--data", tpath("d"), "--out", tpath("m3"), TINY_MODEL, "--epochs",
                            "1", "--seed", "4", "--backend", BACKEND), 0);
-    ck_assert(!same_file(sub(tpath("m1"), "model.safetensors"),
-                         sub(tpath("m3"), "model.safetensors")));
+    ck_assert(!test_same_file(tsub(tpath("m1"), "model.safetensors"),
+                         tsub(tpath("m3"), "model.safetensors")));
     /* Continue from a checkpoint: its sizes. */
     ck_assert_int_eq(TRAIN("--data", tpath("d"), "--out", tpath("m4/x"), "--init", tpath("m1"),
                            "--epochs", "1", "--lr", "1e-4", "--warmup", "0", "--backend",
                            BACKEND), 0);
     attn_model_config c;
-    ck_assert_int_eq(attn_model_config_read(sub(tpath("m4/x"), "config.json"), &c), ATTN_OK);
+    ck_assert_int_eq(attn_model_config_read(tsub(tpath("m4/x"), "config.json"), &c), ATTN_OK);
     ck_assert_int_eq(c.hidden_size, 16);
     ck_assert_int_eq(c.vocab_size, 30);
     ck_assert_int_eq(c.num_labels, 2);
@@ -525,21 +433,22 @@ START_TEST(train_bad_options)
     char d[256], out[256];
     snprintf(d, sizeof d, "%s", tpath("d"));
     snprintf(out, sizeof out, "%s", tpath("m"));
-    EXPECT_FAIL("--data DIR is required", TRAIN("--out", out));
-    EXPECT_FAIL("--out DIR is required", TRAIN("--data", d));
-    EXPECT_FAIL("--init takes", TRAIN("--data", d, "--out", out, "--init", d, "--layers", "2"));
-    EXPECT_FAIL("--warmup", TRAIN("--data", d, "--out", out, "--warmup", "1.5"));
-    EXPECT_FAIL("--lr", TRAIN("--data", d, "--out", out, "--lr", "0"));
-    EXPECT_FAIL("train_ids.npy", TRAIN("--data", tpath("none"), "--out", out));
-    EXPECT_FAIL("outside the vocabulary",
-                TRAIN("--data", d, "--out", out, TINY_MODEL, "--vocab", "20"));
-    EXPECT_FAIL("longer than the positions",
-                TRAIN("--data", d, "--out", out, TINY_MODEL, "--max-positions", "8"));
-    EXPECT_FAIL("--device is an opencl option",
-                TRAIN("--data", d, "--out", out, "--backend", "ref", "--device", "0:0"));
-    EXPECT_FAIL("heads", TRAIN("--data", d, "--out", out, "--hidden", "18", "--heads", "4"));
-    EXPECT_FAIL("config.json", TRAIN("--data", d, "--out", out, "--init", tpath("none")));
-    EXPECT_FAIL("unknown option", TRAIN("--data", d, "--out", out, "--x"));
+    TEST_EXPECT_FAIL("--data DIR is required", TRAIN("--out", out));
+    TEST_EXPECT_FAIL("--out DIR is required", TRAIN("--data", d));
+    TEST_EXPECT_FAIL("--init takes",
+                     TRAIN("--data", d, "--out", out, "--init", d, "--layers", "2"));
+    TEST_EXPECT_FAIL("--warmup", TRAIN("--data", d, "--out", out, "--warmup", "1.5"));
+    TEST_EXPECT_FAIL("--lr", TRAIN("--data", d, "--out", out, "--lr", "0"));
+    TEST_EXPECT_FAIL("train_ids.npy", TRAIN("--data", tpath("none"), "--out", out));
+    TEST_EXPECT_FAIL("outside the vocabulary",
+                     TRAIN("--data", d, "--out", out, TINY_MODEL, "--vocab", "20"));
+    TEST_EXPECT_FAIL("longer than the positions",
+                     TRAIN("--data", d, "--out", out, TINY_MODEL, "--max-positions", "8"));
+    TEST_EXPECT_FAIL("--device is an opencl option",
+                     TRAIN("--data", d, "--out", out, "--backend", "ref", "--device", "0:0"));
+    TEST_EXPECT_FAIL("heads", TRAIN("--data", d, "--out", out, "--hidden", "18", "--heads", "4"));
+    TEST_EXPECT_FAIL("config.json", TRAIN("--data", d, "--out", out, "--init", tpath("none")));
+    TEST_EXPECT_FAIL("unknown option", TRAIN("--data", d, "--out", out, "--x"));
     ck_assert_int_eq(TRAIN("--help"), 0);
 }
 END_TEST
@@ -579,10 +488,10 @@ START_TEST(train_learns_the_planted_task)
                         "64", "--epochs", "2", "--batch", "32", "--lr", "2e-3", "--seed", "1",
                         "--backend", BACKEND) == 0,
                   "%s", attn_last_error());
-    ck_assert_int_eq(INFER("--model", m, "--ids", sub(d, "test_ids.npy"), "--mask",
-                           sub(d, "test_mask.npy"), "--out", tpath("logits.npy"), "--backend",
+    ck_assert_int_eq(INFER("--model", m, "--ids", tsub(d, "test_ids.npy"), "--mask",
+                           tsub(d, "test_mask.npy"), "--out", tpath("logits.npy"), "--backend",
                            BACKEND), 0);
-    const double acc = file_accuracy(tpath("logits.npy"), sub(d, "test_labels.npy"));
+    const double acc = file_accuracy(tpath("logits.npy"), tsub(d, "test_labels.npy"));
     ck_assert_msg(acc >= 0.95, "test accuracy %.4f", acc);
 }
 END_TEST
@@ -591,19 +500,19 @@ static Suite *model_tools_suite(void)
 {
     Suite *s = suite_create("model_tools");
     TCase *t = tcase_create("data");
-    tcase_add_checked_fixture(t, test_tmp_setup, tmp_teardown);
+    tcase_add_checked_fixture(t, test_tmp_setup, test_tmp_teardown);
     tcase_add_test(t, data_is_reproducible);
     tcase_add_test(t, data_rationale_marks_the_planted_tokens);
     tcase_add_test(t, data_bad_options);
     suite_add_tcase(s, t);
     t = tcase_create("infer");
-    tcase_add_checked_fixture(t, test_tmp_setup, tmp_teardown);
+    tcase_add_checked_fixture(t, test_tmp_setup, test_tmp_teardown);
     tcase_add_test(t, infer_matches_forward);
     tcase_add_test(t, infer_grad_matches_backward);
     tcase_add_test(t, infer_bad_options);
     suite_add_tcase(s, t);
     t = tcase_create("train");
-    tcase_add_checked_fixture(t, test_tmp_setup, tmp_teardown);
+    tcase_add_checked_fixture(t, test_tmp_setup, test_tmp_teardown);
     tcase_add_test(t, train_is_deterministic);
     tcase_add_test(t, train_bad_options);
     tcase_add_test(t, train_learns_the_planted_task);

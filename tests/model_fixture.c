@@ -202,3 +202,16 @@ void model_fx_ref_forward(const attn_model *m, const attn_model_input *in,
     ck_assert_msg(attn_ref_model_forward(attn_model_get_config(m), attn_model_values(m), in, o) ==
                       ATTN_OK, "reference forward: %s", attn_last_error());
 }
+
+void model_fx_bad_adamw(attn_model_adamw bad[MODEL_FX_N_BAD_ADAMW])
+{
+    for (int i = 0; i < MODEL_FX_N_BAD_ADAMW; i++)
+        bad[i] = attn_model_adamw_default();
+    bad[0].lr = -1e-3;
+    bad[1].beta1 = 1.0;
+    bad[2].beta2 = -0.1;
+    bad[3].eps = 0.0;
+    bad[4].weight_decay = NAN;
+    bad[5].clip_norm = -1.0;
+    bad[6].reserved[3] = 1;
+}

@@ -1,8 +1,8 @@
 /* model_fixture.h - what the BERT encoder's suites share: the backends they run on, a tiny
  * configuration, a seeded batch with padding and token types, parameters drawn at scales where
  * every path of the encoder matters, output buffers of the model's and the reference's
- * layouts, the comparison of f32 results with the f64 reference (reference/model_ref.h), and
- * the reference forward on a model's current parameters. */
+ * layouts, the comparison of f32 results with the f64 reference (reference/model_ref.h), the
+ * reference forward on a model's current parameters, and AdamW settings out of their domain. */
 #ifndef ATTN_MODEL_FIXTURE_H_
 #define ATTN_MODEL_FIXTURE_H_
 
@@ -61,6 +61,12 @@ double model_fx_rel_err(const float *got, const double *ref, int64_t n, int64_t 
 /* Fails the test unless model_fx_rel_err <= tol, naming `what` and the worst element. */
 void model_fx_expect_close(const float *got, const double *ref, int64_t n, double tol,
                            const char *what);
+
+/* AdamW settings each with one field out of its domain (the model's and the transfer
+ * model's train steps refuse every one): lr < 0, beta1 1, beta2 < 0, eps 0, weight decay NaN,
+ * clip norm < 0, a reserved field nonzero. */
+enum { MODEL_FX_N_BAD_ADAMW = 7 };
+void model_fx_bad_adamw(attn_model_adamw bad[MODEL_FX_N_BAD_ADAMW]);
 
 /* attn_ref_model_forward on the model's current parameter values; fails the test on error. */
 void model_fx_ref_forward(const attn_model *m, const attn_model_input *in,

@@ -14,5 +14,7 @@ int attn_cmd_decode(int argc, char **argv);
 int attn_cmd_data(int argc, char **argv);
 int attn_cmd_infer(int argc, char **argv);
 int attn_cmd_train(int argc, char **argv);
+int attn_cmd_explain(int argc, char **argv);
+int attn_cmd_transfer(int argc, char **argv);
 
 #endif /* ATTN_CMDS_H_ */

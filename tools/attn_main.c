@@ -21,9 +21,11 @@ static const command commands[] = {
     {"show", attn_cmd_show, "draw which keys each query of an op sees (text or SVG)"},
     {"schedule", attn_cmd_schedule, "local-global layer schedule and its KV-cache bytes"},
     {"decode", attn_cmd_decode, "multi-layer decode with KV-cache eviction: memory and deviation"},
-    {"data", attn_cmd_data, "write a synthetic classification data set (the planted task)"},
+    {"data", attn_cmd_data, "write a synthetic data set (the planted task, the transfer task)"},
     {"train", attn_cmd_train, "train a BERT sequence classifier on a data set"},
     {"infer", attn_cmd_infer, "run a BERT classifier: logits, attention maps, gradients"},
+    {"explain", attn_cmd_explain, "token saliency of a BERT classifier, evaluated (HTML report)"},
+    {"transfer", attn_cmd_transfer, "attention-guided attribute transfer: weights, accuracy"},
     {"backends", cmd_backends, "list backends and what each one runs on"},
     {"devices", attn_cmd_devices, "list OpenCL platforms and devices with their capabilities"},
 };

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(gcc pkg-config meson ninja-build check libblis-openmp-dev ocl-icd-opencl-dev
-      opencl-headers pocl-opencl-icd oclgrind libcjson-dev libxxhash-dev)
+      opencl-headers pocl-opencl-icd oclgrind libcjson-dev libxxhash-dev
+      liblapacke-dev libigraph-dev)
 # A fuzzing build (-Dfuzz=true, tests/fuzz/) needs clang and its runtime libraries (libFuzzer,
 # the sanitizers), which Debian 12's clang only recommends.
 for opt in "${@:2}"; do

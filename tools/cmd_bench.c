@@ -4,6 +4,7 @@
 #include "attn_cmds.h"
 #include "attn_tool_ops.h"
 #ifdef ATTN_HAVE_CPU
+#include "explain_bench.h" /* nor is saliency: `attn bench --op explain` (cpu builds) */
 #include "model_bench.h" /* the model is not an op: `attn bench --op model` (cpu builds) */
 #endif
 
@@ -37,19 +38,21 @@ static void list_ops(FILE *f)
         if (attn_tool_ops[k]->bench)
             fprintf(f, " %s", attn_tool_ops[k]->stem);
 #ifdef ATTN_HAVE_CPU
-    fprintf(f, " model");
+    fprintf(f, " model explain");
 #endif
     fputc('\n', f);
 }
 
 typedef int (*bench_fn)(int argc, char **argv);
 
-/* The benchmark of --op: the op's, or the model's (not an op: the `model` room). */
+/* The benchmark of --op: the op's, or the model's or saliency's (rooms that are not ops). */
 static bench_fn find_bench(const char *stem, const attn_tool_op *op)
 {
 #ifdef ATTN_HAVE_CPU
     if (stem && strcmp(stem, "model") == 0)
         return attn_model_cmd_bench;
+    if (stem && strcmp(stem, "explain") == 0)
+        return attn_explain_cmd_bench;
 #else
     (void)stem;
 #endif

@@ -1,10 +1,12 @@
 /* model_data.c - `attn data`: writes a synthetic sequence-classification data set as .npy
  * files (train_* and test_*: ids, labels, attention mask, rationale) for `attn train` and
- * `attn infer`. The planted task's generator is model_planted.c; docs/model.md describes it. */
+ * `attn infer`. The planted task's generator is model_planted.c; docs/model.md describes it.
+ * `--task transfer` hands the command line to the transfer room's benchmark (transfer_data.c). */
 #include "attn_args.h"
 #include "attn_cmds.h"
 #include "model_planted.h"
 #include "model_tool.h"
+#include "transfer_tool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +36,8 @@ static const char usage[] =
     "exactly the planted positions. Every draw comes from the counter-based generator: the\n"
     "same options give the same bytes; train and test use disjoint random streams.\n"
     "options:\n"
-    "  --task planted     the task (the only one so far)\n"
+    "  --task planted     this task; `--task transfer`: the attribute-transfer benchmark\n"
+    "                     (attn data --task transfer --help)\n"
     "  --out DIR          output directory, created with its parents when missing\n"
     "  --n-train N        training examples (4000)\n"
     "  --n-test N         test examples (1000; 0 writes empty test files)\n"
@@ -161,8 +164,21 @@ done:
     return rc;
 }
 
+/* Does the command line ask for --task transfer (the transfer room's benchmark)? */
+static int is_transfer(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--task=transfer") == 0 ||
+            (strcmp(argv[i], "--task") == 0 && i + 1 < argc &&
+             strcmp(argv[i + 1], "transfer") == 0))
+            return 1;
+    return 0;
+}
+
 int attn_cmd_data(int argc, char **argv)
 {
+    if (is_transfer(argc, argv))
+        return attn_transfer_tool_data(argc, argv);
     data_opts o;
     const int pr = parse_args(argc, argv, &o);
     if (pr != 0)

@@ -2,6 +2,8 @@
 #include "model_tool.h"
 
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +108,39 @@ int attn_model_tool_read_u8(const char *cmd, const char *path, int ndim_lo, int 
     return 0;
 }
 
+int attn_model_tool_read_f32(const char *cmd, const char *path, int ndim_lo, int ndim_hi,
+                             attn_model_tool_array *a)
+{
+    attn_npy f;
+    memset(a, 0, sizeof *a);
+    if (load_ranked(cmd, path, ndim_lo, ndim_hi, &f))
+        return -1;
+    if (f.dtype != ATTN_NPY_F32 && f.dtype != ATTN_NPY_F64) {
+        fprintf(stderr, "attn %s: %s: dtype %s, expected float32 or float64\n", cmd, path,
+                attn_npy_dtype_name(f.dtype));
+        attn_npy_free(&f);
+        return -1;
+    }
+    if (array_from(cmd, &f, sizeof(float), a)) {
+        attn_npy_free(&f);
+        return -1;
+    }
+    float *dst = a->data;
+    for (int64_t i = 0; i < f.count; i++) {
+        const double v = attn_npy_get(&f, attn_npy_offset(&f, i), 0);
+        if (!isfinite(v) || fabs(v) > FLT_MAX) {
+            fprintf(stderr, "attn %s: %s: element %lld = %g is not a finite float32\n", cmd,
+                    path, (long long)i, v);
+            attn_npy_free(&f);
+            attn_model_tool_array_free(a);
+            return -1;
+        }
+        dst[i] = (float)v;
+    }
+    attn_npy_free(&f);
+    return 0;
+}
+
 int attn_model_tool_same_shape(const char *cmd, const attn_model_tool_array *a,
                                const char *what_a, const attn_model_tool_array *b,
                                const char *what_b)
@@ -148,6 +183,40 @@ int attn_model_tool_path(const char *cmd, const char *dir, const char *name, cha
         return 0;
     fprintf(stderr, "attn %s: path too long: %s/%s\n", cmd, dir, name);
     return -1;
+}
+
+char *attn_model_tool_read_text(const char *cmd, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    long len = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (text = malloc((size_t)len + 1)) && fread(text, 1, (size_t)len, f) == (size_t)len) {
+        text[len] = '\0';
+    } else {
+        free(text);
+        text = NULL;
+        fprintf(stderr, "attn %s: cannot read %s%s%s\n", cmd, path, f ? "" : ": ",
+                f ? "" : strerror(errno));
+    }
+    if (f)
+        fclose(f);
+    return text;
+}
+
+int attn_model_tool_write_text(const char *cmd, const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "attn %s: cannot write %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    const int bad = fputs(text, f) < 0;
+    if (fclose(f) != 0 || bad) {
+        fprintf(stderr, "attn %s: cannot write %s\n", cmd, path);
+        return -1;
+    }
+    return 0;
 }
 
 /* mkdir that accepts an existing directory. */

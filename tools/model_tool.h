@@ -1,6 +1,7 @@
-/* model_tool.h - what the model room's commands (`attn data`, `attn infer`, `attn train`)
- * share: integer and mask .npy files as dense host arrays, output files, `mkdir -p`, the
- * backend from --backend / --device / --options, and the exit code of a failed library call.
+/* model_tool.h - what the model room's commands (`attn data`, `attn infer`, `attn train`) and
+ * `attn transfer` share: integer, mask and float .npy files as dense host arrays, output files,
+ * `mkdir -p`, the backend from --backend / --device / --options, and the exit code of a failed
+ * library call.
  * Every function prints its error as "attn <cmd>: ..." to stderr. */
 #ifndef ATTN_MODEL_TOOL_H_
 #define ATTN_MODEL_TOOL_H_
@@ -16,7 +17,7 @@ typedef struct attn_model_tool_array {
     int ndim;
     int64_t shape[2];
     int64_t count;
-    void *data; /* int32_t or uint8_t, owned */
+    void *data; /* int32_t, uint8_t or float, owned */
 } attn_model_tool_array;
 
 /* An int32 or int64 file of rank ndim_lo..ndim_hi (at most 2) as int32 (int64 values must fit).
@@ -26,6 +27,10 @@ int attn_model_tool_read_i32(const char *cmd, const char *path, int ndim_lo, int
 /* A uint8 or bool file of rank ndim_lo..ndim_hi as bytes. 0, or -1 (printed). */
 int attn_model_tool_read_u8(const char *cmd, const char *path, int ndim_lo, int ndim_hi,
                             attn_model_tool_array *a);
+/* A float32 or float64 file of rank ndim_lo..ndim_hi (at most 2) as float; every value must be
+ * finite in float32. 0, or -1 (printed). */
+int attn_model_tool_read_f32(const char *cmd, const char *path, int ndim_lo, int ndim_hi,
+                             attn_model_tool_array *a);
 /* b has a's shape; else prints "<what_b> has shape X, <what_a> Y" and returns -1. */
 int attn_model_tool_same_shape(const char *cmd, const attn_model_tool_array *a,
                                const char *what_a, const attn_model_tool_array *b,
@@ -38,6 +43,10 @@ int attn_model_tool_save(const char *cmd, const char *path, attn_npy_dtype t, in
 /* dir/name into buf (n bytes). 0, or -1 (printed) when it does not fit. */
 int attn_model_tool_path(const char *cmd, const char *dir, const char *name, char *buf,
                          size_t n);
+/* The whole file as a NUL-terminated string (malloc'd), or NULL (printed). */
+char *attn_model_tool_read_text(const char *cmd, const char *path);
+/* Writes text as the whole file. 0, or -1 (printed). */
+int attn_model_tool_write_text(const char *cmd, const char *path, const char *text);
 /* Creates dir and its missing parents (mkdir -p). 0, or -1 (printed). */
 int attn_model_tool_mkdirs(const char *cmd, const char *dir);
 

@@ -14,6 +14,8 @@
 #include "attn/attn_rattention.h"
 #include "attn/attn_kvcache.h"
 #include "attn/attn_model.h"
+#include "attn/attn_explain.h"
+#include "attn/attn_transfer.h"
 
 #include "attn/attn_schedule.h"
 

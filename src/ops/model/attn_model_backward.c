@@ -10,6 +10,7 @@
 
 #include "attn_backend_impl.h"
 #include "attn_model_dense.h"
+#include "attn_model_saliency.h"
 
 /* Scratch of one backward: the running gradient of the residual stream and the per-layer
  * temporaries. */
@@ -43,17 +44,27 @@ static attn_status scratch_alloc(attn_model *m, grad_scratch *s)
     return ATTN_OK;
 }
 
+/* Where layer l's parameter gradients go: nowhere (NULL views, which the dense backward
+ * skips) when only the gradient of the input is wanted. */
+static attn_model_layer_w *layer_grads(attn_model *m, int64_t l, attn_model_layer_w *none)
+{
+    return m->no_param_grad ? none : &m->g.layer[l];
+}
+
 /* From dlogits to the gradient of the last layer's output (only the [CLS] rows are nonzero). */
 static void head_backward(attn_model *m, const float *dlogits, grad_scratch *s)
 {
     const attn_model_tape *t = &m->tape;
     const int64_t B = t->batch, S = t->seq, d = m->cfg.hidden_size, C = m->cfg.num_labels;
     float *dp = s->head, *dcls = s->head + B * d;
-    attn_model_linear_dw(B, d, C, dlogits, t->pooled, m->g.cls_w, m->g.cls_b);
+    const int dw = !m->no_param_grad;
+    if (dw)
+        attn_model_linear_dw(B, d, C, dlogits, t->pooled, m->g.cls_w, m->g.cls_b);
     attn_model_linear_dx(B, d, C, dlogits, m->w.cls_w, 0.0f, dp);
-    for (int64_t i = 0; i < B * d; i++)
-        dp[i] *= 1.0f - t->pooled[i] * t->pooled[i]; /* tanh' */
-    attn_model_linear_dw(B, d, d, dp, t->cls, m->g.pool_w, m->g.pool_b);
+    for (int64_t i = 0; i < B * d; i++) /* tanh', or DeepLIFT's multiplier in its place */
+        dp[i] *= m->pool_slope ? m->pool_slope[i] : 1.0f - t->pooled[i] * t->pooled[i];
+    if (dw)
+        attn_model_linear_dw(B, d, d, dp, t->cls, m->g.pool_w, m->g.pool_b);
     attn_model_linear_dx(B, d, d, dp, m->w.pool_w, 0.0f, dcls);
     if (t->cls_only)
         return; /* the [CLS]-only last layer starts from dcls itself */
@@ -68,7 +79,7 @@ static void block_backward(attn_model *m, int64_t l, int64_t R, float *dx, grad_
 {
     const attn_model_config *c = &m->cfg;
     const attn_model_layer_w *w = &m->w.layer[l];
-    attn_model_layer_w *g = &m->g.layer[l];
+    attn_model_layer_w none = {0}, *g = layer_grads(m, l, &none);
     const attn_model_layer_tape *lt = &m->tape.layer[l];
     const int64_t d = c->hidden_size, I = c->intermediate_size;
     /* x' = LN2(h1 + m W2^T + b2): dx becomes the gradient of that sum. */
@@ -101,7 +112,7 @@ static attn_status attention_backward(attn_model *m, const attn_model_attn_views
 static attn_status layer_backward(attn_model *m, int64_t l, grad_scratch *s)
 {
     const attn_model_layer_w *w = &m->w.layer[l];
-    attn_model_layer_w *g = &m->g.layer[l];
+    attn_model_layer_w none = {0}, *g = layer_grads(m, l, &none);
     attn_model_layer_tape *lt = &m->tape.layer[l];
     const int64_t B = m->tape.batch, S = m->tape.seq, N = B * S, d = m->cfg.hidden_size;
     const int64_t H = m->cfg.num_heads, Dh = d / H;
@@ -126,7 +137,7 @@ static attn_status layer_backward(attn_model *m, int64_t l, grad_scratch *s)
 static attn_status layer_backward_cls(attn_model *m, int64_t l, grad_scratch *s)
 {
     const attn_model_layer_w *w = &m->w.layer[l];
-    attn_model_layer_w *g = &m->g.layer[l];
+    attn_model_layer_w none = {0}, *g = layer_grads(m, l, &none);
     attn_model_layer_tape *lt = &m->tape.layer[l];
     const int64_t B = m->tape.batch, S = m->tape.seq, N = B * S, d = m->cfg.hidden_size;
     const int64_t H = m->cfg.num_heads, Dh = d / H;
@@ -171,15 +182,10 @@ static void embed_backward(attn_model *m, grad_scratch *s)
     }
 }
 
-attn_status attn_model_backward(attn_model *m, const float *dlogits, float *d_embeddings)
+/* Both entries after their checks: the reverse pass, then the embedding tables unless the
+ * forward was given e or no parameter gradient is wanted. */
+static attn_status backward_run(attn_model *m, const float *dlogits, float *d_embeddings)
 {
-    if (!m || !dlogits)
-        return attn_fail(ATTN_ERR_NULL_POINTER, "attn_model_backward: NULL %s",
-                         !m ? "model" : "dlogits");
-    if (m->tape.batch == 0)
-        return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
-                         "attn_model_backward: no forward to differentiate (run "
-                         "attn_model_forward first; a failed forward leaves none)");
     grad_scratch s = {0};
     attn_status st = scratch_alloc(m, &s);
     if (st != ATTN_OK)
@@ -195,8 +201,43 @@ attn_status attn_model_backward(attn_model *m, const float *dlogits, float *d_em
         const int64_t n = m->tape.batch * m->tape.seq * m->cfg.hidden_size;
         if (d_embeddings)
             memcpy(d_embeddings, s.dx, (size_t)n * sizeof(float));
-        if (!m->tape.from_embeddings)
+        if (!m->tape.from_embeddings && !m->no_param_grad)
             embed_backward(m, &s);
     }
     return st == ATTN_OK ? attn_ok() : st;
+}
+
+static attn_status need_forward(const attn_model *m, const char *fn)
+{
+    if (m->tape.batch == 0)
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
+                         "%s: no forward to differentiate (run attn_model_forward first; a "
+                         "failed forward leaves none)", fn);
+    return ATTN_OK;
+}
+
+attn_status attn_model_backward(attn_model *m, const float *dlogits, float *d_embeddings)
+{
+    if (!m || !dlogits)
+        return attn_fail(ATTN_ERR_NULL_POINTER, "attn_model_backward: NULL %s",
+                         !m ? "model" : "dlogits");
+    const attn_status st = need_forward(m, "attn_model_backward");
+    return st != ATTN_OK ? st : backward_run(m, dlogits, d_embeddings);
+}
+
+attn_status attn_model_backward_saliency(attn_model *m, const float *dlogits,
+                                         const float *pool_slope, float *d_embeddings)
+{
+    if (!m || !dlogits || !d_embeddings)
+        return attn_fail(ATTN_ERR_NULL_POINTER, "attn_model_backward_saliency: NULL %s",
+                         !m ? "model" : !dlogits ? "dlogits" : "d_embeddings");
+    attn_status st = need_forward(m, "attn_model_backward_saliency");
+    if (st != ATTN_OK)
+        return st;
+    m->no_param_grad = 1;
+    m->pool_slope = pool_slope;
+    st = backward_run(m, dlogits, d_embeddings);
+    m->no_param_grad = 0;
+    m->pool_slope = NULL;
+    return st;
 }

@@ -12,7 +12,7 @@ void attn_model_linear(int64_t N, int64_t in, int64_t out, const float *x, const
 /* dx[N, in] = beta dx + dy[N, out] W. */
 void attn_model_linear_dx(int64_t N, int64_t in, int64_t out, const float *dy, const float *W,
                           float beta, float *dx);
-/* dW[out, in] += dy^T x, db[out] += sum over rows of dy. */
+/* dW[out, in] += dy^T x, db[out] += sum over rows of dy; nothing when dW is NULL. */
 void attn_model_linear_dw(int64_t N, int64_t in, int64_t out, const float *dy, const float *x,
                           float *dW, float *db);
 /* The same three on rows with a leading dimension (the distance between rows, >= the row's
@@ -30,7 +30,7 @@ void attn_model_layernorm(int64_t N, int64_t d, const float *r, const float *w, 
 /* dr = LayerNorm's input gradient for dy; dw += sum dy xhat, db += sum dy. dr may alias dy. */
 void attn_model_layernorm_bwd(int64_t N, int64_t d, const float *dy, const float *xhat,
                               const float *rstd, const float *w, float *dw, float *db,
-                              float *dr);
+                              float *dr); /* dw and db NULL: only dr */
 /* cdf = Phi(u) = 0.5 (1 + erf(u / sqrt 2)) and m = u Phi(u), elementwise over n values. */
 void attn_model_gelu(int64_t n, const float *u, float *cdf, float *m);
 /* du = dm * GELU'(u) = dm (Phi(u) + u phi(u)), with Phi(u) kept by the forward. du may alias

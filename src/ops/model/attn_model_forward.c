@@ -9,6 +9,7 @@
 
 #include "attn_backend_impl.h"
 #include "attn_model_dense.h"
+#include "attn_model_saliency.h"
 
 /* Checks the batch against the configuration; names the first offending token. */
 static attn_status check_input(const attn_model_config *c, const attn_model_input *in)
@@ -45,6 +46,24 @@ static attn_status check_input(const attn_model_config *c, const attn_model_inpu
                              (int)in->attention_mask[i], b, s);
     }
     return ATTN_OK;
+}
+
+attn_status attn_model_input_check(const attn_model *m, const attn_model_input *in)
+{
+    if (!m || !in)
+        return attn_fail(ATTN_ERR_NULL_POINTER, "model input: NULL %s", !m ? "model" : "input");
+    return check_input(&m->cfg, in);
+}
+
+const float *attn_model_last_embeddings(const attn_model *m)
+{
+    return m->cfg.num_layers > 0 ? m->tape.layer[0].x : m->tape.x_out;
+}
+
+void attn_model_pooler_pre(const attn_model *m, float *z)
+{
+    const int64_t d = m->cfg.hidden_size;
+    attn_model_linear(m->tape.batch, d, d, m->tape.cls, m->w.pool_w, m->w.pool_b, z);
 }
 
 /* e = LayerNorm(word[id] + pos[s] + type[t]) into x, or the given embeddings. */

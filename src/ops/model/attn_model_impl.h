@@ -4,6 +4,7 @@
 #ifndef ATTN_MODEL_IMPL_H_
 #define ATTN_MODEL_IMPL_H_
 
+#include "attn_model_saliency.h"
 #include "attn_model_weights.h"
 #include "attn/attn_sdpa.h"
 
@@ -54,12 +55,14 @@ struct attn_model {
     attn_model_tape tape;
     double attn_seconds;     /* wall time inside the attention calls, for `attn bench` */
     int all_rows;            /* `attn bench --all-rows`: never the [CLS]-only last layer */
+    /* Set only during attn_model_backward_saliency: no parameter gradient, and the pooler's
+     * local derivative replaced (attn_model_saliency.h). */
+    int no_param_grad;
+    const float *pool_slope;
 };
 
 #define ATTN_MODEL_NAME_MAX 160
 
-/* 1 when the n reserved words of a public struct are all zero. */
-int attn_model_reserved_zero(const uint64_t *r, int n);
 
 /* Wall-clock seconds (monotonic). */
 double attn_model_now(void);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "attn_backend_impl.h"
+#include "attn_model_adamw.h"
 
 attn_model_adamw attn_model_adamw_default(void)
 {
@@ -46,7 +47,7 @@ attn_status attn_model_loss(const attn_model *m, const int32_t *labels, double *
     return attn_ok();
 }
 
-static attn_status check_opt(const attn_model_adamw *o)
+attn_status attn_model_adamw_check(const attn_model_adamw *o)
 {
     if (!attn_model_reserved_zero(o->reserved, 4))
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "adamw: reserved fields must be zero");
@@ -61,25 +62,24 @@ static attn_status check_opt(const attn_model_adamw *o)
     return ATTN_OK;
 }
 
-/* The global L2 norm of every gradient, summed in parameter order (deterministic). */
-static double grad_norm(const attn_model *m)
+double attn_model_grad_norm(const float *grad, int64_t n)
 {
     double s = 0.0;
-    for (int64_t i = 0; i < m->numel; i++)
-        s += (double)m->grad[i] * m->grad[i];
+    for (int64_t i = 0; i < n; i++)
+        s += (double)grad[i] * grad[i];
     return sqrt(s);
 }
 
-static void adamw_update(attn_model *m, const attn_model_adamw *o, double gscale)
+void attn_model_adamw_apply(const attn_model_param *p, int64_t ntensor, const float *base,
+                            float *adam_m, float *adam_v, int64_t step,
+                            const attn_model_adamw *o, double gscale)
 {
-    m->adam_step++;
-    const double c1 = 1.0 - pow(o->beta1, (double)m->adam_step);
-    const double c2 = 1.0 - pow(o->beta2, (double)m->adam_step);
-    for (int64_t t = 0; t < m->ntensor; t++) {
-        const attn_model_param *p = &m->param[t];
-        const int64_t off = p->value - m->value;
+    const double c1 = 1.0 - pow(o->beta1, (double)step);
+    const double c2 = 1.0 - pow(o->beta2, (double)step);
+    for (int64_t t = 0; t < ntensor; t++, p++) {
+        const int64_t off = p->value - base;
         const double decay = p->decay ? o->lr * o->weight_decay : 0.0;
-        float *mm = m->adam_m + off, *vv = m->adam_v + off;
+        float *mm = adam_m + off, *vv = adam_v + off;
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < p->numel; i++) {
             const double g = gscale * p->grad[i];
@@ -101,7 +101,7 @@ attn_status attn_model_train_step(attn_model *m, const attn_model_input *in,
     if (!m || !in || !labels || !opt)
         return attn_fail(ATTN_ERR_NULL_POINTER, "attn_model_train_step: NULL %s",
                          !m ? "model" : !in ? "input" : !labels ? "labels" : "optimiser");
-    attn_status st = check_opt(opt);
+    attn_status st = attn_model_adamw_check(opt);
     if (st != ATTN_OK)
         return st;
     if (!m->adam_m) {
@@ -132,10 +132,11 @@ attn_status attn_model_train_step(attn_model *m, const attn_model_input *in,
     free(dlogits);
     if (st != ATTN_OK)
         return st;
-    const double norm = grad_norm(m);
+    const double norm = attn_model_grad_norm(m->grad, m->numel);
     const double scale = opt->clip_norm > 0 && norm > opt->clip_norm
                              ? opt->clip_norm / (norm + 1e-6) : 1.0;
-    adamw_update(m, opt, scale);
+    attn_model_adamw_apply(m->param, m->ntensor, m->value, m->adam_m, m->adam_v,
+                           ++m->adam_step, opt, scale);
     if (loss)
         *loss = l;
     if (grad_norm_out)
