@@ -3,7 +3,8 @@
  *
  * - the forward (target and source probabilities, attention weights, loss and its parts)
  *   against an f64 reference written here from the header's equations (the softmax taken
- *   directly, not through sdpa), in every mode, score, query, activation and include_target;
+ *   directly, not through sdpa), in every mode, score (dot, mlp, cosine with a fixed or learned
+ *   temperature), query, activation and include_target, with and without the penalty on w_t;
  * - every entry of every parameter's gradient against the central difference of the f64
  *   reference's loss (f32 results checked in double), in the same options;
  * - the attention weights are probabilities (each row sums to 1); UNIFORM equals a TARGET_ONLY
@@ -12,6 +13,8 @@
  * - predict agrees with the forward and leaves its activations alone; a second backward
  *   without zero_grad doubles every gradient; a batch without source examples has no source
  *   term and the same target probabilities;
+ * - a source_only batch leaves the target BCE out of the loss and of the gradient (w_t gets
+ *   only the penalty's), and still reports it;
  * - train_step lowers the loss on a planted problem, and two runs from one seed agree bit for
  *   bit. */
 #include "check_run.h"
@@ -47,38 +50,53 @@ typedef struct option_case {
     attn_transfer_query query;
     attn_transfer_act act;
     int include_target;
+    int learn_temperature; /* cosine score */
+    double target_decay;
 } option_case;
 
 static const option_case cases[] = {
     {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_DOT, ATTN_TRANSFER_QUERY_ATTRIBUTE,
-     ATTN_TRANSFER_ACT_RELU, 1},
+     ATTN_TRANSFER_ACT_RELU, 1, 0, 0.0},
     {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_DOT, ATTN_TRANSFER_QUERY_ATTRIBUTE,
-     ATTN_TRANSFER_ACT_TANH, 0},
+     ATTN_TRANSFER_ACT_TANH, 0, 0, 0.0},
     {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_DOT, ATTN_TRANSFER_QUERY_EXAMPLE,
-     ATTN_TRANSFER_ACT_TANH, 1},
+     ATTN_TRANSFER_ACT_TANH, 1, 0, 0.0},
     {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_DOT, ATTN_TRANSFER_QUERY_EXAMPLE,
-     ATTN_TRANSFER_ACT_NONE, 0},
+     ATTN_TRANSFER_ACT_NONE, 0, 0, 0.0},
     {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_MLP, ATTN_TRANSFER_QUERY_ATTRIBUTE,
-     ATTN_TRANSFER_ACT_TANH, 1},
+     ATTN_TRANSFER_ACT_TANH, 1, 0, 0.0},
     {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_MLP, ATTN_TRANSFER_QUERY_ATTRIBUTE,
-     ATTN_TRANSFER_ACT_NONE, 0},
+     ATTN_TRANSFER_ACT_NONE, 0, 0, 0.0},
     {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_MLP, ATTN_TRANSFER_QUERY_EXAMPLE,
-     ATTN_TRANSFER_ACT_RELU, 1},
+     ATTN_TRANSFER_ACT_RELU, 1, 0, 0.0},
     {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_MLP, ATTN_TRANSFER_QUERY_EXAMPLE,
-     ATTN_TRANSFER_ACT_TANH, 0},
+     ATTN_TRANSFER_ACT_TANH, 0, 0, 0.0},
     {ATTN_TRANSFER_UNIFORM, ATTN_TRANSFER_SCORE_DOT, ATTN_TRANSFER_QUERY_ATTRIBUTE,
-     ATTN_TRANSFER_ACT_TANH, 1},
+     ATTN_TRANSFER_ACT_TANH, 1, 0, 0.0},
     {ATTN_TRANSFER_UNIFORM, ATTN_TRANSFER_SCORE_DOT, ATTN_TRANSFER_QUERY_ATTRIBUTE,
-     ATTN_TRANSFER_ACT_RELU, 0},
+     ATTN_TRANSFER_ACT_RELU, 0, 0, 0.0},
+    {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_COSINE, ATTN_TRANSFER_QUERY_ATTRIBUTE,
+     ATTN_TRANSFER_ACT_RELU, 1, 0, 0.3},
+    {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_COSINE, ATTN_TRANSFER_QUERY_ATTRIBUTE,
+     ATTN_TRANSFER_ACT_TANH, 0, 1, 0.0},
+    {ATTN_TRANSFER_ATTENTION, ATTN_TRANSFER_SCORE_COSINE, ATTN_TRANSFER_QUERY_EXAMPLE,
+     ATTN_TRANSFER_ACT_TANH, 1, 1, 0.7},
+    {ATTN_TRANSFER_UNIFORM, ATTN_TRANSFER_SCORE_DOT, ATTN_TRANSFER_QUERY_ATTRIBUTE,
+     ATTN_TRANSFER_ACT_NONE, 1, 0, 0.5},
     {ATTN_TRANSFER_TARGET_ONLY, ATTN_TRANSFER_SCORE_DOT, ATTN_TRANSFER_QUERY_ATTRIBUTE,
-     ATTN_TRANSFER_ACT_TANH, 1},
+     ATTN_TRANSFER_ACT_TANH, 1, 0, 0.0},
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
 
 static attn_transfer_config case_config(int c)
 {
     const option_case *o = &cases[c];
-    return transfer_fx_config(o->mode, o->score, o->query, o->act, o->include_target);
+    attn_transfer_config cfg = transfer_fx_config(o->mode, o->score, o->query, o->act,
+                                                  o->include_target);
+    cfg.learn_temperature = (uint32_t)o->learn_temperature;
+    cfg.temperature = 2.0; /* away from the default, so that the field is read */
+    cfg.target_decay = o->target_decay;
+    return cfg;
 }
 
 static void case_name(int c, char *buf, size_t n)
@@ -93,7 +111,7 @@ static void case_name(int c, char *buf, size_t n)
 typedef struct ref_params {
     double *arena;
     int64_t numel;
-    const double *Wc, *bc, *Ws, *bs, *wt, *bt, *Wa, *Wq, *bq, *v;
+    const double *Wc, *bc, *Ws, *bs, *wt, *bt, *Wa, *Wq, *bq, *v, *rho;
 } ref_params;
 
 static const double *ref_find(const ref_params *rp, attn_transfer *t, const char *name)
@@ -137,6 +155,7 @@ static ref_params ref_params_of(attn_transfer *t)
     rp.Wq = ref_find(&rp, t, "attention.query.weight");
     rp.bq = ref_find(&rp, t, "attention.query.bias");
     rp.v = ref_find(&rp, t, "attention.score.weight");
+    rp.rho = ref_find(&rp, t, "attention.log_temperature");
     return rp;
 }
 
@@ -187,6 +206,10 @@ static void ref_alpha(const attn_transfer_config *c, const ref_params *rp, const
     for (int i = 0; i < K; i++) {
         if (c->score == ATTN_TRANSFER_SCORE_DOT) {
             s[i] = dot(q, rp->Ws + i * M, M) / sqrt((double)M);
+        } else if (c->score == ATTN_TRANSFER_SCORE_COSINE) {
+            const double tau = rp->rho ? exp(rp->rho[0]) : c->temperature;
+            const double *w = rp->Ws + i * M;
+            s[i] = tau * dot(q, w, M) / sqrt((dot(q, q, M) + 1e-12) * (dot(w, w, M) + 1e-12));
         } else {
             s[i] = 0.0;
             for (int j = 0; j < H; j++)
@@ -231,7 +254,8 @@ static void ref_forward(const attn_transfer_config *c, const ref_params *rp,
         if (per_example || n == 0)
             memcpy(o->alpha + n * K, a, sizeof a);
     }
-    o->loss = o->loss_t + c->source_weight * o->loss_s;
+    o->loss = o->loss_t + c->source_weight * o->loss_s + 0.5 * c->target_decay * dot(rp->wt,
+                                                                                 rp->wt, M);
 }
 
 /* ---- comparisons and set-up ---------------------------------------------------------------- */
@@ -582,7 +606,7 @@ END_TEST
 /* ---- training ------------------------------------------------------------------------------- */
 enum { PNT = 24, PNS = 48, STEPS = 40 };
 /* The cases trained: each score and query, each mode (training is the slowest check). */
-static const int trained[] = {0, 3, 6, 9, 10};
+static const int trained[] = {0, 3, 6, 9, 11, 14};
 
 /* Planted: source attribute i is x . u_i > 0 for random directions u_i; the target attribute is
  * sources 0 and 1 together (x . (u_0 + u_1) > 0), which the sources' classifiers carry. */
@@ -664,16 +688,16 @@ END_TEST
 
 /* detach: with the target loss alone (no source examples) the source classifiers get no
  * gradient (heads, shared) and the embedding none (shared); every other gradient is the one
- * without detach, bit for bit. Loop: score dot/mlp x query attribute/example x mode
+ * without detach, bit for bit. Loop: score dot/mlp/cosine x query attribute/example x mode
  * attention/uniform. */
 START_TEST(detach_stops_the_target_gradient)
 {
     attn_backend *be = model_fx_open("ref");
     ck_assert_ptr_nonnull(be);
     const attn_transfer_config base = transfer_fx_config(
-        _i & 4 ? ATTN_TRANSFER_UNIFORM : ATTN_TRANSFER_ATTENTION,
-        _i & 1 ? ATTN_TRANSFER_SCORE_MLP : ATTN_TRANSFER_SCORE_DOT,
-        _i & 2 ? ATTN_TRANSFER_QUERY_EXAMPLE : ATTN_TRANSFER_QUERY_ATTRIBUTE,
+        (_i / 6) & 1 ? ATTN_TRANSFER_UNIFORM : ATTN_TRANSFER_ATTENTION,
+        (attn_transfer_score)(_i % 3),
+        (_i / 3) & 1 ? ATTN_TRANSFER_QUERY_EXAMPLE : ATTN_TRANSFER_QUERY_ATTRIBUTE,
         ATTN_TRANSFER_ACT_TANH, 1);
     transfer_fx_batch b;
     transfer_fx_batch_fill(&b, SEED);
@@ -712,6 +736,45 @@ START_TEST(detach_stops_the_target_gradient)
 }
 END_TEST
 
+/* source_only: the loss is the source term and the penalty; the target BCE is still reported;
+ * the gradient is that of a model whose target labels cannot be fitted better: w_t gets only
+ * the penalty's target_decay w_t, b_t and the attention's parameters none. Loop: the cases. */
+START_TEST(source_only_leaves_the_target_out)
+{
+    attn_backend *be = model_fx_open("ref");
+    ck_assert_ptr_nonnull(be);
+    attn_transfer *t = case_model(be, _i);
+    const attn_transfer_config *cfg = attn_transfer_get_config(t);
+    transfer_fx_batch b;
+    transfer_fx_batch_fill(&b, SEED);
+    double full, l, parts[2], full_parts[2];
+    ck_assert_int_eq(attn_transfer_forward(t, &b.b, &(attn_transfer_outputs){
+                         .loss = &full, .loss_parts = full_parts}), ATTN_OK);
+    b.b.source_only = 1;
+    ck_assert_int_eq(attn_transfer_forward(t, &b.b, &(attn_transfer_outputs){
+                         .loss = &l, .loss_parts = parts}), ATTN_OK);
+    ck_assert(parts[0] == full_parts[0] && parts[1] == full_parts[1]);
+    ck_assert_msg(fabs(l - (full - parts[0])) <= 1e-12 * full, "%g against %g", l,
+                  full - parts[0]);
+    attn_transfer_zero_grad(t);
+    ck_assert_int_eq(attn_transfer_backward(t), ATTN_OK);
+    for (int64_t i = 0; i < attn_transfer_param_count(t); i++) {
+        attn_transfer_param p;
+        attn_transfer_param_get(t, i, &p);
+        const int wt = !strcmp(p.name, "target.weight");
+        if (strncmp(p.name, "target.", 7) && strncmp(p.name, "attention.", 10))
+            continue;
+        for (int64_t j = 0; j < p.numel; j++) {
+            const float want = wt ? (float)(cfg->target_decay * p.value[j]) : 0.0f;
+            ck_assert_msg(p.grad[j] == want, "case %d %s[%lld]: %g, expected %g", _i, p.name,
+                          (long long)j, p.grad[j], want);
+        }
+    }
+    attn_transfer_free(t);
+    attn_backend_close(be);
+}
+END_TEST
+
 /* ---- configuration text ---------------------------------------------------------------------- */
 START_TEST(config_set_and_describe)
 {
@@ -722,7 +785,8 @@ START_TEST(config_set_and_describe)
                            {"act", "tanh"},          {"mode", "target-only"},
                            {"score", "mlp"},         {"query", "example"},
                            {"include_target", "0"},  {"source_weight", "0.25"},
-                           {"detach", "heads"}};
+                           {"detach", "heads"},      {"learn_temperature", "1"},
+                           {"temperature", "2.5"},   {"target_decay", "0.125"}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         ck_assert_msg(attn_transfer_config_set(&c, kv[i][0], kv[i][1]) == ATTN_OK, "%s: %s",
                       kv[i][0], attn_last_error());
@@ -730,7 +794,9 @@ START_TEST(config_set_and_describe)
     ck_assert_int_eq(attn_transfer_config_describe(&c, buf, sizeof buf), ATTN_OK);
     ck_assert_str_eq(buf, "features=7 embed=3 sources=2 attn_hidden=9 act=tanh mode=target-only "
                           "score=mlp query=example include_target=0 source_weight=0.25 "
-                          "detach=heads");
+                          "detach=heads learn_temperature=1 temperature=2.5 target_decay=0.125");
+    ck_assert_int_eq(attn_transfer_config_set(&c, "score", "cosine"), ATTN_OK);
+    ck_assert_int_eq(c.score, ATTN_TRANSFER_SCORE_COSINE);
     ck_assert_int_eq(attn_transfer_config_check(&c), ATTN_OK);
 }
 END_TEST
@@ -750,7 +816,8 @@ static Suite *transfer_suite(void)
     tcase_add_loop_test(tc, no_source_examples, 0, MODEL_FX_N_BACKENDS);
     tcase_add_loop_test(tc, training_learns_deterministically, 0, MODEL_FX_N_BACKENDS);
     tcase_add_test(tc, config_set_and_describe);
-    tcase_add_loop_test(tc, detach_stops_the_target_gradient, 0, 8);
+    tcase_add_loop_test(tc, detach_stops_the_target_gradient, 0, 12);
+    tcase_add_loop_test(tc, source_only_leaves_the_target_out, 0, N_CASES);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -34,6 +34,7 @@ static void m_null_model(setup *s) { s->null_model = 1; }
 static void m_null_batch(setup *s) { s->null_batch = 1; }
 static void m_batch_reserved(setup *s) { s->b.reserved[2] = 1; }
 static void m_outs_reserved(setup *s) { s->o.reserved[0] = 3; }
+static void m_source_only_two(setup *s) { s->b.source_only = 2; }
 static void m_nt_zero(setup *s) { s->b.n_target = 0; }
 static void m_nt_neg(setup *s) { s->b.n_target = -2; }
 static void m_ns_neg(setup *s) { s->b.n_source = -1; }
@@ -56,6 +57,7 @@ static const struct {
     {{"NULL batch", m_null_batch, ATTN_ERR_NULL_POINTER}, "batch"},
     {{"batch reserved nonzero", m_batch_reserved, ATTN_ERR_INVALID_ARGUMENT}, "reserved"},
     {{"outputs reserved nonzero", m_outs_reserved, ATTN_ERR_INVALID_ARGUMENT}, "reserved"},
+    {{"source_only not 0 or 1", m_source_only_two, ATTN_ERR_INVALID_ARGUMENT}, "source_only"},
     {{"no target examples", m_nt_zero, ATTN_ERR_SHAPE}, "n_target"},
     {{"negative target count", m_nt_neg, ATTN_ERR_SHAPE}, "n_target"},
     {{"negative source count", m_ns_neg, ATTN_ERR_SHAPE}, "n_source"},
@@ -206,7 +208,7 @@ END_TEST
 START_TEST(config_rows)
 {
     attn_backend *be = open_ref();
-    enum { NC = 15 };
+    enum { NC = 21 };
     attn_transfer_config c[NC];
     for (int i = 0; i < NC; i++)
         c[i] = full_config();
@@ -221,14 +223,23 @@ START_TEST(config_rows)
     c[8].include_target = 2;
     c[9].source_weight = -1.0;
     c[10].source_weight = NAN;
-    c[11].reserved[2] = 1;
+    c[11].reserved[0] = 1;
     c[12].embed = 1 << 20; /* with features 6: 2^20 x 20 parameters, too many */
     c[12].features = 1 << 11;
     c[13].detach = (attn_transfer_detach)3;
-    c[14].reserved_flags = 1;
+    c[14].learn_temperature = 2;
+    c[15].score = ATTN_TRANSFER_SCORE_COSINE; /* tau must be positive with the cosine score */
+    c[15].temperature = 0.0;
+    c[16].temperature = -1.0;
+    c[17].temperature = INFINITY;
+    c[18].temperature = 1e3; /* exp(logit) would overflow f32 */
+    c[19].target_decay = -0.5;
+    c[20].target_decay = NAN;
     const char *field[NC] = {"features", "embed", "sources", "attn_hidden", "act", "mode",
                              "score", "query", "include_target", "source_weight",
-                             "source_weight", "reserved", "parameters", "detach", "reserved"};
+                             "source_weight", "reserved", "parameters", "detach",
+                             "learn_temperature", "temperature", "temperature", "temperature",
+                             "temperature", "target_decay", "target_decay"};
     for (int i = 0; i < NC; i++) {
         attn_transfer *t = (attn_transfer *)(uintptr_t)1;
         const attn_status st = attn_transfer_create(be, &c[i], 1, &t);
@@ -254,7 +265,9 @@ START_TEST(config_text_rows)
     const char *bad[][2] = {{"width", "3"},          {"features", "abc"}, {"embed", "4x"},
                             {"act", "gelu"},         {"mode", "Uniform"}, {"score", ""},
                             {"query", "image"},      {"include_target", "yes"},
-                            {"source_weight", "1e"}, {"sources", "99999999999999999999"}};
+                            {"source_weight", "1e"}, {"sources", "99999999999999999999"},
+                            {"score", "cos"},        {"learn_temperature", "2"},
+                            {"temperature", "hot"},  {"target_decay", "0.1x"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         attn_transfer_config c = attn_transfer_config_default(), was = c;
         ck_assert_msg(attn_transfer_config_set(&c, bad[i][0], bad[i][1]) ==

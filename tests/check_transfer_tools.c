@@ -223,6 +223,18 @@ static void check_report(const char *path, int K)
     cJSON_Delete(j);
 }
 
+/* 1 when the file at path holds the text s. */
+static int file_holds(const char *path, const char *s)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static char buf[1 << 16];
+    const size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, s) != NULL;
+}
+
 START_TEST(transfer_runs_on_the_benchmark)
 {
     char d[256];
@@ -246,6 +258,21 @@ START_TEST(transfer_runs_on_the_benchmark)
         0);
     check_report(tpath("r3.json"), 4);
     check_svg(tpath("w3.svg"), 4, 0);
+    /* The cosine score with a learned temperature, the fixed penalty and the source-only
+     * epochs; then a later --target-prior replaces the fixed penalty. */
+    ck_assert_int_eq(TRANSFER("--data", d, FAST, "--score", "cosine", "--learn-temperature",
+                              "--temperature", "1.5", "--source-epochs", "1", "--detach",
+                              "shared", "--target-decay", "0.25", "--json", tpath("r4.json")),
+                     0);
+    check_report(tpath("r4.json"), 4);
+    ck_assert(file_holds(tpath("r4.json"), "score=cosine") &&
+              file_holds(tpath("r4.json"), "learn_temperature=1 temperature=1.5 "
+                                           "target_decay=0.25") &&
+              !file_holds(tpath("r4.json"), "target_prior"));
+    ck_assert_int_eq(TRANSFER("--data", d, FAST, "--target-decay", "0.25", "--target-prior", "0",
+                              "--json", tpath("r5.json")), 0);
+    ck_assert(file_holds(tpath("r5.json"), "target_decay=0\"") &&
+              file_holds(tpath("r5.json"), "\"target_prior\":\t0"));
     ck_assert_int_eq(TRANSFER("--help"), 0);
 }
 END_TEST
@@ -317,6 +344,14 @@ START_TEST(transfer_bad_input)
     TEST_EXPECT_EXIT2("--act", TRANSFER("--data", d, FAST, "--act", "gelu"));
     TEST_EXPECT_EXIT2("embed", TRANSFER("--data", d, FAST, "--embed", "0"));
     TEST_EXPECT_EXIT2("--seeds", TRANSFER("--data", d, FAST, "--seeds", "0"));
+    TEST_EXPECT_EXIT2("--score", TRANSFER("--data", d, FAST, "--score", "cos"));
+    TEST_EXPECT_EXIT2("temperature", TRANSFER("--data", d, FAST, "--score", "cosine",
+                                              "--temperature", "0"));
+    TEST_EXPECT_EXIT2("temperature", TRANSFER("--data", d, FAST, "--score", "cosine",
+                                              "--temperature", "100"));
+    TEST_EXPECT_EXIT2("target_decay", TRANSFER("--data", d, FAST, "--target-decay", "-1"));
+    TEST_EXPECT_EXIT2("--target-prior", TRANSFER("--data", d, FAST, "--target-prior", "-1"));
+    TEST_EXPECT_EXIT2("--source-epochs", TRANSFER("--data", d, FAST, "--source-epochs", "-1"));
     TEST_EXPECT_EXIT2("unknown option", TRANSFER("--data", d, FAST, "--frobnicate"));
     TEST_EXPECT_EXIT2("nonesuch", TRANSFER("--data", d, "--backend", "nonesuch"));
     ck_assert(access(svg, F_OK) != 0);

@@ -33,6 +33,7 @@ typedef struct transfer_opts {
     attn_transfer_tool_train tr;
     uint64_t seed;
     int64_t seeds;
+    double target_prior; /* --target-prior: target_decay = X / Nt; < 0 unset */
 } transfer_opts;
 
 static const char usage[] =
@@ -55,14 +56,23 @@ static const char usage[] =
     "  --embed M          width of the shared embedding (16)\n"
     "  --act A            the embedding's activation: none, relu or tanh (relu)\n"
     "  --query Q          attribute (one set of weights) or example (weights per example)\n"
-    "  --score S          dot (q . w_i / sqrt(m)) or mlp (v . tanh(W_a w_i + W_q q + b))\n"
+    "  --score S          dot (q . w_i / sqrt(m)), mlp (v . tanh(W_a w_i + W_q q + b)) or\n"
+    "                     cosine (tau cos(q, w_i)) (mlp)\n"
     "  --attn-hidden H    the mlp score's hidden width (16)\n"
+    "  --temperature T    the cosine score's tau, > 0, at most 50 (2.5)\n"
+    "  --learn-temperature  tau is learned (as log tau), starting at --temperature\n"
+    "  --target-decay X   L2 penalty X/2 |w_t|^2 on the target classifier in the loss (the\n"
+    "                     target-only baseline is never penalised)\n"
+    "  --target-prior X   the same penalty worth X labels: target decay X / Nt, strong with\n"
+    "                     few labels, vanishing with many (6; the later of the two wins)\n"
     "  --no-target-classifier  the combined classifier leaves out the target's own w_t, b_t\n"
     "  --source-weight X  weight of the source attributes' BCE in the loss (1)\n"
     "  --detach D         what the target loss does not train: none, heads (the source\n"
-    "                     classifiers) or shared (those and the embedding) (none)\n"
+    "                     classifiers) or shared (those and the embedding) (heads)\n"
     "training (AdamW at a constant rate):\n"
-    "  --epochs N         passes over the source examples (30)\n"
+    "  --source-epochs N  first N passes over the source examples with the target term left\n"
+    "                     out of the loss (10): the source classifiers train on their data alone\n"
+    "  --epochs N         passes over the source examples (30), then with the target term\n"
     "  --batch B          source examples per step (64), with min(B, Nt) target examples\n"
     "  --lr X             learning rate (0.01)\n"
     "  --weight-decay X   decoupled weight decay on the weights (0.01)\n"
@@ -82,19 +92,25 @@ static int config_opt(int argc, char **argv, int *i, transfer_opts *o)
 {
     static const char *const names[] = {"--embed",       "--act",           "--query",
                                         "--score",       "--attn-hidden",   "--source-weight",
-                                        "--detach"};
-    static const char *const keys[] = {"embed",       "act",           "query", "score",
-                                       "attn_hidden", "source_weight", "detach"};
+                                        "--detach",      "--temperature",   "--target-decay"};
+    static const char *const keys[] = {"embed",       "act",           "query",      "score",
+                                       "attn_hidden", "source_weight", "detach",     "temperature",
+                                       "target_decay"};
     const char *v;
     int r;
     if (attn_arg_flag(argv, *i, "--no-target-classifier"))
         return o->cfg.include_target = 0, 1;
-    for (int k = 0; k < 7; k++)
+    if (attn_arg_flag(argv, *i, "--learn-temperature"))
+        return o->cfg.learn_temperature = 1, 1;
+    for (int k = 0; k < 9; k++)
         if ((r = attn_arg_value(argc, argv, i, names[k], &v)) != 0) {
             if (r < 0)
                 return -1;
-            if (attn_transfer_config_set(&o->cfg, keys[k], v) == ATTN_OK)
+            if (attn_transfer_config_set(&o->cfg, keys[k], v) == ATTN_OK) {
+                if (!strcmp(keys[k], "target_decay")) /* the later of the two penalties wins */
+                    o->target_prior = -1.0;
                 return 1;
+            }
             fprintf(stderr, "attn transfer: %s: %s\n", names[k], attn_last_error());
             return -1;
         }
@@ -104,22 +120,25 @@ static int config_opt(int argc, char **argv, int *i, transfer_opts *o)
 /* A training option: 1 consumed, 0 not one, -1 error. */
 static int train_opt(int argc, char **argv, int *i, transfer_opts *o)
 {
-    static const char *const ints[] = {"--epochs", "--batch", "--seeds"};
-    int64_t *const idst[] = {&o->tr.epochs, &o->tr.batch, &o->seeds};
+    static const char *const ints[] = {"--epochs", "--batch", "--seeds", "--source-epochs"};
+    int64_t *const idst[] = {&o->tr.epochs, &o->tr.batch, &o->seeds, &o->tr.source_epochs};
+    static const int64_t ilo[] = {1, 1, 1, 0}, ihi[] = {INT32_MAX, INT32_MAX, 10000, INT32_MAX};
     static const char *const reals[] = {"--lr", "--weight-decay", "--clip"};
     static const double lo[] = {1e-300, 0, 0}, hi[] = {1e3, 1e3, 1e30};
     double *const rdst[] = {&o->tr.lr, &o->tr.weight_decay, &o->tr.clip};
     const char *v;
     int64_t n;
     int r;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         if ((r = attn_arg_value(argc, argv, i, ints[k], &v)) != 0)
-            return r < 0 || attn_parse_i64(ints[k], v, 1, k == 2 ? 10000 : INT32_MAX, idst[k])
-                       ? -1
-                       : 1;
+            return r < 0 || attn_parse_i64(ints[k], v, ilo[k], ihi[k], idst[k]) ? -1 : 1;
     for (int k = 0; k < 3; k++)
         if ((r = attn_arg_value(argc, argv, i, reals[k], &v)) != 0)
             return r < 0 || attn_parse_f64(reals[k], v, lo[k], hi[k], rdst[k]) ? -1 : 1;
+    if ((r = attn_arg_value(argc, argv, i, "--target-prior", &v)) != 0)
+        return r < 0 || attn_parse_f64("--target-prior", v, 0, 1e6, &o->target_prior)
+                   ? -1
+                   : (o->cfg.target_decay = 0.0, 1);
     if ((r = attn_arg_value(argc, argv, i, "--seed", &v)) != 0)
         return r < 0 || attn_parse_i64("--seed", v, 0, INT64_MAX, &n) ? -1
                                                                        : (o->seed = (uint64_t)n, 1);
@@ -153,14 +172,22 @@ static int parse_args(int argc, char **argv, transfer_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->backend = attn_model_tool_default_backend();
+    /* The command's reading (docs/transfer.md, the one that best meets the benchmark's bar):
+     * the mlp score, source classifiers trained on the sources alone first and then detached,
+     * w_t penalised as a prior worth 6 labels. The library's defaults stay the first reading. */
     o->cfg = attn_transfer_config_default();
-    o->tr = (attn_transfer_tool_train){.epochs = 30, .batch = 64, .lr = 1e-2,
+    o->cfg.score = ATTN_TRANSFER_SCORE_MLP;
+    o->cfg.detach = ATTN_TRANSFER_DETACH_HEADS;
+    o->tr = (attn_transfer_tool_train){.source_epochs = 10, .epochs = 30, .batch = 64,
+                                       .lr = 1e-2,
                                        .weight_decay = 0.01, .clip = 1.0};
     o->seed = 1;
     o->seeds = 5;
+    o->target_prior = 6.0;
     const int r = attn_model_tool_parse(CMD, argc, argv, usage, one_opt, o);
     if (r != 0)
         return r;
+
     for (int k = 0; k < ATTN_TRANSFER_TOOL_FILES; k++)
         if (!o->file[k] && !o->data) {
             fprintf(stderr, "attn transfer: --data DIR (or every one of --source-x .. "
@@ -333,6 +360,8 @@ static int run_all(const transfer_opts *o, attn_backend *be, const attn_transfer
         for (int m = 0; m < MODES; m++) {
             attn_transfer_config cfg = o->cfg;
             cfg.mode = modes[m];
+            if (modes[m] == ATTN_TRANSFER_TARGET_ONLY) /* the baseline keeps w_t unpenalised */
+                cfg.target_decay = 0.0;
             attn_transfer_tool_score sc;
             const int rc = attn_transfer_tool_fit(CMD, be, &cfg, &o->tr, s, seed, &sc,
                                                   m == 0 ? r->alpha + i * s->K : NULL);
@@ -439,6 +468,9 @@ static cJSON *report_json(const transfer_opts *o, const attn_transfer_tool_set *
     cJSON *j = cJSON_CreateObject(), *w = cJSON_CreateObject(), *acc = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "config", desc);
     cJSON_AddNumberToObject(j, "seeds", (double)r->seeds);
+    cJSON_AddNumberToObject(j, "source_epochs", (double)o->tr.source_epochs);
+    if (o->target_prior >= 0)
+        cJSON_AddNumberToObject(j, "target_prior", o->target_prior);
     cJSON_AddItemToObject(w, "mean", json_array(mean, r->K));
     cJSON_AddItemToObject(w, "sd", json_array(sd, r->K));
     if (planted)
@@ -522,9 +554,11 @@ static void print_header(const transfer_opts *o, const attn_transfer_tool_set *s
     attn_transfer_config_describe(&cfg, desc, sizeof desc);
     printf("attn transfer: %lld source examples x %lld attributes, %lld target training and "
            "%lld test examples, %lld features; %s (mode: each of attention, uniform, "
-           "target-only); %lld epochs, batch %lld, lr %g; %lld seeds from %llu\n",
+           "target-only); %lld source-only epochs, then %lld epochs, batch %lld, lr %g; %lld "
+           "seeds from %llu\n",
            (long long)s->ns, (long long)s->K, (long long)s->nt, (long long)s->ne,
-           (long long)s->F, desc, (long long)o->tr.epochs, (long long)o->tr.batch, o->tr.lr,
+           (long long)s->F, desc, (long long)o->tr.source_epochs, (long long)o->tr.epochs,
+           (long long)o->tr.batch, o->tr.lr,
            (long long)o->seeds, (unsigned long long)o->seed);
 }
 
@@ -539,6 +573,8 @@ static int prepare(transfer_opts *o, attn_transfer_tool_set *s, double **planted
         return 2;
     o->cfg.features = s->F;
     o->cfg.sources = s->K;
+    if (o->target_prior >= 0)
+        o->cfg.target_decay = o->target_prior / (double)s->nt;
     if (attn_transfer_config_check(&o->cfg) != ATTN_OK) {
         fprintf(stderr, "attn transfer: %s\n", attn_last_error());
         return 2;

@@ -39,6 +39,7 @@ int attn_transfer_tool_data(int argc, char **argv);
 
 /* Training settings of one model. */
 typedef struct attn_transfer_tool_train {
+    int64_t source_epochs; /* passes on the source data alone (source_only batches) first */
     int64_t epochs, batch;
     double lr, weight_decay, clip;
 } attn_transfer_tool_train;

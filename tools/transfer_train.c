@@ -1,6 +1,7 @@
 /* transfer_train.c - one model of `attn transfer`: created under a seed, trained with AdamW on
  * mini-batches (a slice of the shuffled source examples with a slice of the shuffled labelled
- * target examples, which are few and so cycle), then measured on the test set: accuracy and the
+ * target examples, which are few and so cycle; optionally first on the sources alone), then
+ * measured on the test set: accuracy and the
  * attention weights averaged over their rows. */
 #include "attn_rng.h"
 #include "transfer_tool.h"
@@ -73,7 +74,9 @@ static void gather(const float *x, const uint8_t *y, int64_t F, int64_t w, const
     }
 }
 
-/* The training loop: epochs passes over the source examples. ATTN_OK or the failing status. */
+/* The training loop: source_epochs passes over the source examples with the target term left
+ * out (the source classifiers are trained first, as "available" classifiers), then epochs
+ * passes with it. ATTN_OK or the failing status. */
 static attn_status train(attn_transfer *t, const attn_transfer_tool_train *tr,
                          const attn_transfer_tool_set *s, uint64_t seed, fit_buffers *b)
 {
@@ -83,7 +86,7 @@ static attn_status train(attn_transfer *t, const attn_transfer_tool_train *tr,
     opt.weight_decay = tr->weight_decay;
     opt.clip_norm = tr->clip;
     const int64_t steps = (s->ns + b->bs - 1) / b->bs;
-    for (int64_t e = 0; e < tr->epochs; e++) {
+    for (int64_t e = 0; e < tr->source_epochs + tr->epochs; e++) {
         shuffle(b->ps, s->ns, seed, SHUFFLE_STREAM + 2 * (uint64_t)e);
         shuffle(b->pt, s->nt, seed, SHUFFLE_STREAM + 2 * (uint64_t)e + 1);
         for (int64_t j = 0; j < steps; j++) {
@@ -95,7 +98,8 @@ static attn_status train(attn_transfer *t, const attn_transfer_tool_train *tr,
                    1, b->pt, s->nt, (e * steps + j) * b->bt, b->bt, b->tx, b->ty);
             const attn_transfer_batch batch = {.n_source = ns, .n_target = b->bt,
                                                .x_source = b->sx, .y_source = b->sy,
-                                               .x_target = b->tx, .y_target = b->ty};
+                                               .x_target = b->tx, .y_target = b->ty,
+                                               .source_only = e < tr->source_epochs};
             const attn_status st = attn_transfer_train_step(t, &batch, &opt, NULL, NULL);
             if (st != ATTN_OK)
                 return st;

@@ -15,10 +15,13 @@
  *   score    dot:  s_i = q . w_i / sqrt(m)                 (sdpa's own logit, keys w_i)
  *            mlp:  s_i = v . tanh(W_a w_i + W_q q + b_q)   (Stacked Attention Networks' form,
  *                  hidden size h; SAN's output bias is dropped: softmax ignores a shift)
+ *            cosine: s_i = tau cos(q, w_i)                 (bounded logits, |s_i| <= tau; tau
+ *                  fixed or learned as exp(rho))
  *   alpha    = softmax_i(s_i)                 values [w_i, b_i] (width m + 1)
  *   combine  w* = sum_i alpha_i w_i (+ w_t),  b* = sum_i alpha_i b_i (+ b_t)   (include_target)
  *   target   p_t[n] = sigmoid(E_t[n] . w* + b*)
  *   loss     mean over Nt of BCE(p_t, y_t) + source_weight * mean over [Ns, K] of BCE(p_s, Y_s)
+ *            + target_decay / 2 * |w_t|^2     (the target BCE left out for a source-only batch)
  *   detach   the target BCE's gradient stops at the source classifiers (heads) and also at the
  *            embedding (shared); the source BCE trains them in every case
  *
@@ -32,7 +35,7 @@
  * the backward sums dk and dv over the entries. The mlp score is computed on the host and fed
  * as sdpa's additive mask [R, 1, 1, K] with a query and keys of width 1 that are all zero: the
  * logit is then exactly 0 + s_i, and its gradient comes back as sdpa's dmask_add (dq and dk
- * are identically zero and unused). */
+ * are identically zero and unused); the cosine score enters the same way. */
 #ifndef ATTN_TRANSFER_H_
 #define ATTN_TRANSFER_H_
 
@@ -52,7 +55,8 @@ typedef enum attn_transfer_mode {
 
 typedef enum attn_transfer_score {
     ATTN_TRANSFER_SCORE_DOT = 0, /* q . w_i / sqrt(m) */
-    ATTN_TRANSFER_SCORE_MLP = 1  /* v . tanh(W_a w_i + W_q q + b_q) */
+    ATTN_TRANSFER_SCORE_MLP = 1, /* v . tanh(W_a w_i + W_q q + b_q) */
+    ATTN_TRANSFER_SCORE_COSINE = 2 /* tau cos(q, w_i) */
 } attn_transfer_score;
 
 typedef enum attn_transfer_query {
@@ -86,12 +90,16 @@ typedef struct attn_transfer_config {
     int include_target;        /* 1: w* adds w_t and b* adds b_t (ATTENTION, UNIFORM) */
     double source_weight;      /* weight of the source BCE in the loss, >= 0 */
     attn_transfer_detach detach; /* what the target loss does not train */
-    uint32_t reserved_flags;   /* must be zero */
-    uint64_t reserved[3];      /* must be zero */
+    uint32_t learn_temperature; /* 1: the cosine score's tau is a parameter (0 or 1) */
+    double temperature;        /* the cosine score's tau (its start when learned): finite, > 0
+                                * with the cosine score, >= 0 (unused) otherwise */
+    double target_decay;       /* >= 0: the L2 penalty target_decay / 2 |w_t|^2 in the loss */
+    uint64_t reserved[1];      /* must be zero */
 } attn_transfer_config;
 
 /* features 32, embed 16, sources 8, attn_hidden 16, relu, attention, dot, per attribute,
- * include_target 1, source_weight 1, detach none. */
+ * include_target 1, source_weight 1, detach none, learn_temperature 0, temperature 2.5,
+ * target_decay 0. */
 ATTN_API attn_transfer_config attn_transfer_config_default(void);
 /* Every size positive, K >= 1, enums in range, include_target 0 or 1, source_weight finite and
  * >= 0, no size product that overflows, reserved zero. ATTN_ERR_INVALID_ARGUMENT naming the
@@ -99,15 +107,15 @@ ATTN_API attn_transfer_config attn_transfer_config_default(void);
 ATTN_API attn_status attn_transfer_config_check(const attn_transfer_config *cfg);
 /* Sets one field from text, as the command line spells it: features, embed, sources,
  * attn_hidden (integers), act (none|relu|tanh), mode (attention|uniform|target-only), score
- * (dot|mlp), query (attribute|example), include_target (0|1), source_weight (a number),
- * detach (none|heads|shared). An
+ * (dot|mlp|cosine), query (attribute|example), include_target (0|1), source_weight (a number),
+ * detach (none|heads|shared), learn_temperature (0|1), temperature, target_decay (numbers). An
  * unknown key or a value that does not parse is ATTN_ERR_INVALID_ARGUMENT; cfg is then
  * unchanged. Ranges are left to attn_transfer_config_check. */
 ATTN_API attn_status attn_transfer_config_set(attn_transfer_config *cfg, const char *key,
                                               const char *value);
 /* Writes "features=32 embed=16 sources=8 attn_hidden=16 act=relu mode=attention score=dot
- * query=attribute include_target=1 source_weight=1 detach=none" (the keys of
- * attn_transfer_config_set) into
+ * query=attribute include_target=1 source_weight=1 detach=none learn_temperature=0
+ * temperature=2.5 target_decay=0" (the keys of attn_transfer_config_set) into
  * buf (n bytes, NUL-terminated, truncated if needed). */
 ATTN_API attn_status attn_transfer_config_describe(const attn_transfer_config *cfg, char *buf,
                                                    size_t n);
@@ -136,7 +144,10 @@ ATTN_API int64_t attn_transfer_alpha_rows(const attn_transfer *t, int64_t n);
  *   attention.query.weight [h, m]                  W_q   (mlp score only)
  *   attention.query.bias [h]                       b_q   (mlp score only)
  *   attention.score.weight [h]                     v     (mlp score only)
- * decay is 1 on the weights, 0 on the biases. */
+ *   attention.log_temperature [1]                  rho = log tau (cosine score with
+ *                                                  learn_temperature only; starts at
+ *                                                  log(temperature))
+ * decay is 1 on the weights, 0 on the biases and rho. */
 typedef attn_model_param attn_transfer_param;
 
 ATTN_API int64_t attn_transfer_param_count(const attn_transfer *t);
@@ -155,7 +166,10 @@ typedef struct attn_transfer_batch {
     const uint8_t *y_source;   /* [Ns, K] in {0, 1}; may be NULL when Ns = 0 */
     const float *x_target;     /* [Nt, F], finite */
     const uint8_t *y_target;   /* [Nt] in {0, 1} */
-    uint64_t reserved[4];      /* must be zero */
+    uint64_t source_only;      /* 1: the target BCE is left out of the loss and its gradient
+                                * (still reported in loss_parts[0]): training on the source
+                                * data alone, e.g. before the attention is fitted. 0 or 1 */
+    uint64_t reserved[3];      /* must be zero */
 } attn_transfer_batch;
 
 /* What a forward writes; every field optional (NULL). R = attn_transfer_alpha_rows(t, Nt). */

@@ -38,6 +38,8 @@ static int tensor_specs(const attn_transfer_config *c, tensor_spec *s)
         SPEC("attention.query.bias", bq, 0, h, m);
         SPEC("attention.score.weight", v, 0, h, h);
     }
+    if (attn_transfer_learns_temperature(c))
+        SPEC("attention.log_temperature", rho, 0, 1, 1);
 #undef SPEC
     return n;
 }
@@ -74,6 +76,8 @@ static void init_params(attn_transfer *t, uint64_t seed)
         for (int64_t j = 0; j < p->numel; j++)
             p->value[j] = (float)attn_rng_uniform(seed, (uint64_t)i, (uint64_t)j, -b, b);
     }
+    if (t->w.rho) /* tau starts at the configured temperature */
+        t->w.rho[0] = (float)log(t->cfg.temperature);
 }
 
 static int64_t count_numel(const attn_transfer_config *c)

@@ -1,8 +1,9 @@
 /* attn_transfer_backward.c - the transfer model's backward: from the mean BCE of the last
  * forward through the target logits, the combined classifier (attn_sdpa_backward for the
- * attention, its dmask_add for the mlp score), the source heads and the shared embedding, into
- * every parameter's grad; config.detach stops the target loss's gradient at the source
- * classifiers (and the embedding). Host loops run in a fixed order: the result is deterministic. */
+ * attention, its dmask_add for the mlp and cosine scores), the source heads and the shared
+ * embedding, into every parameter's grad, with the penalty on w_t; config.detach stops the
+ * target loss's gradient at the source classifiers (and the embedding). Host loops run in a
+ * fixed order: the result is deterministic. */
 #include "attn_transfer_impl.h"
 
 #include <math.h>
@@ -30,8 +31,8 @@ static attn_status grads_alloc(const attn_transfer *t, grads *g)
     const attn_transfer_tape *tp = &t->tape;
     const int64_t nt = tp->nt, ns = tp->ns, R = tp->rows;
     const int64_t K = t->cfg.sources, m = t->cfg.embed, dv = m + 1;
-    const int mlp = attn_transfer_has_mlp(&t->cfg);
-    const int64_t dk = mlp ? 1 : m, h = mlp ? t->cfg.attn_hidden : 0;
+    const int mlp = attn_transfer_host_score(&t->cfg);
+    const int64_t dk = mlp ? 1 : m, h = attn_transfer_has_mlp(&t->cfg) ? t->cfg.attn_hidden : 0;
     const int64_t sizes[10] = {nt,         ns * K,     nt * m, ns * m, R * dv,
                                R * dk,     R * K * dk, R * K * dv,
                                R * K,      (K + R + 1) * h};
@@ -113,14 +114,45 @@ static void mlp_backward(attn_transfer *t, grads *g)
     attn_model_linear_dx(R, m, h, g->duq, t->w.Wq, 1.0f, dquery);
 }
 
+/* The cosine score's backward from ds = dscore [R, K]: with c = q . w / (|q| |w|),
+ * dc/dq = w / (|q| |w|) - c q / |q|^2 (and symmetrically for w_i); tau's own gradient is
+ * sum ds c, times tau for rho = log tau. */
+static void cosine_backward(attn_transfer *t, grads *g)
+{
+    const attn_transfer_tape *tp = &t->tape;
+    const int64_t R = tp->rows, K = t->cfg.sources, m = t->cfg.embed;
+    const float *q = attn_transfer_query_rows(t, tp);
+    float *dquery = t->cfg.query == ATTN_TRANSFER_QUERY_EXAMPLE ? g->det : t->g.wt;
+    const int heads = attn_transfer_target_trains_heads(&t->cfg);
+    const double tau = attn_transfer_tau(t);
+    double dtau = 0.0;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t i = 0; i < K; i++) {
+            const float *qr = q + r * m, *wi = t->w.Ws + i * m;
+            const double qn = tp->qnorm[r], kn = tp->knorm[i], ds = g->dscore[r * K + i];
+            double d = 0.0;
+            for (int64_t j = 0; j < m; j++)
+                d += (double)qr[j] * wi[j];
+            const double c = d / (qn * kn), a = tau * ds;
+            dtau += ds * c;
+            for (int64_t j = 0; j < m; j++) {
+                dquery[r * m + j] += (float)(a * (wi[j] / (qn * kn) - c * qr[j] / (qn * qn)));
+                if (heads)
+                    t->g.Ws[i * m + j] += (float)(a * (qr[j] / (qn * kn) - c * wi[j] / (kn * kn)));
+            }
+        }
+    if (attn_transfer_learns_temperature(&t->cfg))
+        t->g.rho[0] += (float)(dtau * tau);
+}
+
 /* The attention's backward through sdpa into g's own buffers: d values, and d keys and d query
- * for the dot score or the logit's gradient (dmask_add) for the mlp score. Runs before any
- * parameter gradient is touched, so a backend failure leaves them as they were. */
+ * for the dot score or the logit's gradient (dmask_add) for the mlp and cosine scores. Runs
+ * before any parameter gradient is touched, so a backend failure leaves them as they were. */
 static attn_status attention_sdpa(attn_transfer *t, grads *g)
 {
     const attn_transfer_tape *tp = &t->tape;
     const int64_t R = tp->rows, K = t->cfg.sources, dv = t->cfg.embed + 1;
-    const int mlp = attn_transfer_has_mlp(&t->cfg);
+    const int mlp = attn_transfer_host_score(&t->cfg);
     const int64_t dk = mlp ? 1 : t->cfg.embed;
     attn_transfer_views vw;
     attn_transfer_views_make(t, tp, &vw);
@@ -151,6 +183,10 @@ static void attention_accumulate(attn_transfer *t, grads *g)
         }
     if (attn_transfer_has_mlp(&t->cfg)) {
         mlp_backward(t, g);
+        return;
+    }
+    if (attn_transfer_has_cosine(&t->cfg)) {
+        cosine_backward(t, g);
         return;
     }
     for (int64_t r = 0; heads && r < R; r++)
@@ -188,7 +224,7 @@ attn_status attn_transfer_backward(attn_transfer *t)
     const int64_t K = c->sources, m = c->embed;
     grads g;
     ATTN_TRY(grads_alloc(t, &g));
-    dlogits(tp->nt, tp->zt, tp->yt, 1.0, g.dzt);
+    dlogits(tp->nt, tp->zt, tp->yt, tp->source_only ? 0.0 : 1.0, g.dzt);
     dlogits(tp->ns * K, tp->zs, tp->ys, c->source_weight, g.dzs);
     target_head(t, &g);
     if (c->mode == ATTN_TRANSFER_ATTENTION) {
@@ -204,6 +240,8 @@ attn_status attn_transfer_backward(attn_transfer *t)
             add_rows(t, g.dcomb, 1, 1.0f / (float)K, t->g.Ws + i * m, t->g.bs + i);
     if (attn_transfer_adds_target(c))
         add_rows(t, g.dcomb, tp->rows, 1.0f, t->g.wt, t->g.bt);
+    for (int64_t j = 0; c->target_decay > 0 && j < m; j++)
+        t->g.wt[j] += (float)(c->target_decay * t->w.wt[j]);
     if (tp->ns > 0) {
         attn_model_linear_dw(tp->ns, m, K, g.dzs, tp->es, t->g.Ws, t->g.bs);
         attn_model_linear_dx(tp->ns, m, K, g.dzs, t->w.Ws, 0.0f, g.des);

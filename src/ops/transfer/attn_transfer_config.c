@@ -14,7 +14,7 @@
 /* The spellings of the enums, indexed by value. */
 static const char *const act_names[] = {"none", "relu", "tanh", NULL};
 static const char *const mode_names[] = {"attention", "uniform", "target-only", NULL};
-static const char *const score_names[] = {"dot", "mlp", NULL};
+static const char *const score_names[] = {"dot", "mlp", "cosine", NULL};
 static const char *const query_names[] = {"attribute", "example", NULL};
 static const char *const detach_names[] = {"none", "heads", "shared", NULL};
 
@@ -26,7 +26,8 @@ attn_transfer_config attn_transfer_config_default(void)
                                   .score = ATTN_TRANSFER_SCORE_DOT,
                                   .query = ATTN_TRANSFER_QUERY_ATTRIBUTE,
                                   .include_target = 1, .source_weight = 1.0,
-                                  .detach = ATTN_TRANSFER_DETACH_DEFAULT};
+                                  .detach = ATTN_TRANSFER_DETACH_DEFAULT,
+                                  .temperature = ATTN_TRANSFER_TEMPERATURE_DEFAULT};
 }
 
 static attn_status check_size(const char *name, int64_t v)
@@ -50,11 +51,20 @@ static attn_status check_enum(const char *name, int v, const char *const *names)
     return ATTN_OK;
 }
 
+/* A finite real >= 0 (> 0 where positive is set). */
+static attn_status check_real(const char *name, double v, int positive)
+{
+    if (!(isfinite(v) && (positive ? v > 0 : v >= 0)))
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "transfer config: %s = %g must be finite "
+                         "and %s", name, v, positive ? "> 0 with the cosine score" : ">= 0");
+    return ATTN_OK;
+}
+
 attn_status attn_transfer_config_check(const attn_transfer_config *c)
 {
     if (!c)
         return attn_fail(ATTN_ERR_NULL_POINTER, "transfer config: NULL");
-    if (c->reserved_flags || !attn_model_reserved_zero(c->reserved, 3))
+    if (!attn_model_reserved_zero(c->reserved, 1))
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
                          "transfer config: reserved fields must be zero");
     ATTN_TRY(check_size("features", c->features));
@@ -70,10 +80,16 @@ attn_status attn_transfer_config_check(const attn_transfer_config *c)
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
                          "transfer config: include_target = %d must be 0 or 1",
                          c->include_target);
-    if (!(c->source_weight >= 0 && isfinite(c->source_weight)))
+    if (c->learn_temperature > 1)
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
-                         "transfer config: source_weight = %g must be finite and >= 0",
-                         c->source_weight);
+                         "transfer config: learn_temperature = %u must be 0 or 1",
+                         (unsigned)c->learn_temperature);
+    ATTN_TRY(check_real("source_weight", c->source_weight, 0));
+    ATTN_TRY(check_real("target_decay", c->target_decay, 0));
+    ATTN_TRY(check_real("temperature", c->temperature, c->score == ATTN_TRANSFER_SCORE_COSINE));
+    if (c->temperature > ATTN_TRANSFER_TEMPERATURE_MAX) /* keeps exp(logit) finite in f32 */
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "transfer config: temperature = %g must be "
+                         "<= %g", c->temperature, (double)ATTN_TRANSFER_TEMPERATURE_MAX);
     /* The largest tensors: W_c [m, F], W_s [K, m], W_a and W_q [h, m]. */
     const int64_t big = c->embed * (c->features + c->sources + 2 * c->attn_hidden + 4);
     if (big > ((int64_t)1 << 31))
@@ -92,6 +108,13 @@ static int parse_i64(const char *s, int64_t *v)
         return 0;
     *v = x;
     return 1;
+}
+
+static int parse_real(const char *s, double *v)
+{
+    char *end;
+    *v = strtod(s, &end);
+    return end != s && !*end;
 }
 
 static int parse_enum(const char *s, const char *const *names, int *v)
@@ -133,15 +156,20 @@ attn_status attn_transfer_config_set(attn_transfer_config *c, const char *key,
     else if (!strcmp(key, "include_target")) {
         ok = (!strcmp(value, "0") || !strcmp(value, "1"));
         n.include_target = value[0] == '1';
-    } else if (!strcmp(key, "source_weight")) {
-        char *end;
-        n.source_weight = strtod(value, &end);
-        ok = end != value && !*end;
-    } else
+    } else if (!strcmp(key, "learn_temperature")) {
+        ok = (!strcmp(value, "0") || !strcmp(value, "1"));
+        n.learn_temperature = value[0] == '1';
+    } else if (!strcmp(key, "source_weight"))
+        ok = parse_real(value, &n.source_weight);
+    else if (!strcmp(key, "temperature"))
+        ok = parse_real(value, &n.temperature);
+    else if (!strcmp(key, "target_decay"))
+        ok = parse_real(value, &n.target_decay);
+    else
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
                          "transfer config: unknown key \"%s\" (features, embed, sources, "
                          "attn_hidden, act, mode, score, query, include_target, source_weight, "
-                         "detach)",
+                         "detach, learn_temperature, temperature, target_decay)",
                          key);
     if (!ok)
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT,
@@ -168,11 +196,13 @@ attn_status attn_transfer_config_describe(const attn_transfer_config *c, char *b
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "transfer config describe: empty buffer");
     snprintf(buf, n,
              "features=%lld embed=%lld sources=%lld attn_hidden=%lld act=%s mode=%s score=%s "
-             "query=%s include_target=%d source_weight=%g detach=%s",
+             "query=%s include_target=%d source_weight=%g detach=%s learn_temperature=%u "
+             "temperature=%g target_decay=%g",
              (long long)c->features, (long long)c->embed, (long long)c->sources,
              (long long)c->attn_hidden, enum_name(act_names, (int)c->act),
              enum_name(mode_names, (int)c->mode), enum_name(score_names, (int)c->score),
              enum_name(query_names, (int)c->query), c->include_target, c->source_weight,
-             enum_name(detach_names, (int)c->detach));
+             enum_name(detach_names, (int)c->detach), (unsigned)c->learn_temperature,
+             c->temperature, c->target_decay);
     return attn_ok();
 }

@@ -21,7 +21,7 @@ const float attn_transfer_zero = 0.0f;
 /* Rows of examples the tape holds at most: keeps every buffer size below 2^40 floats. */
 static int64_t max_rows(const attn_transfer_config *c)
 {
-    const int64_t per_row = c->features + c->embed * 2 + c->sources * (c->attn_hidden + 4) + 4;
+    const int64_t per_row = c->features + c->embed * 2 + c->sources * (c->attn_hidden + 4) + 5;
     return ((int64_t)1 << 40) / per_row;
 }
 
@@ -67,8 +67,11 @@ static attn_status check_batch(const attn_transfer *t, const attn_transfer_batch
 {
     static const char fn[] = "attn_transfer_forward";
     const attn_transfer_config *c = &t->cfg;
-    if (!attn_model_reserved_zero(b->reserved, 4))
+    if (!attn_model_reserved_zero(b->reserved, 3))
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "%s: batch reserved fields must be zero", fn);
+    if (b->source_only > 1)
+        return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "%s: source_only = %llu must be 0 or 1", fn,
+                         (unsigned long long)b->source_only);
     if (outs && !attn_model_reserved_zero(outs->reserved, 4))
         return attn_fail(ATTN_ERR_INVALID_ARGUMENT, "%s: outputs reserved fields must be zero",
                          fn);
@@ -117,6 +120,8 @@ static size_t carve(const attn_transfer_config *c, attn_transfer_tape *tp, float
     TAKE(uquery, R * h);
     TAKE(hid, R * K * h);
     TAKE(score, R * K);
+    TAKE(qnorm, attn_transfer_has_cosine(c) ? R : 0);
+    TAKE(knorm, attn_transfer_has_cosine(c) ? K : 0);
     TAKE(out, R * (m + 1));
     TAKE(lse, R);
     TAKE(alpha, R * K);
@@ -188,7 +193,7 @@ void attn_transfer_views_make(const attn_transfer *t, const attn_transfer_tape *
                               attn_transfer_views *vw)
 {
     const int64_t R = tp->rows, K = t->cfg.sources, m = t->cfg.embed, dv = m + 1;
-    const int mlp = attn_transfer_has_mlp(&t->cfg);
+    const int mlp = attn_transfer_host_score(&t->cfg);
     /* One query row per batch entry; every batch entry sees the same K keys and values
      * (batch stride 0), so sdpa's key_score is the attention of that row alone. */
     vw->v = (attn_tensor){.data = tp->vals, .dtype = ATTN_F32, .shape = {R, K, 1, dv},
@@ -197,8 +202,8 @@ void attn_transfer_views_make(const attn_transfer *t, const attn_transfer_tape *
     vw->lse = attn_tensor_bshd(tp->lse, ATTN_F32, R, 1, 1, 1);
     vw->desc = attn_sdpa_desc_default();
     if (mlp) {
-        /* The mlp score enters as the additive mask; query and keys are one shared zero of
-         * width 1, so the logit is exactly 0 + s_i and nothing else depends on them. */
+        /* The mlp and cosine scores enter as the additive mask; query and keys are one shared
+         * zero of width 1, so the logit is exactly 0 + s_i and nothing else depends on them. */
         float *zero = (float *)&attn_transfer_zero;
         vw->q = (attn_tensor){.data = zero, .dtype = ATTN_F32, .shape = {R, 1, 1, 1}};
         vw->k = (attn_tensor){.data = zero, .dtype = ATTN_F32, .shape = {R, K, 1, 1}};
@@ -234,6 +239,34 @@ static void mlp_score(const attn_transfer *t, attn_transfer_tape *tp)
         }
 }
 
+/* sqrt(|v|^2 + eps) of v [m]. */
+static double norm_eps(const float *v, int64_t m)
+{
+    double s = ATTN_TRANSFER_NORM_EPS;
+    for (int64_t j = 0; j < m; j++)
+        s += (double)v[j] * v[j];
+    return sqrt(s);
+}
+
+/* s[r, i] = tau q_r . w_i / (|q_r| |w_i|), keeping the norms for the backward. */
+static void cosine_score(const attn_transfer *t, attn_transfer_tape *tp)
+{
+    const int64_t R = tp->rows, K = t->cfg.sources, m = t->cfg.embed;
+    const float *q = attn_transfer_query_rows(t, tp);
+    const double tau = attn_transfer_tau(t);
+    for (int64_t i = 0; i < K; i++)
+        tp->knorm[i] = (float)norm_eps(t->w.Ws + i * m, m);
+    for (int64_t r = 0; r < R; r++) {
+        tp->qnorm[r] = (float)norm_eps(q + r * m, m);
+        for (int64_t i = 0; i < K; i++) {
+            double d = 0.0;
+            for (int64_t j = 0; j < m; j++)
+                d += (double)q[r * m + j] * t->w.Ws[i * m + j];
+            tp->score[r * K + i] = (float)(tau * d / ((double)tp->qnorm[r] * tp->knorm[i]));
+        }
+    }
+}
+
 /* alpha and out = sum_i alpha_i [w_i, b_i] through sdpa (ATTENTION mode). */
 static attn_status attend(attn_transfer *t, attn_transfer_tape *tp)
 {
@@ -242,6 +275,8 @@ static attn_status attend(attn_transfer *t, attn_transfer_tape *tp)
         memcpy(tp->q, t->w.wt, (size_t)t->cfg.embed * sizeof(float));
     if (attn_transfer_has_mlp(&t->cfg))
         mlp_score(t, tp);
+    else if (attn_transfer_has_cosine(&t->cfg))
+        cosine_score(t, tp);
     attn_transfer_views vw;
     attn_transfer_views_make(t, tp, &vw);
     const attn_tensor ks = attn_tensor_bshd(tp->alpha, ATTN_F32, R, K, 1, 1);
@@ -298,7 +333,11 @@ static void loss(const attn_transfer *t, attn_transfer_tape *tp)
         ls += bce_logit(tp->zs[i], tp->ys[i]);
     tp->loss_t = lt / (double)tp->nt;
     tp->loss_s = tp->ns > 0 ? ls / (double)(tp->ns * K) : 0.0;
-    tp->loss = tp->loss_t + t->cfg.source_weight * tp->loss_s;
+    double pen = 0.0;
+    for (int64_t j = 0; j < t->cfg.embed; j++)
+        pen += (double)t->w.wt[j] * t->w.wt[j];
+    tp->loss = (tp->source_only ? 0.0 : tp->loss_t) + t->cfg.source_weight * tp->loss_s +
+               0.5 * t->cfg.target_decay * pen;
 }
 
 attn_status attn_transfer_run(attn_transfer *t, attn_transfer_tape *tp, int64_t nt,
@@ -350,6 +389,7 @@ attn_status attn_transfer_forward(attn_transfer *t, const attn_transfer_batch *b
                          !t ? "model" : "batch");
     ATTN_TRY(check_batch(t, b, outs));
     attn_transfer_tape *tp = &t->tape;
+    tp->source_only = (int)b->source_only;
     ATTN_TRY(attn_transfer_run(t, tp, b->n_target, b->x_target, b->y_target, b->n_source,
                                b->x_source, b->y_source));
     if (!outs)

@@ -7,7 +7,9 @@
 #include "attn/attn_sdpa.h"
 #include "attn/attn_transfer.h"
 
-#define ATTN_TRANSFER_MAX_TENSORS 10
+#include <math.h>
+
+#define ATTN_TRANSFER_MAX_TENSORS 11
 
 /* Pointers into the value (or grad) arena, one per parameter tensor; NULL where the
  * configuration has no such tensor. */
@@ -18,6 +20,7 @@ typedef struct attn_transfer_weights {
     float *Wa;      /* attention.key.weight [h, m] */
     float *Wq, *bq; /* attention.query.weight [h, m], attention.query.bias [h] */
     float *v;       /* attention.score.weight [h] */
+    float *rho;     /* attention.log_temperature [1] */
 } attn_transfer_weights;
 
 /* One forward's activations for Nt target and Ns source examples; R rows of attention
@@ -36,7 +39,8 @@ typedef struct attn_transfer_tape {
     float *ukey;          /* mlp score: W_a w_i [K, h] */
     float *uquery;        /* mlp score: W_q q_r + b_q [R, h] */
     float *hid;           /* mlp score: tanh(W_a w_i + W_q q_r + b_q) [R, K, h] */
-    float *score;         /* mlp score: s [R, K], sdpa's additive mask */
+    float *score;         /* mlp and cosine scores: s [R, K], sdpa's additive mask */
+    float *qnorm, *knorm; /* cosine score: |q_r| [R], |w_i| [K] (eps included) */
     float *out;           /* sum_i alpha_i [w_i, b_i] [R, m + 1] */
     float *lse;           /* sdpa's log-sum-exp [R] */
     float *alpha;         /* the attention weights [R, K] */
@@ -44,6 +48,7 @@ typedef struct attn_transfer_tape {
     uint8_t *yt, *ys;     /* copies of the labels [Nt], [Ns, K] (unset by predict) */
     size_t cap_labels;
     double loss, loss_t, loss_s;
+    int source_only;      /* the batch's source_only: the target BCE is out of the loss */
 } attn_transfer_tape;
 
 struct attn_transfer {
@@ -61,6 +66,11 @@ struct attn_transfer {
 /* The default of attn_transfer_config.detach (docs/transfer.md: the sources are available
  * classifiers, trained on the source data alone). */
 #define ATTN_TRANSFER_DETACH_DEFAULT ATTN_TRANSFER_DETACH_NONE
+
+/* The cosine score's default tau (the best of 1 .. 5 on the benchmark at 20 labels,
+ * docs/transfer.md), and the largest accepted (logits stay far below f32's exp overflow). */
+#define ATTN_TRANSFER_TEMPERATURE_DEFAULT 2.5
+#define ATTN_TRANSFER_TEMPERATURE_MAX 50.0
 
 /* 1 when the target loss trains the source classifiers (and with them the keys and values). */
 static inline int attn_transfer_target_trains_heads(const attn_transfer_config *c)
@@ -88,6 +98,21 @@ static inline int attn_transfer_has_mlp(const attn_transfer_config *c)
 {
     return attn_transfer_attends(c) && c->score == ATTN_TRANSFER_SCORE_MLP;
 }
+/* 1 when the cosine score is used (ATTENTION mode). */
+static inline int attn_transfer_has_cosine(const attn_transfer_config *c)
+{
+    return attn_transfer_attends(c) && c->score == ATTN_TRANSFER_SCORE_COSINE;
+}
+/* 1 when the score is computed on the host and enters sdpa as its additive mask. */
+static inline int attn_transfer_host_score(const attn_transfer_config *c)
+{
+    return attn_transfer_has_mlp(c) || attn_transfer_has_cosine(c);
+}
+/* 1 when tau is the parameter attention.log_temperature. */
+static inline int attn_transfer_learns_temperature(const attn_transfer_config *c)
+{
+    return attn_transfer_has_cosine(c) && c->learn_temperature;
+}
 /* 1 when w_t, b_t enter the combined classifier. */
 static inline int attn_transfer_adds_target(const attn_transfer_config *c)
 {
@@ -100,6 +125,15 @@ static inline const float *attn_transfer_query_rows(const attn_transfer *t,
 {
     return t->cfg.query == ATTN_TRANSFER_QUERY_EXAMPLE ? tp->et : tp->q;
 }
+
+/* The cosine score's tau under the current parameters. */
+static inline double attn_transfer_tau(const attn_transfer *t)
+{
+    return attn_transfer_learns_temperature(&t->cfg) ? exp((double)t->w.rho[0])
+                                                     : t->cfg.temperature;
+}
+/* The norm of a vector with a floor inside the root, so that cos stays differentiable at 0. */
+#define ATTN_TRANSFER_NORM_EPS 1e-12
 
 /* attn_transfer_forward.c: sizes the tape for a batch (nothing else is touched on failure),
  * then runs the model on it; labels are copied and the loss taken when yt is not NULL. */
