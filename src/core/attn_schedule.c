@@ -1,6 +1,6 @@
 /* attn_schedule.c - local-global layer schedules (which layers use a sliding window) and the
  * KV-cache bytes each layer implies. Presets follow the published models; see
- * docs/semantics.md and /shared/reference/rattention.md section 5. */
+ * docs/semantics.md (converting window conventions). */
 #include "attn/attn_schedule.h"
 #include "attn_backend_impl.h"
 
