@@ -1,7 +1,8 @@
 /* check_cpu.c - the cpu backend itself, whatever the op: its options and describe line, and the
  * choice of BLIS's kernel set, which must leave the process environment exactly as it was
  * (BLIS_ARCH_TYPE unset, numeric, a name, an id BLIS would abort on). One small call through
- * the shared SDPA fixture makes BLIS run. */
+ * the shared SDPA fixture makes BLIS run. The vectorised stores and the packers' AVX-512
+ * transposition against their definitions. */
 #include "sdpa_fixture.h"
 
 #include <blis.h>
@@ -193,6 +194,43 @@ START_TEST(test_store_rounding)
 }
 END_TEST
 
+/* The AVX-512 transposition of the packers against the portable loop's definition, for the
+ * micro-kernels' lane counts and others, every row count up to the lanes (zero padding) and
+ * column counts around the 16-column blocks. */
+START_TEST(test_transpose_avx512)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (attn_cpu_simd_level() < ATTN_CPU_SIMD_AVX512) {
+        printf("test_transpose_avx512: skipped, the CPU has no AVX-512F\n");
+        return;
+    }
+    enum { LD = 150, ROWS = 48 };
+    static float x[ROWS * LD], panel[150 * 48 + 16];
+    for (int i = 0; i < ROWS * LD; i++)
+        x[i] = (float)i + 0.25f;
+    static const int64_t lanes[] = {6, 12, 16, 32, 48}, cols[] = {1, 15, 16, 17, 64, 128, 130};
+    for (size_t a = 0; a < sizeof lanes / sizeof lanes[0]; a++)
+        for (size_t b = 0; b < sizeof cols / sizeof cols[0]; b++)
+            for (int64_t np = 0; np <= lanes[a]; np++) {
+                const int64_t nl = lanes[a], nc = cols[b];
+                for (int64_t i = 0; i < nl * nc + 16; i++)
+                    panel[i] = -1.0f;
+                attn_cpu_transpose_avx512(x, LD, np, nc, nl, panel);
+                for (int64_t c = 0; c < nc; c++)
+                    for (int64_t r = 0; r < nl; r++) {
+                        float want = r < np ? x[r * LD + c] : 0.0f;
+                        ck_assert_msg(panel[c * nl + r] == want,
+                                      "lanes %lld cols %lld rows %lld: (%lld, %lld) = %g",
+                                      (long long)nl, (long long)nc, (long long)np,
+                                      (long long)r, (long long)c, panel[c * nl + r]);
+                    }
+                for (int64_t i = nl * nc; i < nl * nc + 16; i++)
+                    ck_assert_msg(panel[i] == -1.0f, "written past the panel");
+            }
+#endif
+}
+END_TEST
+
 static Suite *cpu_suite(void)
 {
     Suite *s = suite_create("cpu");
@@ -204,6 +242,7 @@ static Suite *cpu_suite(void)
     tcase_add_test(tc, test_env_invalid);
     tcase_add_test(tc, test_env_name);
     tcase_add_test(tc, test_store_rounding);
+    tcase_add_test(tc, test_transpose_avx512);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,11 +2,12 @@
  * (sdpa_fixture.h; the case families every backend runs are in check_sdpa_backends.c): the
  * decode kernels on each SIMD kernel set, which implementation runs (the path rule and the forced
  * paths), results independent of the
- * thread count, non-finite values in visible and hidden keys (the backend's own options and
- * environment: check_cpu.c). */
+ * thread count, non-finite values in visible and hidden keys, the AVX-512 softmax step against
+ * the portable one (the backend's own options and environment: check_cpu.c). */
 #include "sdpa_fixture.h"
 
 #include "check_run.h"
+#include "cpu/cpu_sdpa.h"
 
 #include <check.h>
 #include <math.h>
@@ -189,33 +190,40 @@ START_TEST(test_threads)
 END_TEST
 
 /* The path rule (docs/cpu.md), on two threads: the decode path up to Sq 16 whatever the keys,
- * up to Sq 64 when the keys split into a chunk per thread, else the tiles on BLIS's
- * micro-kernel; path= forces one (sgemm: the tiles on sgemm calls). A mask sends the tiles to
- * sgemm calls (their row steps). */
+ * up to Sq 64 when the keys split into a chunk per thread (but the tiles for groups of 4 or
+ * more query heads past Sq 48 over 1024 keys or more), else the tiles on BLIS's micro-kernel;
+ * path= forces one (sgemm: the tiles on sgemm calls). A mask sends the tiles to sgemm calls
+ * (their row steps). */
 START_TEST(test_path_rule)
 {
     static const struct {
-        int64_t sq, skv;
+        int64_t sq, skv, hq;
         const char *options, *want;
     } rows[] = {
-        {16, 300, "threads=2", "cpu:decode"},      /* few rows: one item still wins */
-        {17, 300, "threads=2", "cpu:flash_ukr"},   /* one key chunk for two threads */
-        {17, 4096, "threads=2", "cpu:decode"},     /* four chunks */
-        {64, 4096, "threads=2", "cpu:decode"},
-        {65, 4096, "threads=2", "cpu:flash_ukr"},
-        {17, 300, "threads=1", "cpu:decode"},      /* one chunk is one per thread */
-        {1, 300, "threads=2,path=tiled", "cpu:flash_ukr"},
-        {1, 300, "threads=2,path=sgemm", "cpu:flash_blis"},
-        {200, 300, "threads=2,path=decode", "cpu:decode"},
+        {16, 300, 2, "threads=2", "cpu:decode"},      /* few rows: one item still wins */
+        {17, 300, 2, "threads=2", "cpu:flash_ukr"},   /* one key chunk for two threads */
+        {17, 4096, 2, "threads=2", "cpu:decode"},     /* four chunks */
+        {64, 4096, 2, "threads=2", "cpu:decode"},
+        {65, 4096, 2, "threads=2", "cpu:flash_ukr"},
+        {17, 300, 2, "threads=1", "cpu:decode"},      /* one chunk is one per thread */
+        {48, 4096, 4, "threads=2", "cpu:decode"},     /* a wide group up to Sq 48 */
+        {49, 4096, 4, "threads=2", "cpu:flash_ukr"},  /* ... past it the tiles */
+        {49, 4096, 3, "threads=2", "cpu:decode"},     /* a narrower group */
+        {49, 1023, 4, "threads=1", "cpu:decode"},     /* a short cache */
+        {16, 4096, 8, "threads=2", "cpu:decode"},     /* Sq 16: always decode */
+        {1, 300, 2, "threads=2,path=tiled", "cpu:flash_ukr"},
+        {1, 300, 2, "threads=2,path=sgemm", "cpu:flash_blis"},
+        {200, 300, 2, "threads=2,path=decode", "cpu:decode"},
     };
     for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
-        const attn_sdpa_case c = sdpa_fx_case(rows[k].sq, rows[k].skv, 64);
+        attn_sdpa_case c = sdpa_fx_case(rows[k].sq, rows[k].skv, 64);
+        c.hq = rows[k].hq;
         const sdpa_fx x = {.backend = "cpu", .options = rows[k].options};
         const attn_result r = sdpa_fx_run(&x, &c);
         sdpa_fx_assert_pass(&x, &r);
         ck_assert_msg(strncmp(r.impl, rows[k].want, strlen(rows[k].want)) == 0,
-                      "Sq %lld Skv %lld %s: %s", (long long)rows[k].sq, (long long)rows[k].skv,
-                      rows[k].options, r.impl);
+                      "Sq %lld Skv %lld Hq %lld %s: %s", (long long)rows[k].sq,
+                      (long long)rows[k].skv, (long long)rows[k].hq, rows[k].options, r.impl);
     }
     attn_sdpa_case m = sdpa_fx_case(200, 300, 64);
     m.mask_bool = ATTN_MDIM_S;
@@ -230,7 +238,8 @@ START_TEST(test_path_rule)
 END_TEST
 
 /* Each path computes every shape: the window and mask families on the decode path whatever
- * Sq, the edges family (tile boundaries) and the windows on both kinds of tiles whatever Sq. */
+ * Sq, the edges family (tile boundaries) and the windows on both kinds of tiles whatever Sq,
+ * the micro-kernel tiles also with the portable softmax step (simd=off). */
 static void family_passes(int (*count)(void), attn_sdpa_case (*get)(int), const sdpa_fx *x)
 {
     for (int n = 0; n < count(); n++) {
@@ -242,16 +251,76 @@ static void family_passes(int (*count)(void), attn_sdpa_case (*get)(int), const 
 START_TEST(test_forced_paths)
 {
     const sdpa_fx dec = {.backend = "cpu", .options = "path=decode"};
-    const sdpa_fx tiles[2] = {{.backend = "cpu", .options = "path=tiled"},
-                              {.backend = "cpu", .options = "path=sgemm"}};
+    const sdpa_fx tiles[3] = {{.backend = "cpu", .options = "path=tiled"},
+                              {.backend = "cpu", .options = "path=sgemm"},
+                              {.backend = "cpu", .options = "path=tiled,simd=off"}};
     family_passes(sdpa_fx_windows_count, sdpa_fx_windows, &dec);
     family_passes(sdpa_fx_masks_count, sdpa_fx_masks, &dec);
     family_passes(sdpa_fx_edges_count, sdpa_fx_edges, &dec);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 3; t++) {
         family_passes(sdpa_fx_decode_count, sdpa_fx_decode, &tiles[t]);
         family_passes(sdpa_fx_edges_count, sdpa_fx_edges, &tiles[t]);
         family_passes(sdpa_fx_windows_count, sdpa_fx_windows, &tiles[t]);
     }
+}
+END_TEST
+
+/* The AVX-512 online-softmax step of a score panel against the portable one, on panels with
+ * hidden keys (-inf), NaN and Inf logits, lanes that see nothing yet, running maxima above and
+ * below the panel's, and very negative logits (underflow to +0): the same maxima, hidden keys
+ * marked -0 in both, NaN where the portable step has NaN, and the probabilities, rescale
+ * factors and sums within a few ulp (both exps are within 2 ulp of exp). */
+static int near_ulp(float a, float b, float ulps)
+{
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b);
+    if (a == b)
+        return attn_f32_bits(a) == attn_f32_bits(b) || a != 0.0f;
+    return fabsf(a - b) <= ulps * fabsf(b) * 0x1p-23f;
+}
+
+START_TEST(test_softmax_panel_avx512)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (attn_cpu_simd_level() < ATTN_CPU_SIMD_AVX512) {
+        printf("test_softmax_panel_avx512: skipped, the CPU has no AVX-512F\n");
+        return;
+    }
+    enum { LQ = 32, NK = 37 };
+    static float s0[NK * LQ] __attribute__((aligned(64))), s1[NK * LQ] __attribute__((aligned(64)));
+    float m0[LQ], m1[LQ], l0[LQ], l1[LQ], a0[LQ], a1[LQ];
+    uint32_t x = 12345u;
+    for (int j = 0; j < NK * LQ; j++) {
+        x = x * 1664525u + 1013904223u;
+        int q = j % LQ, kind = (int)(x >> 24) % 23;
+        float v = ((float)(x >> 8) / 16777216.0f - 0.5f) * 40.0f;
+        if (q == 3 || kind == 0)
+            v = -INFINITY; /* lane 3 sees nothing */
+        else if (q == 5 && kind < 6)
+            v = NAN;
+        else if (q == 7 && kind == 1)
+            v = INFINITY;
+        else if (q == 9)
+            v -= 150.0f; /* exp underflows against the running max */
+        s0[j] = s1[j] = v;
+    }
+    for (int q = 0; q < LQ; q++) {
+        m0[q] = m1[q] = q % 4 == 0 ? -INFINITY : (float)(q - 16);
+        l0[q] = l1[q] = q % 4 == 0 ? 0.0f : 1.5f;
+    }
+    m0[9] = m1[9] = 10.0f;
+    attn_cpu_softmax_panel(s0, NK, LQ, m0, l0, a0);
+    attn_cpu_softmax_panel_avx512(s1, NK, LQ, m1, l1, a1);
+    for (int q = 0; q < LQ; q++) {
+        ck_assert_msg(attn_f32_bits(m0[q]) == attn_f32_bits(m1[q]), "m of lane %d", q);
+        ck_assert_msg(near_ulp(a1[q], a0[q], 4), "alpha of lane %d: %a vs %a", q, a1[q], a0[q]);
+        ck_assert_msg(near_ulp(l1[q], l0[q], 16), "l of lane %d: %a vs %a", q, l1[q], l0[q]);
+    }
+    for (int j = 0; j < NK * LQ; j++) {
+        ck_assert_msg(near_ulp(s1[j], s0[j], 4), "p %d: %a vs %a", j, s1[j], s0[j]);
+        ck_assert_msg(attn_cpu_p_hidden(s1[j]) == attn_cpu_p_hidden(s0[j]), "hidden mark %d", j);
+    }
+#endif
 }
 END_TEST
 
@@ -267,6 +336,7 @@ static Suite *cpu_suite(void)
     tcase_add_loop_test(tc, test_decode_hidden_nonfinite_v, 0, N_SIMD_SETS);
     tcase_add_loop_test(tc, test_nonfinite_prefill, 0, 3);
     tcase_add_test(tc, test_threads);
+    tcase_add_test(tc, test_softmax_panel_avx512);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -67,6 +67,12 @@ void attn_cpu_ukr_panel(const attn_cpu_ukr *u, int64_t k, float alpha, const flo
  * at dst + t*lanes*cols. (Q rows, or K rows for the scores.) lanes <= ATTN_CPU_PACK_ROWS. */
 void attn_cpu_pack_across(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,
                           int64_t cols, int64_t lanes, float *dst, float *tmp);
+#if defined(__GNUC__) && defined(__x86_64__)
+/* The transposition of pack_across on AVX-512F (cpu_pack_avx512.c): x[r * ld + c] (r < np)
+ * into panel[c * lanes + r], lanes np..lanes-1 zero. */
+void attn_cpu_transpose_avx512(const float *x, int64_t ld, int64_t np, int64_t cols,
+                               int64_t lanes, float *panel);
+#endif
 /* Packs the same rows "along": panels of `lanes` columns, element (r, c) of column panel t at
  * dst[t*ld_panel + r*lanes + c - t*lanes], columns past cols zero. (V rows for P V.) */
 void attn_cpu_pack_along(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,

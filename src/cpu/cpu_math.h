@@ -15,7 +15,7 @@
  * function. */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__) && \
     defined(__linux__)
-#define ATTN_CPU_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define ATTN_CPU_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define ATTN_CPU_HOT
 #endif

@@ -37,6 +37,14 @@ static inline int attn_cpu_p_hidden(float p)
  * multiple of 16), for every lane: m, l, alpha hold lq values; alpha gets each lane's rescale
  * factor. Hidden keys get p = -0 as in the row step. */
 void attn_cpu_softmax_panel(float *s, int64_t nk, int64_t lq, float *m, float *l, float *alpha);
+typedef void (*attn_cpu_softmax_panel_fn)(float *s, int64_t nk, int64_t lq, float *m, float *l,
+                                          float *alpha);
+#if defined(__GNUC__) && defined(__x86_64__)
+/* The same on AVX-512F vectors (cpu_sdpa_softmax_avx512.c); exp rounded within 2 ulp as the
+ * portable one, with fused multiply-adds (so not bit for bit the portable loop's results). */
+void attn_cpu_softmax_panel_avx512(float *s, int64_t nk, int64_t lq, float *m, float *l,
+                                   float *alpha);
+#endif
 /* o (nd x lq, (d, q) at d*lq + q): lane q *= alpha[q]. */
 void attn_cpu_scale_panel(float *o, int64_t nd, int64_t lq, const float *alpha);
 /* o[0..n) *= f */
@@ -112,9 +120,10 @@ attn_status attn_cpu_sdpa_dispatch(const attn_sdpa_problem *p, const attn_cpu_st
 attn_status attn_cpu_sdpa_tiled(const attn_sdpa_problem *p, int threads, int64_t br,
                                 int64_t bc);
 /* The tiled forward on BLIS's micro-kernel with K and V packed once per KV group
- * (cpu_sdpa_packed.c). Requires attn_cpu_sdpa_packed_fits(p, u). */
+ * (cpu_sdpa_packed.c). Requires attn_cpu_sdpa_packed_fits(p, u). simd: the widest SIMD set
+ * allowed (attn_cpu_simd) for the softmax step. */
 attn_status attn_cpu_sdpa_packed(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
-                                 int threads, int64_t br, int64_t bc);
+                                 int threads, int simd, int64_t br, int64_t bc);
 /* Keys [k0, k0 + nk) of a score panel ((key, lane) at key*lq + lane) that the band hides from
  * query rows i .. i + rows - 1 (lanes past rows are padding, left as they are) get -inf. */
 void attn_cpu_mask_panel(const attn_sdpa_problem *p, float *s, int64_t lq, int64_t i,
@@ -135,6 +144,12 @@ int64_t attn_cpu_decode_items(const attn_sdpa_problem *p, int threads);
 #define ATTN_CPU_DECODE_MAX_SQ 16
 /* Sq at or below which it is used when its key chunks give every thread a work item. */
 #define ATTN_CPU_DECODE_WIDE_SQ 64
+/* ... except that groups of at least ATTN_CPU_TILES_GROUP query heads per KV head with more
+ * than ATTN_CPU_TILES_SQ queries over at least ATTN_CPU_TILES_SKV keys take the tiles: there
+ * the packed micro-kernel's arithmetic rate beats reading K/V once (measured, docs/cpu.md). */
+#define ATTN_CPU_TILES_GROUP 4
+#define ATTN_CPU_TILES_SQ 48
+#define ATTN_CPU_TILES_SKV 1024
 
 /* Whether the decode path computes p's key_score itself: the probabilities it keeps for one
  * batch (every query row over the keys the band reaches) take at most

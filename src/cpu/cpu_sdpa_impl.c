@@ -68,14 +68,19 @@ static attn_status cpu_sdpa_supported(attn_backend *be, const void *problem)
 }
 
 /* The decode path for a few queries (always up to ATTN_CPU_DECODE_MAX_SQ, up to
- * ATTN_CPU_DECODE_WIDE_SQ when its key chunks give every thread an item), else the tiles;
+ * ATTN_CPU_DECODE_WIDE_SQ when its key chunks give every thread an item, but not for wide GQA
+ * groups over long caches past ATTN_CPU_TILES_SQ), else the tiles;
  * option path= overrides. */
 static int use_decode(const attn_sdpa_problem *p, const attn_cpu_state *s)
 {
     if (s->path != ATTN_CPU_PATH_AUTO)
         return s->path == ATTN_CPU_PATH_DECODE;
-    return p->Sq <= ATTN_CPU_DECODE_MAX_SQ ||
-           (p->Sq <= ATTN_CPU_DECODE_WIDE_SQ && attn_cpu_decode_items(p, s->threads) >= s->threads);
+    if (p->Sq <= ATTN_CPU_DECODE_MAX_SQ)
+        return 1;
+    if (p->group >= ATTN_CPU_TILES_GROUP && p->Sq > ATTN_CPU_TILES_SQ &&
+        p->Skv >= ATTN_CPU_TILES_SKV)
+        return 0;
+    return p->Sq <= ATTN_CPU_DECODE_WIDE_SQ && attn_cpu_decode_items(p, s->threads) >= s->threads;
 }
 
 /* The tiles run on BLIS's micro-kernel (K and V packed once) unless path=sgemm or the problem
@@ -105,7 +110,7 @@ static attn_status forward(const attn_sdpa_problem *p, const attn_cpu_state *s)
     if (use_decode(p, s))
         return attn_cpu_sdpa_decode(p, s->threads, s->simd);
     if (use_packed(p, s, &u))
-        return attn_cpu_sdpa_packed(p, &u, s->threads, pick_br(p, s->threads), CPU_BC);
+        return attn_cpu_sdpa_packed(p, &u, s->threads, s->simd, pick_br(p, s->threads), CPU_BC);
     return attn_cpu_sdpa_tiled(p, s->threads, pick_br(p, s->threads), CPU_BC);
 }
 

@@ -27,6 +27,7 @@
 typedef struct pk_ctx {
     const attn_sdpa_problem *p;
     const attn_cpu_ukr *u;
+    attn_cpu_softmax_panel_fn softmax;
     int64_t br, bc, n_qt, lq, lk;
     int64_t k_floats, dv_pad; /* packed K of a group; V dims rounded up to lk */
     int64_t tmp_floats;       /* conversion rows of a packer */
@@ -198,7 +199,7 @@ static void panel_step(const pk_ctx *c, pk_scratch *w, const pk_item *it, int64_
                            w->s + kb * lq);
     if (b.lo_last > k0 || b.hi_first < k1)
         attn_cpu_mask_panel(p, w->s, lq, b.i, b.rows, k0, nk);
-    attn_cpu_softmax_panel(w->s, nk, lq, m, l, w->alpha);
+    c->softmax(w->s, nk, lq, m, l, w->alpha);
     if (!all_one(w->alpha, lq))
         attn_cpu_scale_panel(o, c->dv_pad, lq, w->alpha);
     for (int64_t d = 0; d < c->dv_pad; d += lk)
@@ -291,9 +292,15 @@ int attn_cpu_sdpa_packed_fits(const attn_sdpa_problem *p, const attn_cpu_ukr *u)
 }
 
 attn_status attn_cpu_sdpa_packed(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
-                                 int threads, int64_t br, int64_t bc)
+                                 int threads, int simd, int64_t br, int64_t bc)
 {
-    pk_ctx c = {.p = p, .u = u, .lq = u->lq, .lk = u->lk};
+    pk_ctx c = {.p = p, .u = u, .lq = u->lq, .lk = u->lk, .softmax = attn_cpu_softmax_panel};
+#if ATTN_CPU_HAVE_AVX2_KERNELS
+    if (attn_cpu_simd_use(simd) >= ATTN_CPU_SIMD_AVX512)
+        c.softmax = attn_cpu_softmax_panel_avx512;
+#else
+    (void)simd;
+#endif
     c.br = (br + c.lq - 1) / c.lq * c.lq;
     c.bc = bc / c.lk * c.lk;
     c.n_qt = (p->Sq + c.br - 1) / c.br;

@@ -61,19 +61,31 @@ static const float *rows_f32(const attn_operand *o, int64_t b, int64_t h, int64_
     return tmp;
 }
 
+/* Rows x[r * ld + c] (r < np) into panel[c * lanes + r], lanes past np zero. */
+static void transpose_rows(const float *x, int64_t ld, int64_t np, int64_t cols, int64_t lanes,
+                           float *panel)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (attn_cpu_simd_level() >= ATTN_CPU_SIMD_AVX512) {
+        attn_cpu_transpose_avx512(x, ld, np, cols, lanes, panel);
+        return;
+    }
+#endif
+    for (int64_t c = 0; c < cols; c++) {
+        for (int64_t r = 0; r < np; r++)
+            panel[c * lanes + r] = x[r * ld + c];
+        for (int64_t r = np; r < lanes; r++)
+            panel[c * lanes + r] = 0.0f;
+    }
+}
+
 void attn_cpu_pack_across(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,
                           int64_t cols, int64_t lanes, float *dst, float *tmp)
 {
     for (int64_t p0 = 0; p0 < n; p0 += lanes) {
         int64_t np = n - p0 < lanes ? n - p0 : lanes, ld;
         const float *x = rows_f32(o, b, h, r0 + p0, np, cols, tmp, &ld);
-        float *panel = dst + p0 * cols;
-        for (int64_t c = 0; c < cols; c++) {
-            for (int64_t r = 0; r < np; r++)
-                panel[c * lanes + r] = x[r * ld + c];
-            for (int64_t r = np; r < lanes; r++)
-                panel[c * lanes + r] = 0.0f;
-        }
+        transpose_rows(x, ld, np, cols, lanes, dst + p0 * cols);
     }
 }
 
@@ -86,11 +98,9 @@ void attn_cpu_pack_along(const attn_operand *o, int64_t b, int64_t h, int64_t r0
         for (int64_t c0 = 0; c0 < cols; c0 += lanes) {
             int64_t nc = cols - c0 < lanes ? cols - c0 : lanes;
             float *panel = dst + (c0 / lanes) * ld_panel + i0 * lanes;
-            for (int64_t r = 0; r < ni; r++) {
-                memcpy(panel + r * lanes, x + r * ld + c0, (size_t)nc * sizeof(float));
-                for (int64_t c = nc; c < lanes; c++)
-                    panel[r * lanes + c] = 0.0f;
-            }
+            for (int64_t r = 0; r < ni; r++) /* pieces of a few floats: no memcpy calls */
+                for (int64_t c = 0; c < lanes; c++)
+                    panel[r * lanes + c] = c < nc ? x[r * ld + c0 + c] : 0.0f;
         }
     }
 }
