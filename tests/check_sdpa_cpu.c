@@ -129,6 +129,38 @@ START_TEST(test_nonfinite_prefill)
 }
 END_TEST
 
+/* The decode path's items on the micro-kernel (group * Sq >= 64 rows): a grid of groups, key
+ * counts (tiles of 256 keys and chunk edges), head dims with tails, KV dtypes, causal
+ * alignments and windows (the band masked per lane: lanes are rows of different heads and
+ * positions), then non-finite V rows seen by some rows and hidden from others. */
+START_TEST(test_decode_ukr)
+{
+    static const int64_t dims[][2] = {{128, 128}, {36, 20}, {64, 100}};
+    static const attn_dtype dts[] = {ATTN_F32, ATTN_F16, ATTN_BF16};
+    const sdpa_fx x = {.backend = "cpu", .options = _i ? "path=decode,simd=off" : "path=decode"};
+    for (int n = 0; n < 24; n++) {
+        attn_sdpa_case c = sdpa_fx_case(n % 2 ? 40 : 100, n % 4 < 2 ? 300 : 1500, 64);
+        c.hkv = n % 3 == 0 ? 1 : 2;
+        c.hq = c.hkv * (n % 3 == 2 ? 8 : 2);
+        c.dk = dims[n % 3][0];
+        c.dv = dims[n % 3][1];
+        c.dt_kv = dts[(n / 3) % 3];
+        c.causal = n % 4 != 3;
+        c.align = n % 8 < 4 ? ATTN_ALIGN_BOTTOM_RIGHT : ATTN_ALIGN_TOP_LEFT;
+        c.wl = n % 5 == 1 ? 100 : -1;
+        sdpa_fx_expect_pass(&x, &c);
+    }
+    attn_sdpa_case c = sdpa_fx_case(40, 300, 32);
+    c.causal = 1; /* bottom-right: row i sees keys up to i + 260 */
+    const sdpa_fx hidden = {.backend = "cpu", .options = x.options, .inputs = plant_hidden_v};
+    sdpa_fx_expect_pass(&hidden, &c); /* keys 150, 151 visible to every row: NaN rows */
+    c.wl = 120; /* row i sees [i + 140, i + 260]: key 150 up to row 10, key 151 up to 11 */
+    sdpa_fx_expect_pass(&hidden, &c);
+    c.wl = 100; /* hidden from every row: finite */
+    sdpa_fx_expect_pass(&hidden, &c);
+}
+END_TEST
+
 /* ---- thread counts -------------------------------------------------------------------------- */
 
 typedef struct copy {
@@ -190,27 +222,27 @@ START_TEST(test_threads)
 END_TEST
 
 /* The path rule (docs/cpu.md), on two threads: the decode path up to Sq 16 whatever the keys,
- * up to Sq 64 when the keys split into a chunk per thread (but the tiles for groups of 4 or
- * more query heads past Sq 48 over 1024 keys or more), else the tiles on BLIS's micro-kernel;
- * path= forces one (sgemm: the tiles on sgemm calls). A mask sends the tiles to sgemm calls
- * (their row steps). */
+ * up to Sq 64 when the keys split into a chunk per thread, up to Sq 128 when the group's rows
+ * (group * Sq) reach 64, its items run on the micro-kernel and there are 8 keys per query, else the tiles on BLIS's
+ * micro-kernel; path= forces one (sgemm: the tiles on sgemm calls). A mask sends the tiles to
+ * sgemm calls (their row steps). */
 START_TEST(test_path_rule)
 {
     static const struct {
         int64_t sq, skv, hq;
         const char *options, *want;
     } rows[] = {
-        {16, 300, 2, "threads=2", "cpu:decode"},      /* few rows: one item still wins */
-        {17, 300, 2, "threads=2", "cpu:flash_ukr"},   /* one key chunk for two threads */
-        {17, 4096, 2, "threads=2", "cpu:decode"},     /* four chunks */
-        {64, 4096, 2, "threads=2", "cpu:decode"},
-        {65, 4096, 2, "threads=2", "cpu:flash_ukr"},
-        {17, 300, 2, "threads=1", "cpu:decode"},      /* one chunk is one per thread */
-        {48, 4096, 4, "threads=2", "cpu:decode"},     /* a wide group up to Sq 48 */
-        {49, 4096, 4, "threads=2", "cpu:flash_ukr"},  /* ... past it the tiles */
-        {49, 4096, 3, "threads=2", "cpu:decode"},     /* a narrower group */
-        {49, 1023, 4, "threads=1", "cpu:decode"},     /* a short cache */
-        {16, 4096, 8, "threads=2", "cpu:decode"},     /* Sq 16: always decode */
+        {16, 300, 2, "threads=2", "cpu:decode_splitkv_"},    /* few rows: one item still wins */
+        {17, 300, 2, "threads=2", "cpu:flash_ukr"},          /* one key chunk for two threads */
+        {17, 4096, 2, "threads=2", "cpu:decode_splitkv_"},   /* four chunks */
+        {31, 4096, 2, "threads=2", "cpu:decode_splitkv_"},   /* 62 rows: the SIMD kernels */
+        {32, 4096, 2, "threads=2", "cpu:decode_splitkv_ukr"}, /* 64 rows: the micro-kernel */
+        {64, 4096, 1, "threads=2", "cpu:decode_splitkv_ukr"},
+        {128, 4096, 2, "threads=2", "cpu:decode_splitkv_ukr"},
+        {129, 4096, 2, "threads=2", "cpu:flash_ukr"},
+        {17, 300, 2, "threads=1", "cpu:decode_splitkv_"},    /* one chunk is one per thread */
+        {65, 520, 1, "threads=1", "cpu:decode_splitkv_ukr"},  /* 8 keys per query */
+        {65, 519, 1, "threads=1", "cpu:flash_ukr"},           /* fewer */
         {1, 300, 2, "threads=2,path=tiled", "cpu:flash_ukr"},
         {1, 300, 2, "threads=2,path=sgemm", "cpu:flash_blis"},
         {200, 300, 2, "threads=2,path=decode", "cpu:decode"},
@@ -224,6 +256,8 @@ START_TEST(test_path_rule)
         ck_assert_msg(strncmp(r.impl, rows[k].want, strlen(rows[k].want)) == 0,
                       "Sq %lld Skv %lld Hq %lld %s: %s", (long long)rows[k].sq,
                       (long long)rows[k].skv, (long long)rows[k].hq, rows[k].options, r.impl);
+        if (rows[k].sq * rows[k].hq < 64) /* group * Sq: fewer rows than the micro-kernel's */
+            ck_assert_msg(!strstr(r.impl, "ukr") || strstr(r.impl, "flash"), "%s", r.impl);
     }
     attn_sdpa_case m = sdpa_fx_case(200, 300, 64);
     m.mask_bool = ATTN_MDIM_S;
@@ -324,6 +358,45 @@ START_TEST(test_softmax_panel_avx512)
 }
 END_TEST
 
+/* The partial value panel's product on AVX-512 against the plain sum, for every dim count below
+ * 16, one and two 16-lane query groups, key counts around the unrolled steps, accumulating onto
+ * what o held; the products are exact in double and within a few ulp of the float sums. */
+START_TEST(test_pv_tail_avx512)
+{
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (attn_cpu_simd_level() < ATTN_CPU_SIMD_AVX512) {
+        printf("test_pv_tail_avx512: skipped, the CPU has no AVX-512F\n");
+        return;
+    }
+    enum { LQ = 32, NK = 37, LK = 16 };
+    static float s[NK * LQ] __attribute__((aligned(64))), v[NK * LK], o[LK * LQ];
+    for (int j = 0; j < NK * LQ; j++)
+        s[j] = (float)((j * 37) % 101) / 64.0f - 0.75f;
+    for (int j = 0; j < NK * LK; j++)
+        v[j] = (float)((j * 53) % 89) / 32.0f - 1.25f;
+    for (int64_t lq = 16; lq <= LQ; lq += 16)
+        for (int64_t nd = 1; nd < LK; nd++)
+            for (int64_t nk = 0; nk <= NK; nk += 9) {
+                for (int i = 0; i < LK * LQ; i++)
+                    o[i] = (float)i / 8.0f;
+                attn_cpu_pv_tail_avx512(s, nk, lq, v, LK, nd, o);
+                for (int64_t d = 0; d < LK; d++)
+                    for (int64_t q = 0; q < lq; q++) {
+                        double want = (double)(d * lq + q) / 8.0, mag = fabs(want);
+                        for (int64_t j = 0; d < nd && j < nk; j++) {
+                            want += (double)s[j * lq + q] * v[j * LK + d];
+                            mag += fabs((double)s[j * lq + q] * v[j * LK + d]);
+                        }
+                        ck_assert_msg(fabs(o[d * lq + q] - want) <= 1e-6 * mag,
+                                      "lq %lld nd %lld nk %lld (%lld, %lld): %g vs %g",
+                                      (long long)lq, (long long)nd, (long long)nk, (long long)d,
+                                      (long long)q, o[d * lq + q], want);
+                    }
+            }
+#endif
+}
+END_TEST
+
 static Suite *cpu_suite(void)
 {
     Suite *s = suite_create("sdpa_cpu");
@@ -337,6 +410,8 @@ static Suite *cpu_suite(void)
     tcase_add_loop_test(tc, test_nonfinite_prefill, 0, 3);
     tcase_add_test(tc, test_threads);
     tcase_add_test(tc, test_softmax_panel_avx512);
+    tcase_add_test(tc, test_pv_tail_avx512);
+    tcase_add_loop_test(tc, test_decode_ukr, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -67,12 +67,21 @@ void attn_cpu_ukr_panel(const attn_cpu_ukr *u, int64_t k, float alpha, const flo
  * at dst + t*lanes*cols. (Q rows, or K rows for the scores.) lanes <= ATTN_CPU_PACK_ROWS. */
 void attn_cpu_pack_across(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,
                           int64_t cols, int64_t lanes, float *dst, float *tmp);
+/* The transposition of pack_across: x[r * ld + c] (r < np) into panel[c * lanes + r], lanes
+ * np..lanes-1 zero (f32 rows already in memory). */
+void attn_cpu_transpose_rows(const float *x, int64_t ld, int64_t np, int64_t cols,
+                             int64_t lanes, float *panel);
 #if defined(__GNUC__) && defined(__x86_64__)
 /* The transposition of pack_across on AVX-512F (cpu_pack_avx512.c): x[r * ld + c] (r < np)
  * into panel[c * lanes + r], lanes np..lanes-1 zero. */
 void attn_cpu_transpose_avx512(const float *x, int64_t ld, int64_t np, int64_t cols,
                                int64_t lanes, float *panel);
 #endif
+/* Keys [j0, j0 + n) of V packed "along" (n_panels panels of `lanes` dims, ld_panel floats
+ * apart): bad[j] = 1 where key j0 + j holds Inf/NaN, and that key's values are zeroed in the
+ * pack (the products add every term; the callers add such keys' terms exactly). */
+void attn_cpu_zero_nonfinite_keys(float *v, int64_t ld_panel, int64_t n_panels, int64_t lanes,
+                                  int64_t j0, int64_t n, uint8_t *bad);
 /* Packs the same rows "along": panels of `lanes` columns, element (r, c) of column panel t at
  * dst[t*ld_panel + r*lanes + c - t*lanes], columns past cols zero. (V rows for P V.) */
 void attn_cpu_pack_along(const attn_operand *o, int64_t b, int64_t h, int64_t r0, int64_t n,

@@ -44,7 +44,26 @@ typedef void (*attn_cpu_softmax_panel_fn)(float *s, int64_t nk, int64_t lq, floa
  * portable one, with fused multiply-adds (so not bit for bit the portable loop's results). */
 void attn_cpu_softmax_panel_avx512(float *s, int64_t nk, int64_t lq, float *m, float *l,
                                    float *alpha);
+/* o[d * lq + q] += sum_j s[j * lq + q] * v[j * lk + d] for the nd (< 16) dims of a last, partial
+ * value panel (cpu_sdpa_pv_tail_avx512.c): the micro-kernel would compute all lk. */
+void attn_cpu_pv_tail_avx512(const float *s, int64_t nk, int64_t lq, const float *v,
+                             int64_t lk, int64_t nd, float *o);
 #endif
+typedef void (*attn_cpu_pv_tail_fn)(const float *s, int64_t nk, int64_t lq, const float *v,
+                                    int64_t lk, int64_t nd, float *o);
+/* The panel loops of the packed tiles for the widest SIMD set allowed: the softmax step, and
+ * the partial value panel's product (NULL: the micro-kernel on the zero-padded panel). */
+typedef struct attn_cpu_panel_fns {
+    attn_cpu_softmax_panel_fn softmax;
+    attn_cpu_pv_tail_fn pv_tail;
+} attn_cpu_panel_fns;
+attn_cpu_panel_fns attn_cpu_panel_fns_for(int simd);
+/* O (panel layout) += P V over nk keys for all Dv dims: the micro-kernel on each full lk-dim
+ * panel of vp (panel t at vp + t * ld_panel, key j's dims at j * lk), the partial last one by
+ * f->pv_tail where there is one. */
+void attn_cpu_pv_panels(const attn_cpu_ukr *u, const attn_cpu_panel_fns *f, int64_t Dv,
+                        int64_t nk, const float *s, const float *vp, int64_t ld_panel,
+                        float *o);
 /* o (nd x lq, (d, q) at d*lq + q): lane q *= alpha[q]. */
 void attn_cpu_scale_panel(float *o, int64_t nd, int64_t lq, const float *alpha);
 /* o[0..n) *= f */
@@ -139,17 +158,30 @@ attn_status attn_cpu_sdpa_decode(const attn_sdpa_problem *p, int threads, int si
 attn_cpu_simd attn_cpu_decode_uses_simd(const attn_sdpa_problem *p, int simd);
 /* Work items the decode path would make for p: batch x key chunks. */
 int64_t attn_cpu_decode_items(const attn_sdpa_problem *p, int threads);
+/* The decode items' products on the micro-kernel (cpu_sdpa_decode_ukr.c) for groups of at least
+ * ATTN_CPU_DECODE_UKR_ROWS query rows (group * Sq) without masks, soft-cap or key_score:
+ * whether p runs there, the floats of one thread's scratch, and one item (KV head hk of batch
+ * b, keys [j_begin, j_end), the G f32 query rows q) into the decode path's partial. */
+#define ATTN_CPU_DECODE_UKR_ROWS 64
+int attn_cpu_dec_ukr_fits(const attn_sdpa_problem *p, const attn_cpu_ukr *u, int64_t G);
+int64_t attn_cpu_dec_ukr_floats(const attn_sdpa_problem *p, const attn_cpu_ukr *u, int64_t G);
+void attn_cpu_dec_ukr_run(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
+                          const attn_cpu_panel_fns *f, float *scratch, const float *q,
+                          int64_t G, int64_t b, int64_t hk, int64_t j_begin, int64_t j_end,
+                          float *part);
+/* Whether p's decode items run on the micro-kernel (its lanes in *u). */
+int attn_cpu_decode_uses_ukr(const attn_sdpa_problem *p, attn_cpu_ukr *u);
 /* Sq at or below which the decode path is always used: reading K/V once for all
  * G = group * Sq rows beats BLIS tiles of so few rows even on one thread (docs/cpu.md). */
 #define ATTN_CPU_DECODE_MAX_SQ 16
 /* Sq at or below which it is used when its key chunks give every thread a work item. */
 #define ATTN_CPU_DECODE_WIDE_SQ 64
-/* ... except that groups of at least ATTN_CPU_TILES_GROUP query heads per KV head with more
- * than ATTN_CPU_TILES_SQ queries over at least ATTN_CPU_TILES_SKV keys take the tiles: there
- * the packed micro-kernel's arithmetic rate beats reading K/V once (measured, docs/cpu.md). */
-#define ATTN_CPU_TILES_GROUP 4
-#define ATTN_CPU_TILES_SQ 48
-#define ATTN_CPU_TILES_SKV 1024
+/* ... and up to ATTN_CPU_DECODE_UKR_SQ when its items run on the micro-kernel over at least
+ * ATTN_CPU_DECODE_UKR_KV_PER_Q keys per query (measured, docs/cpu.md: stacking a group's rows
+ * beats tiles that read K/V once per query head; over short square causal problems the tiles,
+ * which skip the hidden half, win). */
+#define ATTN_CPU_DECODE_UKR_SQ 128
+#define ATTN_CPU_DECODE_UKR_KV_PER_Q 8
 
 /* Whether the decode path computes p's key_score itself: the probabilities it keeps for one
  * batch (every query row over the keys the band reaches) take at most

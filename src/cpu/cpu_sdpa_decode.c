@@ -40,6 +40,9 @@ typedef struct dec_ctx {
     attn_cpu_simd simd; /* SIMD kernels reading K/V in place, or the portable path */
     attn_cpu_dec_qk_fn qk;
     attn_cpu_dec_pv_fn pv;
+    int ukr; /* items on the micro-kernel (cpu_sdpa_decode_ukr.c) */
+    attn_cpu_ukr u;
+    attn_cpu_panel_fns fns;
     float *part; /* per item: G rows of (m, l, o[Dv]) */
     /* key_score (else NULL): per group, G rows of the probabilities of keys [jlo, jhi) and G
      * rows of the m of each tile (n_tiles); the LSE of each row (group * G + r) */
@@ -48,7 +51,7 @@ typedef struct dec_ctx {
 } dec_ctx;
 
 typedef struct dec_scratch {
-    float *q, *s, *k, *v, *madd, *o, *col;
+    float *q, *s, *k, *v, *madd, *o, *col, *ukr;
 } dec_scratch;
 
 static int64_t row_floats(const attn_sdpa_problem *p)
@@ -68,7 +71,8 @@ static int64_t scratch_floats(const dec_ctx *c)
 {
     const attn_sdpa_problem *p = c->p;
     return p->Hkv * c->G * p->Dk + c->G * KB + kv_tile_floats(c, p->Dk) +
-           kv_tile_floats(c, p->Dv) + KB + p->Dv + (p->key_score.t ? KS_KEYS : 0);
+           kv_tile_floats(c, p->Dv) + KB + p->Dv + (p->key_score.t ? KS_KEYS : 0) +
+           (c->ukr ? attn_cpu_dec_ukr_floats(p, &c->u, c->G) : 0);
 }
 
 static dec_scratch scratch_at(float *base, const dec_ctx *c)
@@ -82,6 +86,7 @@ static dec_scratch scratch_at(float *base, const dec_ctx *c)
     s.madd = s.v + kv_tile_floats(c, p->Dv);
     s.o = s.madd + KB;
     s.col = s.o + p->Dv;
+    s.ukr = s.col + (p->key_score.t ? KS_KEYS : 0);
     return s;
 }
 
@@ -226,6 +231,12 @@ static void run_item(const dec_ctx *c, dec_scratch *w, int64_t it)
     init_item(c, w, b, chunk, h0, h1);
     int64_t j_begin, j_end;
     chunk_range(c, chunk, &j_begin, &j_end);
+    if (c->ukr) {
+        for (int64_t hk = h0; hk < h1; hk++)
+            attn_cpu_dec_ukr_run(p, &c->u, &c->fns, w->ukr, w->q + hk * c->G * p->Dk, c->G,
+                                 b, hk, j_begin, j_end, partial(c, b * p->Hkv + hk, chunk));
+        return;
+    }
     for (int64_t j0 = j_begin; j0 < j_end; j0 += KB) {
         int64_t nc = j_end - j0 < KB ? j_end - j0 : KB;
         if (!c->simd) {
@@ -345,10 +356,15 @@ static void plan(dec_ctx *c, int threads)
     c->n_chunks = c->n_chunks < 1 ? 1 : c->n_chunks;
     c->chunk = (tiles + c->n_chunks - 1) / c->n_chunks * KB; /* the longest chunk */
     int64_t blocks = (ITEMS_PER_THREAD * threads + p->B * c->n_chunks - 1) / (p->B * c->n_chunks);
-    blocks = blocks < 1 || !c->simd ? 1 : blocks > p->Hkv ? p->Hkv : blocks; /* the portable
-                                     path converts the tiles of all heads at once */
+    blocks = blocks < 1 || !(c->simd || c->ukr) ? 1 : blocks > p->Hkv ? p->Hkv : blocks; /* the
+                           portable path converts the tiles of all heads at once */
     c->hblock = p->Hkv > 0 ? (p->Hkv + blocks - 1) / blocks : 1;
     c->n_hblocks = p->Hkv > 0 ? (p->Hkv + c->hblock - 1) / c->hblock : 1;
+}
+
+int attn_cpu_decode_uses_ukr(const attn_sdpa_problem *p, attn_cpu_ukr *u)
+{
+    return attn_cpu_ukr_get(u) && attn_cpu_dec_ukr_fits(p, u, p->group * p->Sq);
 }
 
 int64_t attn_cpu_decode_items(const attn_sdpa_problem *p, int threads)
@@ -382,6 +398,8 @@ static int64_t setup(dec_ctx *c, const attn_sdpa_problem *p, int threads, int si
 {
     *c = (dec_ctx){.p = p, .G = p->group * p->Sq, .simd = attn_cpu_decode_uses_simd(p, simd)};
     pick_kernels(c);
+    c->ukr = attn_cpu_decode_uses_ukr(p, &c->u);
+    c->fns = attn_cpu_panel_fns_for(simd);
     plan(c, threads);
     if (c->chunk == 0)
         c->chunk = 1; /* no visible key at all: one empty item per group */

@@ -67,9 +67,10 @@ static attn_status cpu_sdpa_supported(attn_backend *be, const void *problem)
     return ATTN_OK;
 }
 
-/* The decode path for a few queries (always up to ATTN_CPU_DECODE_MAX_SQ, up to
- * ATTN_CPU_DECODE_WIDE_SQ when its key chunks give every thread an item, but not for wide GQA
- * groups over long caches past ATTN_CPU_TILES_SQ), else the tiles;
+/* The decode path for a few queries (always up to ATTN_CPU_DECODE_MAX_SQ; when its key chunks
+ * give every thread an item, up to ATTN_CPU_DECODE_WIDE_SQ, or ATTN_CPU_DECODE_UKR_SQ when its
+ * items run on the micro-kernel over a KV ATTN_CPU_DECODE_UKR_KV_PER_Q times longer), else the
+ * tiles;
  * option path= overrides. */
 static int use_decode(const attn_sdpa_problem *p, const attn_cpu_state *s)
 {
@@ -77,10 +78,12 @@ static int use_decode(const attn_sdpa_problem *p, const attn_cpu_state *s)
         return s->path == ATTN_CPU_PATH_DECODE;
     if (p->Sq <= ATTN_CPU_DECODE_MAX_SQ)
         return 1;
-    if (p->group >= ATTN_CPU_TILES_GROUP && p->Sq > ATTN_CPU_TILES_SQ &&
-        p->Skv >= ATTN_CPU_TILES_SKV)
-        return 0;
-    return p->Sq <= ATTN_CPU_DECODE_WIDE_SQ && attn_cpu_decode_items(p, s->threads) >= s->threads;
+    attn_cpu_ukr u;
+    const int64_t most = p->Skv >= ATTN_CPU_DECODE_UKR_KV_PER_Q * p->Sq &&
+                                 attn_cpu_decode_uses_ukr(p, &u)
+                             ? ATTN_CPU_DECODE_UKR_SQ
+                             : ATTN_CPU_DECODE_WIDE_SQ;
+    return p->Sq <= most && attn_cpu_decode_items(p, s->threads) >= s->threads;
 }
 
 /* The tiles run on BLIS's micro-kernel (K and V packed once) unless path=sgemm or the problem
@@ -147,7 +150,7 @@ static const char *decode_kernels(const attn_sdpa_problem *p, const attn_cpu_sta
     return level == ATTN_CPU_SIMD_OFF ? "c" : attn_cpu_simd_name(level);
 }
 
-/* "cpu:decode_splitkv_avx512" (or _avx2, _c) / "cpu:flash_ukr16x6_br256_bc510" (micro-kernel
+/* "cpu:decode_splitkv_avx512" (or _avx2, _c; _ukr32x12 on the micro-kernel) / "cpu:flash_ukr16x6_br256_bc510" (micro-kernel
  * lanes: query rows x keys) / "cpu:flash_blis_br256_bc512"; the backward
  * "cpu:flash_bwd_blis_br128_bc256". key_score adds "+ks_probs" (the decode path's kept
  * probabilities) or "+ks_sweep" (the sweep after the forward). */
@@ -158,6 +161,8 @@ static void cpu_sdpa_impl_name(attn_backend *be, const void *problem, char *buf,
     attn_cpu_ukr u;
     if (p->backward)
         snprintf(buf, n, "cpu:flash_bwd_blis_br%d_bc%d", ATTN_CPU_BWD_BR, ATTN_CPU_BWD_BC);
+    else if (use_decode(p, s) && attn_cpu_decode_uses_ukr(p, &u))
+        snprintf(buf, n, "cpu:decode_splitkv_ukr%lldx%lld", (long long)u.lq, (long long)u.lk);
     else if (use_decode(p, s))
         snprintf(buf, n, "cpu:decode_splitkv_%s", decode_kernels(p, s));
     else if (use_packed(p, s, &u))

@@ -27,7 +27,7 @@
 typedef struct pk_ctx {
     const attn_sdpa_problem *p;
     const attn_cpu_ukr *u;
-    attn_cpu_softmax_panel_fn softmax;
+    attn_cpu_panel_fns fns;
     int64_t br, bc, n_qt, lq, lk;
     int64_t k_floats, dv_pad; /* packed K of a group; V dims rounded up to lk */
     int64_t tmp_floats;       /* conversion rows of a packer */
@@ -92,19 +92,8 @@ static void pack_rows(const pk_ctx *c, float *tmp, int64_t g, int64_t r0, int64_
     attn_cpu_pack_across(&p->k, b, hk, r0, n, p->Dk, c->lk, group_k(c, g) + r0 * p->Dk, tmp);
     float *v = group_v(c, g);
     attn_cpu_pack_along(&p->v, b, hk, r0, n, p->Dv, c->lk, ld, v + r0 * c->lk, tmp);
-    uint8_t *bad = c->vbad + (g - c->g0) * p->Skv;
-    for (int64_t j = r0; j < r0 + n; j++) {
-        uint32_t top = 0;
-        for (int64_t t = 0; t < c->dv_pad / c->lk; t++)
-            for (int64_t e = 0; e < c->lk; e++) {
-                uint32_t x = attn_f32_bits(v[t * ld + j * c->lk + e]) & 0x7f800000u;
-                top = x > top ? x : top;
-            }
-        bad[j] = top == 0x7f800000u;
-        if (bad[j])
-            for (int64_t t = 0; t < c->dv_pad / c->lk; t++)
-                memset(v + t * ld + j * c->lk, 0, (size_t)c->lk * sizeof(float));
-    }
+    attn_cpu_zero_nonfinite_keys(v, ld, c->dv_pad / c->lk, c->lk, r0, n,
+                                 c->vbad + (g - c->g0) * p->Skv + r0);
 }
 
 static void pack_chunk(const pk_ctx *c, float *tmp, int64_t g0, int64_t g1)
@@ -199,11 +188,10 @@ static void panel_step(const pk_ctx *c, pk_scratch *w, const pk_item *it, int64_
                            w->s + kb * lq);
     if (b.lo_last > k0 || b.hi_first < k1)
         attn_cpu_mask_panel(p, w->s, lq, b.i, b.rows, k0, nk);
-    c->softmax(w->s, nk, lq, m, l, w->alpha);
+    c->fns.softmax(w->s, nk, lq, m, l, w->alpha);
     if (!all_one(w->alpha, lq))
         attn_cpu_scale_panel(o, c->dv_pad, lq, w->alpha);
-    for (int64_t d = 0; d < c->dv_pad; d += lk)
-        attn_cpu_ukr_panel(c->u, nk, 1.0f, w->s, vp + d * p->Skv + k0 * lk, 1.0f, o + d * lq);
+    attn_cpu_pv_panels(c->u, &c->fns, p->Dv, nk, w->s, vp + k0 * lk, p->Skv * lk, o);
     fix_bad(c, w, it, w->s, o, k0, nk);
 }
 
@@ -215,9 +203,7 @@ static void finish_item(const pk_ctx *c, pk_scratch *w, const pk_item *it)
          * the lanes would touch a cache line per value). */
         const float *o = w->o + r0 * c->dv_pad;
         const int64_t rows = it->nr - r0 < c->lq ? it->nr - r0 : c->lq;
-        for (int64_t d = 0; d < p->Dv; d++)
-            for (int64_t q = 0; q < rows; q++)
-                w->row[q * p->Dv + d] = o[d * c->lq + q];
+        attn_cpu_transpose_rows(o, c->lq, p->Dv, rows, p->Dv, w->row);
         for (int64_t q = 0; q < rows; q++) {
             float lse, *row = w->row + q * p->Dv;
             attn_cpu_finish_row(row, p->Dv, w->m[r0 + q], w->l[r0 + q], &lse);
@@ -294,13 +280,8 @@ int attn_cpu_sdpa_packed_fits(const attn_sdpa_problem *p, const attn_cpu_ukr *u)
 attn_status attn_cpu_sdpa_packed(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
                                  int threads, int simd, int64_t br, int64_t bc)
 {
-    pk_ctx c = {.p = p, .u = u, .lq = u->lq, .lk = u->lk, .softmax = attn_cpu_softmax_panel};
-#if ATTN_CPU_HAVE_AVX2_KERNELS
-    if (attn_cpu_simd_use(simd) >= ATTN_CPU_SIMD_AVX512)
-        c.softmax = attn_cpu_softmax_panel_avx512;
-#else
-    (void)simd;
-#endif
+    pk_ctx c = {.p = p, .u = u, .lq = u->lq, .lk = u->lk,
+                .fns = attn_cpu_panel_fns_for(simd)};
     c.br = (br + c.lq - 1) / c.lq * c.lq;
     c.bc = bc / c.lk * c.lk;
     c.n_qt = (p->Sq + c.br - 1) / c.br;

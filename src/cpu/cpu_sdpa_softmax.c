@@ -232,3 +232,25 @@ void attn_cpu_scale_panel(float *o, int64_t nd, int64_t lq, const float *alpha)
         for (int64_t q = 0; q < lq; q++)
             o[d * lq + q] *= alpha[q];
 }
+
+attn_cpu_panel_fns attn_cpu_panel_fns_for(int simd)
+{
+    attn_cpu_panel_fns f = {attn_cpu_softmax_panel, NULL};
+#if ATTN_CPU_HAVE_AVX2_KERNELS
+    if (attn_cpu_simd_use(simd) >= ATTN_CPU_SIMD_AVX512)
+        f = (attn_cpu_panel_fns){attn_cpu_softmax_panel_avx512, attn_cpu_pv_tail_avx512};
+#else
+    (void)simd;
+#endif
+    return f;
+}
+
+void attn_cpu_pv_panels(const attn_cpu_ukr *u, const attn_cpu_panel_fns *f, int64_t Dv,
+                        int64_t nk, const float *s, const float *vp, int64_t ld_panel, float *o)
+{
+    const int64_t lk = u->lk, lq = u->lq, full = f->pv_tail ? Dv / lk * lk : Dv;
+    for (int64_t d = 0; d < full; d += lk)
+        attn_cpu_ukr_panel(u, nk, 1.0f, s, vp + d / lk * ld_panel, 1.0f, o + d * lq);
+    if (full < Dv)
+        f->pv_tail(s, nk, lq, vp + full / lk * ld_panel, lk, Dv - full, o + full * lq);
+}

@@ -5,6 +5,7 @@
  * MR x k panel of A stored column by column (MR values per step of k), a k x NR panel of B
  * stored row by row, and C written with any strides. */
 #include "cpu_internal.h"
+#include "cpu_math.h"
 
 #include <blis.h>
 #include <string.h>
@@ -61,9 +62,8 @@ static const float *rows_f32(const attn_operand *o, int64_t b, int64_t h, int64_
     return tmp;
 }
 
-/* Rows x[r * ld + c] (r < np) into panel[c * lanes + r], lanes past np zero. */
-static void transpose_rows(const float *x, int64_t ld, int64_t np, int64_t cols, int64_t lanes,
-                           float *panel)
+void attn_cpu_transpose_rows(const float *x, int64_t ld, int64_t np, int64_t cols,
+                             int64_t lanes, float *panel)
 {
 #if defined(__GNUC__) && defined(__x86_64__)
     if (attn_cpu_simd_level() >= ATTN_CPU_SIMD_AVX512) {
@@ -85,7 +85,7 @@ void attn_cpu_pack_across(const attn_operand *o, int64_t b, int64_t h, int64_t r
     for (int64_t p0 = 0; p0 < n; p0 += lanes) {
         int64_t np = n - p0 < lanes ? n - p0 : lanes, ld;
         const float *x = rows_f32(o, b, h, r0 + p0, np, cols, tmp, &ld);
-        transpose_rows(x, ld, np, cols, lanes, dst + p0 * cols);
+        attn_cpu_transpose_rows(x, ld, np, cols, lanes, dst + p0 * cols);
     }
 }
 
@@ -103,4 +103,25 @@ void attn_cpu_pack_along(const attn_operand *o, int64_t b, int64_t h, int64_t r0
                     panel[r * lanes + c] = c < nc ? x[r * ld + c0 + c] : 0.0f;
         }
     }
+}
+
+ATTN_CPU_HOT
+void attn_cpu_zero_nonfinite_keys(float *v, int64_t ld_panel, int64_t n_panels, int64_t lanes,
+                                  int64_t j0, int64_t n, uint8_t *bad)
+{
+    for (int64_t j = 0; j < n; j++)
+        bad[j] = 0;
+    for (int64_t t = 0; t < n_panels; t++) {
+        const float *x = v + t * ld_panel + j0 * lanes;
+        for (int64_t j = 0; j < n; j++) {
+            uint32_t hit = 0;
+            for (int64_t e = 0; e < lanes; e++)
+                hit |= (attn_f32_bits(x[j * lanes + e]) & 0x7f800000u) == 0x7f800000u;
+            bad[j] |= (uint8_t)hit;
+        }
+    }
+    for (int64_t j = 0; j < n; j++)
+        if (bad[j])
+            for (int64_t t = 0; t < n_panels; t++)
+                memset(v + t * ld_panel + (j0 + j) * lanes, 0, (size_t)lanes * sizeof(float));
 }
