@@ -223,9 +223,9 @@ END_TEST
 
 /* The path rule (docs/cpu.md), on two threads: the decode path up to Sq 16 whatever the keys,
  * up to Sq 64 when the keys split into a chunk per thread, up to Sq 128 when the group's rows
- * (group * Sq) reach 64, its items run on the micro-kernel and there are 8 keys per query, else the tiles on BLIS's
- * micro-kernel; path= forces one (sgemm: the tiles on sgemm calls). A mask sends the tiles to
- * sgemm calls (their row steps). */
+ * (group * Sq) reach 64, its items run on the micro-kernel and there are 8 keys per query;
+ * else the tiles on BLIS's micro-kernel; path= forces one (sgemm: the tiles on sgemm calls).
+ * A mask sends the tiles to sgemm calls (their row steps). */
 START_TEST(test_path_rule)
 {
     static const struct {

@@ -58,12 +58,21 @@ typedef struct attn_cpu_panel_fns {
     attn_cpu_pv_tail_fn pv_tail;
 } attn_cpu_panel_fns;
 attn_cpu_panel_fns attn_cpu_panel_fns_for(int simd);
-/* O (panel layout) += P V over nk keys for all Dv dims: the micro-kernel on each full lk-dim
- * panel of vp (panel t at vp + t * ld_panel, key j's dims at j * lk), the partial last one by
- * f->pv_tail where there is one. */
-void attn_cpu_pv_panels(const attn_cpu_ukr *u, const attn_cpu_panel_fns *f, int64_t Dv,
-                        int64_t nk, const float *s, const float *vp, int64_t ld_panel,
-                        float *o);
+/* The packed V of keys k0.. of KV head hk of batch b: value-dim panels (panel t at panels +
+ * t * ld_panel, key k0 + j's dims at j * lk) and a flag per key whose V row holds Inf/NaN
+ * (zeroed in the pack). */
+typedef struct attn_cpu_panel_v {
+    const float *panels;
+    int64_t ld_panel, b, hk, k0;
+    const uint8_t *bad;
+} attn_cpu_panel_v;
+/* After a panel's softmax step over nk keys: its accumulator o (dims x lq lanes) rescaled by
+ * alpha where a lane's max grew, then O += P V (the micro-kernel on each full lk-dim panel,
+ * the partial last one by f->pv_tail where there is one), then the exact terms of flagged keys
+ * for the lanes that see them (p = +0 included, hidden keys p = -0 never). row: Dv floats. */
+void attn_cpu_panel_pv(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
+                       const attn_cpu_panel_fns *f, const attn_cpu_panel_v *v, int64_t nk,
+                       const float *s, const float *alpha, float *row, float *o);
 /* o (nd x lq, (d, q) at d*lq + q): lane q *= alpha[q]. */
 void attn_cpu_scale_panel(float *o, int64_t nd, int64_t lq, const float *alpha);
 /* o[0..n) *= f */

@@ -129,30 +129,6 @@ static void pack_tile(const attn_sdpa_problem *p, const du_layout *y, du_scratch
                                  (uint8_t *)w->bad);
 }
 
-/* The terms of flagged (non-finite) V rows, added exactly for the lanes that see them. */
-static void fix_bad(const attn_sdpa_problem *p, const du_layout *y, du_scratch *w, float *o,
-                    int64_t b, int64_t hk, int64_t j0, int64_t nc)
-{
-    const uint8_t *bad = (const uint8_t *)w->bad;
-    for (int64_t j = 0; j < nc; j++) {
-        if (!bad[j])
-            continue;
-        attn_cpu_plane_to_f32(&p->v, b, hk, j0 + j, 1, p->Dv, w->row);
-        for (int64_t q = 0; q < y->lq; q++)
-            if (!attn_cpu_p_hidden(w->s[j * y->lq + q]))
-                for (int64_t d = 0; d < p->Dv; d++)
-                    o[d * y->lq + q] += w->s[j * y->lq + q] * w->row[d];
-    }
-}
-
-static int all_one(const float *a, int64_t n)
-{
-    int ok = 1;
-    for (int64_t i = 0; i < n; i++)
-        ok &= a[i] == 1.0f;
-    return ok;
-}
-
 /* Query panel t over the packed tile of keys [j0, j0 + nc). */
 static void panel_step(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
                        const attn_cpu_panel_fns *f, const du_layout *y, du_scratch *w,
@@ -166,10 +142,8 @@ static void panel_step(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
     if (!mask_lanes(p, y, w->s, t * lq, G, j0, nc))
         return; /* no row of the panel sees a key of the tile: its state is unchanged */
     f->softmax(w->s, nc, lq, m, l, w->alpha);
-    if (!all_one(w->alpha, lq))
-        attn_cpu_scale_panel(o, y->dv_pad, lq, w->alpha);
-    attn_cpu_pv_panels(u, f, p->Dv, nc, w->s, w->v, y->kb * lk, o);
-    fix_bad(p, y, w, o, b, hk, j0, nc);
+    const attn_cpu_panel_v v = {w->v, y->kb * lk, b, hk, j0, (const uint8_t *)w->bad};
+    attn_cpu_panel_pv(p, u, f, &v, nc, w->s, w->alpha, w->row, o);
 }
 
 void attn_cpu_dec_ukr_run(const attn_sdpa_problem *p, const attn_cpu_ukr *u,

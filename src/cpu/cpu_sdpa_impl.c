@@ -150,8 +150,9 @@ static const char *decode_kernels(const attn_sdpa_problem *p, const attn_cpu_sta
     return level == ATTN_CPU_SIMD_OFF ? "c" : attn_cpu_simd_name(level);
 }
 
-/* "cpu:decode_splitkv_avx512" (or _avx2, _c; _ukr32x12 on the micro-kernel) / "cpu:flash_ukr16x6_br256_bc510" (micro-kernel
- * lanes: query rows x keys) / "cpu:flash_blis_br256_bc512"; the backward
+/* "cpu:decode_splitkv_avx512" (or _avx2, _c; _ukr32x12 on the micro-kernel) /
+ * "cpu:flash_ukr16x6_br256_bc510" (micro-kernel lanes: query rows x keys) /
+ * "cpu:flash_blis_br256_bc512"; the backward
  * "cpu:flash_bwd_blis_br128_bc256". key_score adds "+ks_probs" (the decode path's kept
  * probabilities) or "+ks_sweep" (the sweep after the forward). */
 static void cpu_sdpa_impl_name(attn_backend *be, const void *problem, char *buf, size_t n)

@@ -84,7 +84,8 @@ static float *group_v(const pk_ctx *c, int64_t g)
 }
 
 /* Packs keys [r0, r0 + n) of group g (r0 a multiple of lk) and flags their V rows holding
- * Inf/NaN; those rows are zeroed in the pack (their terms are added exactly, see fix_bad). */
+ * Inf/NaN; those rows are zeroed in the pack (their terms are added exactly, see
+ * attn_cpu_panel_pv). */
 static void pack_rows(const pk_ctx *c, float *tmp, int64_t g, int64_t r0, int64_t n)
 {
     const attn_sdpa_problem *p = c->p;
@@ -127,32 +128,6 @@ void attn_cpu_mask_panel(const attn_sdpa_problem *p, float *s, int64_t lq, int64
     }
 }
 
-/* The terms of keys with non-finite V rows (zeroed in the pack), added exactly for the lanes
- * that see them: p = +0 included, hidden keys (p = -0) never (as attn_cpu_pv). */
-static void fix_bad(const pk_ctx *c, pk_scratch *w, const pk_item *it, const float *s,
-                    float *o, int64_t k0, int64_t nk)
-{
-    const attn_sdpa_problem *p = c->p;
-    const uint8_t *bad = c->vbad + (it->g - c->g0) * p->Skv;
-    for (int64_t j = 0; j < nk; j++) {
-        if (!bad[k0 + j])
-            continue;
-        attn_cpu_plane_to_f32(&p->v, it->b, it->g % p->Hkv, k0 + j, 1, p->Dv, w->row);
-        for (int64_t q = 0; q < c->lq; q++)
-            if (!attn_cpu_p_hidden(s[j * c->lq + q]))
-                for (int64_t d = 0; d < p->Dv; d++)
-                    o[d * c->lq + q] += s[j * c->lq + q] * w->row[d];
-    }
-}
-
-static int all_one(const float *a, int64_t n)
-{
-    int ok = 1;
-    for (int64_t i = 0; i < n; i++)
-        ok &= a[i] == 1.0f;
-    return ok;
-}
-
 /* The bands of the first and last row of query panel t of the item (rows i0 + t*lq ...). */
 typedef struct pk_band {
     int64_t i, rows, lo_first, hi_first, lo_last, hi_last;
@@ -189,10 +164,9 @@ static void panel_step(const pk_ctx *c, pk_scratch *w, const pk_item *it, int64_
     if (b.lo_last > k0 || b.hi_first < k1)
         attn_cpu_mask_panel(p, w->s, lq, b.i, b.rows, k0, nk);
     c->fns.softmax(w->s, nk, lq, m, l, w->alpha);
-    if (!all_one(w->alpha, lq))
-        attn_cpu_scale_panel(o, c->dv_pad, lq, w->alpha);
-    attn_cpu_pv_panels(c->u, &c->fns, p->Dv, nk, w->s, vp + k0 * lk, p->Skv * lk, o);
-    fix_bad(c, w, it, w->s, o, k0, nk);
+    const attn_cpu_panel_v v = {vp + k0 * lk, p->Skv * lk, it->b, it->g % p->Hkv, k0,
+                                c->vbad + (it->g - c->g0) * p->Skv + k0};
+    attn_cpu_panel_pv(p, c->u, &c->fns, &v, nk, w->s, w->alpha, w->row, o);
 }
 
 static void finish_item(const pk_ctx *c, pk_scratch *w, const pk_item *it)

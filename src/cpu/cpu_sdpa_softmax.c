@@ -245,12 +245,39 @@ attn_cpu_panel_fns attn_cpu_panel_fns_for(int simd)
     return f;
 }
 
-void attn_cpu_pv_panels(const attn_cpu_ukr *u, const attn_cpu_panel_fns *f, int64_t Dv,
-                        int64_t nk, const float *s, const float *vp, int64_t ld_panel, float *o)
+static void pv_panels(const attn_cpu_ukr *u, const attn_cpu_panel_fns *f, int64_t Dv,
+                      int64_t nk, const float *s, const float *vp, int64_t ld_panel, float *o)
 {
     const int64_t lk = u->lk, lq = u->lq, full = f->pv_tail ? Dv / lk * lk : Dv;
     for (int64_t d = 0; d < full; d += lk)
         attn_cpu_ukr_panel(u, nk, 1.0f, s, vp + d / lk * ld_panel, 1.0f, o + d * lq);
     if (full < Dv)
         f->pv_tail(s, nk, lq, vp + full / lk * ld_panel, lk, Dv - full, o + full * lq);
+}
+
+static int all_one(const float *a, int64_t n)
+{
+    int ok = 1;
+    for (int64_t i = 0; i < n; i++)
+        ok &= a[i] == 1.0f;
+    return ok;
+}
+
+void attn_cpu_panel_pv(const attn_sdpa_problem *p, const attn_cpu_ukr *u,
+                       const attn_cpu_panel_fns *f, const attn_cpu_panel_v *v, int64_t nk,
+                       const float *s, const float *alpha, float *row, float *o)
+{
+    const int64_t lq = u->lq, dv_pad = (p->Dv + u->lk - 1) / u->lk * u->lk;
+    if (!all_one(alpha, lq))
+        attn_cpu_scale_panel(o, dv_pad, lq, alpha);
+    pv_panels(u, f, p->Dv, nk, s, v->panels, v->ld_panel, o);
+    for (int64_t j = 0; j < nk; j++) { /* flagged keys' terms, exactly, where p is not -0 */
+        if (!v->bad[j])
+            continue;
+        attn_cpu_plane_to_f32(&p->v, v->b, v->hk, v->k0 + j, 1, p->Dv, row);
+        for (int64_t q = 0; q < lq; q++)
+            if (!attn_cpu_p_hidden(s[j * lq + q]))
+                for (int64_t d = 0; d < p->Dv; d++)
+                    o[d * lq + q] += s[j * lq + q] * row[d];
+    }
 }
