@@ -2,7 +2,8 @@
  * choice of BLIS's kernel set, which must leave the process environment exactly as it was
  * (BLIS_ARCH_TYPE unset, numeric, a name, an id BLIS would abort on). One small call through
  * the shared SDPA fixture makes BLIS run. The vectorised stores and the packers' AVX-512
- * transposition against their definitions. */
+ * transposition against their definitions. The memo of constant tables (sharing, replacement,
+ * private tables, many threads). */
 #include "sdpa_fixture.h"
 
 #include <blis.h>
@@ -197,6 +198,90 @@ END_TEST
 /* The AVX-512 transposition of the packers against the portable loop's definition, for the
  * micro-kernels' lane counts and others, every row count up to the lanes (zero padding) and
  * column counts around the 16-column blocks. */
+/* ---- the memo of constant tables ----------------------------------------------------------- */
+
+typedef struct memo_src {
+    int value, *builds;
+} memo_src;
+
+static void memo_build(void *buf, const void *ctx)
+{
+    const memo_src *src = ctx;
+    ((int *)buf)[0] = src->value;
+    ((int *)buf)[1] = -src->value;
+    (*src->builds)++;
+}
+
+/* The table of key k (an int), built from value. */
+static const int *memo_get(attn_cpu_memo *m, int k, int value, int *builds, attn_cpu_memo_hold *h)
+{
+    const memo_src src = {value, builds};
+    const int *t = attn_cpu_memo_get(m, &k, sizeof k, 2 * sizeof(int), memo_build, &src, h);
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
+/* Built once per key and shared; an entry in use is never replaced (a key that finds every
+ * entry held gets a private table); the least recently used free entry goes first; a key too
+ * long for an entry, or no memo, gets a private table. ASan checks that nothing leaks. */
+START_TEST(test_memo)
+{
+    attn_cpu_memo *m = attn_cpu_memo_new();
+    ck_assert_ptr_nonnull(m);
+    int builds = 0;
+    attn_cpu_memo_hold h[6];
+    const int *a = memo_get(m, 1, 10, &builds, &h[0]);
+    const int *b = memo_get(m, 1, 99, &builds, &h[1]); /* a hit: value 99 is never used */
+    ck_assert_ptr_eq(a, b);
+    ck_assert_int_eq(a[0], 10);
+    ck_assert_int_eq(builds, 1);
+    for (int k = 2; k <= 4; k++) /* four entries held: keys 1..4 */
+        ck_assert_int_eq(memo_get(m, k, 10 * k, &builds, &h[k])[1], -10 * k);
+    const int *p = memo_get(m, 5, 50, &builds, &h[5]); /* none free: a private table */
+    ck_assert_ptr_nonnull(h[5].own);
+    ck_assert_ptr_null(h[5].entry);
+    ck_assert_int_eq(p[0], 50);
+    ck_assert_int_eq(builds, 5);
+    for (int k = 0; k < 6; k++)
+        attn_cpu_memo_release(m, &h[k]);
+    /* all free now; key 2 is the least recently used: key 6 replaces it, 1 stays */
+    attn_cpu_memo_release(m, (memo_get(m, 3, 0, &builds, &h[0]), &h[0]));
+    attn_cpu_memo_release(m, (memo_get(m, 4, 0, &builds, &h[0]), &h[0]));
+    attn_cpu_memo_release(m, (memo_get(m, 1, 0, &builds, &h[0]), &h[0]));
+    ck_assert_int_eq(builds, 5);
+    attn_cpu_memo_release(m, (memo_get(m, 6, 60, &builds, &h[0]), &h[0]));
+    ck_assert_int_eq(builds, 6);
+    ck_assert_int_eq(memo_get(m, 1, 0, &builds, &h[0])[0], 10);
+    attn_cpu_memo_release(m, &h[0]);
+    ck_assert_int_eq(builds, 6);
+    ck_assert_int_eq(memo_get(m, 2, 20, &builds, &h[0])[0], 20); /* rebuilt */
+    attn_cpu_memo_release(m, &h[0]);
+    ck_assert_int_eq(builds, 7);
+    unsigned char longkey[ATTN_CPU_MEMO_KEY_MAX + 1] = {0};
+    const memo_src src = {7, &builds};
+    const int *t = attn_cpu_memo_get(m, longkey, sizeof longkey, 8, memo_build, &src, &h[0]);
+    ck_assert(t && h[0].own && t[0] == 7);
+    attn_cpu_memo_release(m, &h[0]);
+    t = attn_cpu_memo_get(NULL, longkey, 4, 8, memo_build, &src, &h[0]);
+    ck_assert(t && h[0].own && t[0] == 7);
+    attn_cpu_memo_release(NULL, &h[0]);
+    /* many threads on few keys: every table read is the one its key was built with */
+    int bad = 0;
+#pragma omp parallel for num_threads(4) reduction(+ : bad)
+    for (int i = 0; i < 4000; i++) {
+        int n = 0;
+        attn_cpu_memo_hold hh;
+        const int k = 1000 + i % 7; /* keys the test has not used before */
+        const memo_src s = {100 + k, &n};
+        const int *x = attn_cpu_memo_get(m, &k, sizeof k, 2 * sizeof(int), memo_build, &s, &hh);
+        bad += !x || x[0] != 100 + k || x[1] != -100 - k;
+        attn_cpu_memo_release(m, &hh);
+    }
+    ck_assert_int_eq(bad, 0);
+    attn_cpu_memo_free(m);
+}
+END_TEST
+
 START_TEST(test_transpose_avx512)
 {
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -243,6 +328,7 @@ static Suite *cpu_suite(void)
     tcase_add_test(tc, test_env_name);
     tcase_add_test(tc, test_store_rounding);
     tcase_add_test(tc, test_transpose_avx512);
+    tcase_add_test(tc, test_memo);
     suite_add_tcase(s, tc);
     return s;
 }

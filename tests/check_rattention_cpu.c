@@ -5,13 +5,16 @@
  * states and half-precision inputs; every residual chunk length; bit-identical results on any
  * thread count; the decode step's ring (prefill then single steps and any split give the
  * forward's rows and state_out; a half-precision ring holds exactly the reference's values;
- * a cache in other strides gives the same bits);
- * the implementation names. Tolerance: f32 results within 1e-5 of the reference relative to the
+ * a cache in other strides gives the same bits); the decode step's SIMD score kernels (keys
+ * rotated in registers) against an f64 rotation and dot product, over both RoPE layouts, the
+ * three ring dtypes, query and key counts past the register blocks, table rows that wrap and
+ * Dk past and below the vector width; the implementation names. Tolerance: f32 results within 1e-5 of the reference relative to the
  * output's largest magnitude (the norms put every row near magnitude 1; measured: below 1e-6). */
 #include "attn/attn.h"
 #include "attn_half.h"
 
 #include "check_run.h"
+#include "cpu/cpu_rattention.h"
 
 #include <check.h>
 #include <math.h>
@@ -46,6 +49,8 @@ static const rcase cases[] = {
     {1, 300, 8, 2, 64, 64, 40, SP, IL, 1, 1, ATTN_F32, 1000},
     {2, 129, 4, 4, 128, 128, 17, SP, HF, 0, 1, ATTN_F32, 0},
     {1, 1200, 2, 1, 16, 16, 1100, RP, IL, 1, 1, ATTN_F32, 5}, /* a window past 1024 keys */
+    {1, 40, 6, 2, 32, 32, 9, SP, IL, 0, 1, ATTN_F32, 0},  /* groups of 3 and 5 query heads */
+    {1, 30, 5, 1, 16, 16, 4, RP, HF, 1, 0, ATTN_F32, 2},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -437,6 +442,101 @@ END_TEST
 
 /* ---- names -------------------------------------------------------------------------------- */
 
+/* ---- the decode step's score kernels ----------------------------------------------------- */
+
+#if ATTN_CPU_HAVE_AVX2_KERNELS
+typedef void (*rope_qk_fn)(const float *q, int64_t nq, const attn_cpu_rows *k, int64_t nk,
+                           int64_t d, float scale, float *s, int64_t lds,
+                           const attn_cpu_rows *v, int64_t dv, const attn_cpu_ratt_rot *rot);
+
+/* Element e of key row j (dtype t) as the kernel reads it. */
+static double key_at(const void *k, attn_dtype t, int64_t j, int64_t d, int64_t e)
+{
+    if (t == ATTN_F32)
+        return ((const float *)k)[j * d + e];
+    const uint16_t h = ((const uint16_t *)k)[j * d + e];
+    return t == ATTN_F16 ? attn_f16_to_f32(h) : attn_bf16_to_f32(h);
+}
+
+/* One kernel on one shape: the table (attn_cpu_ratt_rot's layout, f32 from f64 cos/sin) and
+ * the expected scores from an f64 rotation of each key by minus its distance. */
+static void check_rope_qk(rope_qk_fn fn, int half, attn_dtype t, int64_t d, int64_t nq,
+                          int64_t nk, int64_t period, int64_t d0)
+{
+    const int64_t np = d / 2, ld = nk + 3;
+    float *q = malloc(sizeof(float) * (size_t)(nq * d)), *s = calloc((size_t)(nq * ld), 4);
+    float *tab = malloc(sizeof(float) * (size_t)(period * 2 * np));
+    void *k = calloc((size_t)(nk * d), 4), *v = calloc((size_t)(nk * d), 4);
+    ck_assert(q && s && tab && k && v);
+    for (int64_t i = 0; i < nq * d; i++)
+        q[i] = (float)((i * 37) % 23) / 11.0f - 1.0f;
+    for (int64_t i = 0; i < nk * d; i++) {
+        const float x = (float)((i * 53) % 31) / 15.0f - 1.0f;
+        if (t == ATTN_F32)
+            ((float *)k)[i] = x;
+        else
+            ((uint16_t *)k)[i] = t == ATTN_F16 ? attn_f32_to_f16(x) : attn_f32_to_bf16(x);
+    }
+    for (int64_t r = 0; r < period; r++)
+        for (int64_t i = 0; i < np; i++) {
+            const double a = (double)r * pow(10000.0, -2.0 * (double)i / (double)d);
+            tab[r * 2 * np + (half ? i : 2 * i)] = (float)cos(a);
+            tab[r * 2 * np + (half ? np + i : 2 * i + 1)] = (float)-sin(a);
+        }
+    const attn_cpu_rows kr = {k, t, d}, vr = {v, t, d};
+    const attn_cpu_ratt_rot rot = {tab, np, half, d0, period};
+    fn(q, nq, &kr, nk, d, 0.5f, s, ld, &vr, d, &rot);
+    for (int64_t j = 0; j < nk; j++) {
+        const int64_t dist = ((d0 - j) % period + period) % period;
+        for (int64_t r = 0; r < nq; r++) {
+            double want = 0.0, mag = 0.0;
+            for (int64_t i = 0; i < np; i++) {
+                const int64_t ia = half ? i : 2 * i, ic = half ? i + np : 2 * i + 1;
+                const double cs = tab[dist * 2 * np + (half ? i : 2 * i)];
+                const double sn = tab[dist * 2 * np + (half ? np + i : 2 * i + 1)];
+                const double a = key_at(k, t, j, d, ia), c = key_at(k, t, j, d, ic);
+                want += q[r * d + ia] * (a * cs - c * sn) + q[r * d + ic] * (c * cs + a * sn);
+                mag += fabs(q[r * d + ia]) * (fabs(a) + fabs(c)) +
+                       fabs(q[r * d + ic]) * (fabs(a) + fabs(c));
+            }
+            ck_assert_msg(fabs(s[r * ld + j] - 0.5 * want) <= 1e-6 * mag,
+                          "half %d dtype %d d %lld nq %lld nk %lld key %lld row %lld: %g vs %g",
+                          half, (int)t, (long long)d, (long long)nq, (long long)nk, (long long)j,
+                          (long long)r, s[r * ld + j], 0.5 * want);
+        }
+    }
+    free(q);
+    free(s);
+    free(tab);
+    free(k);
+    free(v);
+}
+#endif
+
+/* _i: 0 AVX2, 1 AVX-512 (skipped, and said, where the CPU lacks it). */
+START_TEST(test_rope_score_kernels)
+{
+#if ATTN_CPU_HAVE_AVX2_KERNELS
+    const attn_cpu_simd need = _i ? ATTN_CPU_SIMD_AVX512 : ATTN_CPU_SIMD_AVX2;
+    if (attn_cpu_simd_level() < need) {
+        printf("test_rope_score_kernels: %s skipped, the CPU lacks it\n", _i ? "AVX-512" : "AVX2");
+        return;
+    }
+    const rope_qk_fn fn = _i ? attn_cpu_ratt_dec_qk_avx512 : attn_cpu_ratt_dec_qk_avx2;
+    static const int64_t dims[] = {2, 8, 16, 24, 34, 64, 128};
+    static const attn_dtype types[] = {ATTN_F32, ATTN_F16, ATTN_BF16};
+    for (int half = 0; half < 2; half++)
+        for (int ti = 0; ti < 3; ti++)
+            for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
+                for (int64_t nq = 1; nq <= 7; nq++)
+                    for (int64_t nk = 1; nk <= 41; nk += 8)
+                        check_rope_qk(fn, half, types[ti], dims[di], nq, nk, 45, nk / 2);
+#else
+    printf("test_rope_score_kernels: skipped, no SIMD kernels in this build\n");
+#endif
+}
+END_TEST
+
 START_TEST(test_impl_names)
 {
     const rcase *c = &cases[0];
@@ -479,6 +579,7 @@ int main(void)
     tcase_add_test(d, test_decode_strided_cache);
     tcase_add_loop_test(d, test_decode_vs_ref, 0, N_CASES);
     tcase_add_test(d, test_impl_names);
+    tcase_add_loop_test(d, test_rope_score_kernels, 0, 2);
     suite_add_tcase(s, d);
     return attn_check_run(s);
 }

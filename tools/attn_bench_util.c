@@ -64,9 +64,14 @@ double attn_bench_sgemm_gflops(int threads, int repeat)
     return t > 0 ? 2.0 * (double)n * ATTN_BENCH_SGEMM_N / t / 1e9 : -1;
 }
 
+void *attn_bench_alloc(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) / 64 * 64 + (bytes == 0) * 64);
+}
+
 float *attn_bench_random_f32(int64_t n, uint64_t stream)
 {
-    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    float *p = attn_bench_alloc((size_t)(n > 0 ? n : 1) * sizeof(float));
     for (int64_t i = 0; p && i < n; i++)
         p[i] = (float)attn_rng_uniform(11, stream, (uint64_t)i, -1, 1);
     return p;

@@ -24,8 +24,12 @@ double attn_bench_best_time(int repeat, int (*fn)(void *), void *ctx);
  * `repeat` after a warm-up; -1 when out of memory. */
 double attn_bench_sgemm_gflops(int threads, int repeat);
 
-/* n floats uniform in [-1, 1) from counter stream `stream` (malloc'd; NULL when out of
- * memory). */
+/* `bytes` bytes aligned to 64 (a cache line, as PyTorch and NumPy hand tensors over; rows
+ * from malloc's 16-byte alignment split cache lines and ran the decode steps up to 1.5x
+ * slower); free() releases them. NULL when out of memory. */
+void *attn_bench_alloc(size_t bytes);
+/* n floats uniform in [-1, 1) from counter stream `stream` (attn_bench_alloc; NULL when out
+ * of memory). */
 float *attn_bench_random_f32(int64_t n, uint64_t stream);
 
 /* The CPU's model name (Linux /proc/cpuinfo), else "unknown CPU". */

@@ -76,7 +76,7 @@ static int io_make(const attn_linear_case *c, int backward, bench_io *io)
     const size_t nk = (size_t)(c->b * c->s * c->hkv * c->dk);
     const size_t nv = (size_t)(c->b * c->s * c->hkv * c->dv);
     const size_t no = (size_t)(c->b * c->s * c->hq * c->dv);
-    io->mem = malloc(sizeof(float) * (nq + nk + nv + no) * (backward ? 2 : 1));
+    io->mem = attn_bench_alloc(sizeof(float) * (size_t)(nq + nk + nv + no) * (backward ? 2 : 1));
     if (!io->mem)
         return -1;
     io->q = attn_tensor_bshd(io->mem, ATTN_F32, c->b, c->s, c->hq, c->dk);

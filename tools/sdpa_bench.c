@@ -93,7 +93,7 @@ typedef struct sdpa_bufs {
 
 static void *filled(attn_dtype t, int64_t n, uint64_t stream)
 {
-    void *p = malloc((size_t)n * attn_dtype_size(t));
+    void *p = attn_bench_alloc((size_t)n * attn_dtype_size(t));
     for (int64_t i = 0; p && i < n; i++)
         attn_store_f64(p, t, i, attn_rng_uniform(7, stream, (uint64_t)i, -1, 1));
     return p;
@@ -105,7 +105,7 @@ static int bufs_init(sdpa_bufs *s, const bench_shape *b)
     s->q = filled(b->dtype, b->b * b->sq * b->h * b->d, 1);
     s->k = filled(b->kv_dtype, b->b * b->skv * b->hkv * b->d, 2);
     s->v = filled(b->kv_dtype, b->b * b->skv * b->hkv * b->dv, 3);
-    s->o = malloc((size_t)(b->b * b->sq * b->h * b->dv) * attn_dtype_size(b->dtype));
+    s->o = attn_bench_alloc((size_t)(b->b * b->sq * b->h * b->dv) * attn_dtype_size(b->dtype));
     if (!s->q || !s->k || !s->v || !s->o)
         return -1;
     s->tq = attn_tensor_bshd(s->q, b->dtype, b->b, b->sq, b->h, b->d);
@@ -305,10 +305,10 @@ static int bwd_init(bwd_bufs *w, sdpa_bufs *s, attn_backend *be, const bench_sha
     w->be = be;
     const size_t qs = attn_dtype_size(b->dtype), ks = attn_dtype_size(b->kv_dtype);
     w->dout = filled(b->dtype, b->b * b->sq * b->h * b->dv, 4);
-    w->lse = malloc((size_t)(b->b * b->sq * b->h) * sizeof(float));
-    w->dq = malloc((size_t)(b->b * b->sq * b->h * b->d) * qs);
-    w->dk = malloc((size_t)(b->b * b->skv * b->hkv * b->d) * ks);
-    w->dv = malloc((size_t)(b->b * b->skv * b->hkv * b->dv) * ks);
+    w->lse = attn_bench_alloc((size_t)(b->b * b->sq * b->h) * sizeof(float));
+    w->dq = attn_bench_alloc((size_t)(b->b * b->sq * b->h * b->d) * qs);
+    w->dk = attn_bench_alloc((size_t)(b->b * b->skv * b->hkv * b->d) * ks);
+    w->dv = attn_bench_alloc((size_t)(b->b * b->skv * b->hkv * b->dv) * ks);
     if (!w->dout || !w->lse || !w->dq || !w->dk || !w->dv)
         return -1;
     w->tdout = attn_tensor_bshd(w->dout, b->dtype, b->b, b->sq, b->h, b->dv);

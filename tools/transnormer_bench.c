@@ -81,7 +81,7 @@ static int bench_shape(attn_backend *be, const tn_shape *sh, int threads, int re
     void *q = attn_bench_random_f32(sh->b * sh->s * sh->hq * sh->d, 1);
     void *k = attn_bench_random_f32(sh->b * sh->s * sh->hkv * sh->d, 2);
     void *v = attn_bench_random_f32(sh->b * sh->s * sh->hkv * sh->dv, 3);
-    void *o = malloc((size_t)(sh->b * sh->s * sh->hq * sh->dv) * sizeof(float));
+    void *o = attn_bench_alloc((size_t)(sh->b * sh->s * sh->hq * sh->dv) * sizeof(float));
     char name[128], impl[128] = "";
     shape_name(sh, name, sizeof name);
     int rc = 1;

@@ -111,8 +111,11 @@ static attn_status cpu_open(attn_backend *be, const char *options)
     if (st != ATTN_OK)
         return st;
     attn_cpu_state *s = malloc(sizeof *s);
-    if (!s)
+    opt.memo = s ? attn_cpu_memo_new() : NULL;
+    if (!opt.memo) {
+        free(s);
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: cannot allocate backend state");
+    }
     *s = opt;
     snprintf(be->describe, sizeof be->describe, "cpu: %s, %d thread%s, decode kernels %s%s%s",
              summary, s->threads, s->threads == 1 ? "" : "s",
@@ -124,6 +127,8 @@ static attn_status cpu_open(attn_backend *be, const char *options)
 
 static void cpu_close(attn_backend *be)
 {
+    if (be->impl)
+        attn_cpu_memo_free(((attn_cpu_state *)be->impl)->memo);
     free(be->impl);
     be->impl = NULL;
 }

@@ -1,5 +1,6 @@
 /* cpu_internal.h - op-neutral declarations of the CPU backend (src/cpu): backend state, BLIS
- * set-up, the f32 matrix views handed to BLIS, operand access, CPU features. Each op adds its
+ * set-up, the f32 matrix views handed to BLIS, operand access, CPU features, the memo of
+ * constant tables. Each op adds its
  * own header (cpu_sdpa.h, ...). */
 #ifndef ATTN_CPU_INTERNAL_H_
 #define ATTN_CPU_INTERNAL_H_
@@ -19,11 +20,31 @@ typedef enum attn_cpu_path {
     ATTN_CPU_PATH_SGEMM
 } attn_cpu_path;
 
+/* ---- memo of constant tables (cpu_memo.c) ---------------------------------------------- */
+#define ATTN_CPU_MEMO_KEY_MAX 64 /* bytes of a key */
+typedef struct attn_cpu_memo attn_cpu_memo;
+/* What a call holds of the memo until it releases it. */
+typedef struct attn_cpu_memo_hold {
+    void *entry; /* the shared entry, or NULL */
+    void *own;   /* a private table (no entry free, or too large), or NULL */
+} attn_cpu_memo_hold;
+attn_cpu_memo *attn_cpu_memo_new(void);
+void attn_cpu_memo_free(attn_cpu_memo *m);
+/* The table of `bytes` bytes for key (key_len <= ATTN_CPU_MEMO_KEY_MAX bytes that determine its
+ * contents): the one built earlier on this backend, else one built now by build(buf, ctx), kept
+ * for later calls where an entry is free. Read-only for the caller until
+ * attn_cpu_memo_release(m, held). NULL when memory runs out. m NULL: a private table. */
+const void *attn_cpu_memo_get(attn_cpu_memo *m, const void *key, size_t key_len, size_t bytes,
+                              void (*build)(void *buf, const void *ctx), const void *ctx,
+                              attn_cpu_memo_hold *held);
+void attn_cpu_memo_release(attn_cpu_memo *m, attn_cpu_memo_hold *held);
+
 typedef struct attn_cpu_state {
     int threads;
     int simd; /* the widest SIMD kernels allowed (attn_cpu_simd; option simd=on|off|avx2|avx512) */
     attn_cpu_path path;
     int64_t chunk; /* chunk length of the chunked linear forms (option chunk=N); 0 = each op's default */
+    attn_cpu_memo *memo; /* constant tables kept between calls */
 } attn_cpu_state;
 
 /* ---- BLIS (cpu_blis_arch.c, cpu_blis.c) -------------------------------------------------- */

@@ -2,7 +2,8 @@
  * into f32 scratch, the window branch on the SDPA kernels, the residual branch on linear
  * attention's chunked kernel), the backward (cpu_rattention_backward.c: the forward's steps
  * recomputed, the norms' backward, then SDPA's and linear attention's backward kernels), the
- * decode step over the ring cache (cpu_rattention_decode.c) and the pieces forward and decode
+ * decode step over the ring cache (cpu_rattention_decode.c, its scores with RoPE applied in
+ * registers in cpu_rattention_decode_simd.h) and the pieces forward and decode
  * share (cpu_rattention_norm.c: the two GroupRMSNorms and their sum, the RLA state's fold and
  * read). Dispatch and names: cpu_rattention_impl.c. */
 #ifndef ATTN_CPU_RATTENTION_H_
@@ -11,6 +12,7 @@
 #include "attn_rattention_problem.h"
 #include "attn_sdpa_problem.h"
 #include "cpu_internal.h"
+#include "cpu_sdpa.h"
 
 #include <stdint.h>
 
@@ -66,12 +68,34 @@ const float *attn_cpu_ratt_gamma(const attn_operand *g, int64_t h, int64_t dv, f
 void attn_cpu_ratt_norm_sum(const float *swa, const float *gs, const float *rla,
                             const float *gr, int64_t n, double eps, float *y);
 
-/* st [df][dv] (rows ld apart) += fk^T v (one key's features times its values). */
-void attn_cpu_ratt_fold(const float *fk, const float *v, int64_t df, int64_t dv, float *st,
-                        int64_t ld);
-/* o[r] = fq[r] st for nq rows of df features (fq rows df apart, st rows ld apart, o rows dv
- * apart). */
-void attn_cpu_ratt_read(const float *fq, int64_t nq, const float *st, int64_t ld, int64_t df,
-                        int64_t dv, float *o);
+/* The decode step's state products in one pass over the state st [df][dv] (rows ld apart):
+ * st += fk^T v (one key's features times its values; skipped when fk is NULL), then
+ * o[r] = fq[r] st for nq rows of df features (fq rows df apart, o rows dv apart). */
+void attn_cpu_ratt_fold_read(const float *fk, const float *v, const float *fq, int64_t nq,
+                             float *st, int64_t ld, int64_t df, int64_t dv, float *o);
+
+/* The decode step's rotation table as its score kernels read it: row dist (2 np floats,
+ * np = Dk / 2) rotates a key by -dist; interleaved layout: cos and -sin of pair i at 2i and
+ * 2i + 1 (the key's own lanes); half-split: cos at i, -sin at np + i. Key j of a kernel call
+ * sits at distance d0 - j, wrapped into [0, period) (the ring's slots). */
+typedef struct attn_cpu_ratt_rot {
+    const float *tab;
+    int64_t np;
+    int half;
+    int64_t d0, period;
+} attn_cpu_ratt_rot;
+
+#if ATTN_CPU_HAVE_AVX2_KERNELS
+/* s[r][j] = scale * q[r] . (key j rotated by its table row) for nq f32 query rows (contiguous,
+ * length d) and nk keys read in place; v: the same keys' V rows (dv elements), requested from
+ * memory for the P V product that follows. AVX2 and AVX-512 instances. */
+void attn_cpu_ratt_dec_qk_avx2(const float *q, int64_t nq, const attn_cpu_rows *k, int64_t nk,
+                               int64_t d, float scale, float *s, int64_t lds,
+                               const attn_cpu_rows *v, int64_t dv, const attn_cpu_ratt_rot *rot);
+void attn_cpu_ratt_dec_qk_avx512(const float *q, int64_t nq, const attn_cpu_rows *k,
+                                 int64_t nk, int64_t d, float scale, float *s, int64_t lds,
+                                 const attn_cpu_rows *v, int64_t dv,
+                                 const attn_cpu_ratt_rot *rot);
+#endif
 
 #endif /* ATTN_CPU_RATTENTION_H_ */

@@ -8,10 +8,13 @@
  * RoPE at attention time without a cos/sin per key: RoPE is a rotation by position, so
  * <R(a) q, R(b) k> = <q, R(b - a) k>: the query stays as it is and each key of the window is
  * rotated by minus its distance d = t - j in [0, w]. The rotations come from one table per call
- * (rows d, shared by all items) built by an f64 recurrence (exact cos/sin every TABLE_BLOCK
- * rows, relative error ~1e-15) instead of a cos/sin per key. Keys are rotated block by block
- * (KEY_BLOCK keys) into a small buffer right before their scores, so the ring's keys are read
- * once per step and the rotated copies stay in cache. The window of token t is slots
+ * (rows d, shared by all items, attn_cpu_ratt_rot's layout) built by an f64 recurrence (exact
+ * cos/sin every TABLE_BLOCK rows, relative error ~1e-15) instead of a cos/sin per key, and
+ * kept in the backend's memo for the next steps. The SIMD score kernels rotate each key in registers
+ * as they read it from the ring (cpu_rattention_decode_simd.h); the portable path rotates the
+ * keys block by block (KEY_BLOCK keys) into a small buffer right before their scores. Either
+ * way the ring's keys are read once per step. The evicted token is folded into the
+ * state in the same pass over the state that reads phi(q) S. The window of token t is slots
  * [0, min(t + 1, w + 1)) in slot order (softmax does not depend on the keys' order); slot c
  * holds token t - ((t - c) mod (w + 1)). */
 #include "cpu_rattention.h"
@@ -26,23 +29,25 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define TABLE_BLOCK 1024 /* table rows per exact cos/sin (the recurrence runs in between) */
 #define KEY_BLOCK 64   /* keys rotated per block (64 x Dk floats: L1-L2) */
 #define PREFETCH_AHEAD 8 /* ring rows requested ahead of their rotation */
 
 /* The call's rotation table: row d holds cos(d f_i) and -sin(d f_i), i < Dk/2 (the RoPE
- * table of position -d, for attn_cpu_rope_apply). */
+ * table of position -d) in attn_cpu_ratt_rot's layout. */
 typedef struct dec_table {
-    float *cs, *sn;
+    const float *tab;
     int64_t np, rows;
+    int half;
 } dec_table;
 
 /* Per-thread scratch (floats): a block of rotated keys, the slots' values in f32 (portable
  * kernels), the state (when not used in place), and rows for the group's queries, features,
  * scores and both branches. */
 typedef struct dec_ws {
-    float *kb, *vf, *st, *kraw, *vrow, *q, *fq, *fk, *sc, *swa, *rla, *y, *gs, *gr;
+    float *kb, *vf, *st, *kraw, *vrow, *vold, *q, *fq, *fk, *sc, *swa, *rla, *y, *gs, *gr;
     float *m, *l;      /* the group's softmax maxima and sums */
     float *state;      /* the state in use: the cache's own rows (f32, unit stride), else st */
     int64_t ld_state;  /* its row stride */
@@ -51,9 +56,13 @@ typedef struct dec_ws {
 
 /* The kernels of the window's products: the SIMD decode kernels where the CPU and the option
  * allow, else the portable loops. */
+typedef void (*dec_rqk_fn)(const float *q, int64_t nq, const attn_cpu_rows *k, int64_t nk,
+                           int64_t d, float scale, float *s, int64_t lds,
+                           const attn_cpu_rows *v, int64_t dv, const attn_cpu_ratt_rot *rot);
 typedef struct dec_kern {
     attn_cpu_dec_qk_fn qk;
     attn_cpu_dec_pv_fn pv;
+    dec_rqk_fn rqk; /* scores with the keys rotated in registers */
 } dec_kern;
 
 /* Whether the cache's state is used in place (f32 rows of unit stride that do not overlap). */
@@ -76,7 +85,7 @@ static int64_t ws_floats(const attn_rattention_problem *p, const dec_kern *kn)
 {
     const int64_t n = p->slots > 0 ? p->slots : 1, G = p->group;
     return KEY_BLOCK * p->Dk + (values_in_place(p, kn) ? 0 : n * p->Dv) +
-           (state_in_place(p) ? 0 : p->Df * p->Dv) + p->Dk + p->Dv +
+           (state_in_place(p) ? 0 : p->Df * p->Dv) + p->Dk + 2 * p->Dv +
            G * (p->Dk + p->Df + n + 2 * p->Dv + 2) + p->Df + 3 * p->Dv;
 }
 
@@ -88,7 +97,8 @@ static void ws_carve(const attn_rattention_problem *p, const dec_kern *kn, float
     w->st = w->vf + (values_in_place(p, kn) ? 0 : n * p->Dv);
     w->kraw = w->st + (state_in_place(p) ? 0 : p->Df * p->Dv);
     w->vrow = w->kraw + p->Dk;
-    w->q = w->vrow + p->Dv;
+    w->vold = w->vrow + p->Dv;
+    w->q = w->vold + p->Dv;
     w->fq = w->q + G * p->Dk;
     w->sc = w->fq + G * p->Df;
     w->swa = w->sc + G * n;
@@ -101,15 +111,22 @@ static void ws_carve(const attn_rattention_problem *p, const dec_kern *kn, float
     w->l = w->m + G;
 }
 
-/* The table: exact cos/sin every TABLE_BLOCK rows, rotation by one step in f64 in between
- * (the pairs in the inner loop, so that it vectorises). cur: 4 np doubles. Built by the
- * calling thread before the items start: a few microseconds, less than waking the threads
- * twice. */
+/* The table: exact cos/sin every TABLE_BLOCK rows, rotation by one step in f64 in between (the
+ * pairs in the inner loop, so that it vectorises). */
+typedef struct table_src {
+    const double *freq; /* np frequencies */
+    double *cur;        /* 4 np doubles of scratch */
+    const dec_table *t;
+} table_src;
+
 ATTN_CPU_HOT
-static void table_build(const double *freq, dec_table *t, double *cur)
+static void table_build(void *buf, const void *ctx)
 {
+    const table_src *src = ctx;
+    const dec_table *t = src->t;
     const int64_t np = t->np;
-    double *c = cur, *s = c + np, *c1 = s + np, *s1 = c1 + np;
+    const double *freq = src->freq;
+    double *c = src->cur, *s = c + np, *c1 = s + np, *s1 = c1 + np;
     for (int64_t i = 0; i < np; i++) {
         c1[i] = cos(freq[i]);
         s1[i] = sin(freq[i]);
@@ -120,10 +137,18 @@ static void table_build(const double *freq, dec_table *t, double *cur)
                 c[i] = cos((double)d * freq[i]);
                 s[i] = sin((double)d * freq[i]);
             }
-        float *cs = t->cs + d * np, *sn = t->sn + d * np;
+        float *row = (float *)buf + d * 2 * np;
+        if (t->half)
+            for (int64_t i = 0; i < np; i++) {
+                row[i] = (float)c[i];
+                row[np + i] = (float)-s[i];
+            }
+        else
+            for (int64_t i = 0; i < np; i++) {
+                row[2 * i] = (float)c[i];
+                row[2 * i + 1] = (float)-s[i];
+            }
         for (int64_t i = 0; i < np; i++) {
-            cs[i] = (float)c[i];
-            sn[i] = (float)-s[i];
             const double cn = c[i] * c1[i] - s[i] * s1[i];
             s[i] = s[i] * c1[i] + c[i] * s1[i];
             c[i] = cn;
@@ -131,11 +156,36 @@ static void table_build(const double *freq, dec_table *t, double *cur)
     }
 }
 
-/* y = x rotated by -d (Dk floats). */
+/* The call's table from the backend's memo (built on the first call with these parameters:
+ * theta, Dk, layout, ring slots), or NULL when memory runs out. freq: np frequencies, then
+ * 4 np doubles of scratch. */
+static const float *table_get(const attn_rattention_problem *p, const attn_cpu_state *s,
+                              const dec_table *t, double *freq, attn_cpu_memo_hold *held)
+{
+    unsigned char key[56] = "rattention decode rope"; /* the kind of table, then its values */
+    const int64_t dims[3] = {p->Dk, t->half, t->rows};
+    memcpy(key + 24, &p->theta, sizeof p->theta);
+    memcpy(key + 32, dims, sizeof dims);
+    const table_src src = {freq, freq + t->np, t};
+    const size_t bytes = sizeof(float) * (size_t)(2 * t->rows * t->np);
+    return attn_cpu_memo_get(s->memo, key, sizeof key, bytes, table_build, &src, held);
+}
+
+/* y = x rotated by -d (Dk floats; the portable path). */
 static void rotate_back(const attn_rattention_problem *p, const dec_table *t, int64_t d,
                         const float *x, float *y)
 {
-    attn_cpu_rope_apply(p->rope, p->Dk, p->Dk, t->cs + d * t->np, t->sn + d * t->np, x, y);
+    const int64_t np = t->np, step = t->half ? 1 : 2, at_sn = t->half ? np : 1;
+    const int64_t ia = t->half ? 1 : 2, ic = t->half ? np : 1; /* a of pair i at i*ia, c +ic */
+    const float *row = t->tab + d * 2 * np;
+    for (int64_t i = 0; i < np; i++) {
+        const float cs = row[i * step], sn = row[i * step + at_sn];
+        const float a = x[i * ia], c = x[i * ia + ic];
+        y[i * ia] = a * cs - c * sn;
+        y[i * ia + ic] = c * cs + a * sn;
+    }
+    for (int64_t e = 2 * np; e < p->Dk; e++)
+        y[e] = x[e];
 }
 
 /* Whether the rows of an operand (n values) are contiguous f32 that can be read in place. */
@@ -157,15 +207,17 @@ static void load_row(const attn_operand *o, int64_t i0, int64_t i1, int64_t i2, 
 
 static dec_kern kernels_of(const attn_cpu_state *s)
 {
-    dec_kern k = {NULL, NULL};
+    dec_kern k = {NULL, NULL, NULL};
 #if ATTN_CPU_HAVE_AVX2_KERNELS
     const attn_cpu_simd level = attn_cpu_simd_use(s->simd);
     if (level == ATTN_CPU_SIMD_AVX512) {
         k.qk = attn_cpu_dec_qk_avx512;
         k.pv = attn_cpu_dec_pv_avx512;
+        k.rqk = attn_cpu_ratt_dec_qk_avx512;
     } else if (level == ATTN_CPU_SIMD_AVX2) {
         k.qk = attn_cpu_dec_qk_avx2;
         k.pv = attn_cpu_dec_pv_avx2;
+        k.rqk = attn_cpu_ratt_dec_qk_avx2;
     }
 #else
     (void)s;
@@ -181,12 +233,22 @@ static attn_cpu_rows rows_from(const attn_cpu_rows *r, int64_t j0)
     return x;
 }
 
-/* Scores of the group's G queries against slots [j0, j0 + nb) of token tok's window: each key
- * rotated by its distance (tok - slot) mod slots into the L1-sized block kb first. */
+/* Scores of the group's G queries against slots [j0, j0 + nb) of token tok's window, each key
+ * rotated by its distance (tok - slot) mod slots: in registers by the SIMD kernel where the
+ * ring's key rows are contiguous, else into the L1-sized block kb first. */
 static void score_block(const attn_rattention_problem *p, const dec_kern *kn,
                         const dec_table *t, dec_ws *w, int64_t b, int64_t g, int64_t tok,
                         int64_t j0, int64_t nb)
 {
+    float *sc = w->sc + j0;
+    const attn_cpu_rows vr = rows_from(&w->vr, j0);
+    if (kn->rqk && (p->k_ring.stride[3] == 1 || p->Dk == 1)) {
+        const attn_operand *o = &p->k_ring;
+        const attn_cpu_rows kr = {attn_cpu_elem(o, b, j0, g, 0), o->dtype, o->stride[1]};
+        const attn_cpu_ratt_rot rot = {t->tab, t->np, t->half, (tok - j0) % p->slots, p->slots};
+        kn->rqk(w->q, p->group, &kr, nb, p->Dk, (float)p->scale, sc, p->slots, &vr, p->Dv, &rot);
+        return;
+    }
     const int in_place = f32_rows(&p->k_ring, p->Dk);
     const int64_t size = (int64_t)attn_dtype_size(p->k_ring.dtype), bytes = p->Dk * size;
     const int64_t step = p->k_ring.stride[1] * size; /* slots sit a KV-head stride apart */
@@ -203,9 +265,8 @@ static void score_block(const attn_rattention_problem *p, const dec_kern *kn,
         }
         rotate_back(p, t, (tok - slot) % p->slots, k, w->kb + j * p->Dk);
     }
-    float *sc = w->sc + j0;
     if (kn->qk) {
-        const attn_cpu_rows kr = {w->kb, ATTN_F32, p->Dk}, vr = rows_from(&w->vr, j0);
+        const attn_cpu_rows kr = {w->kb, ATTN_F32, p->Dk};
         kn->qk(w->q, p->group, &kr, nb, p->Dk, (float)p->scale, sc, p->slots, &vr, p->Dv);
     } else {
         attn_cpu_qk_block(w->q, p->group, w->kb, nb, p->Dk, (float)p->scale, sc, p->slots);
@@ -237,21 +298,23 @@ static void window(const attn_rattention_problem *p, const dec_kern *kn, const d
     }
 }
 
-/* Fold the token leaving the window at token t (call row s) into the state. */
-static void fold_evicted(const attn_rattention_problem *p, dec_ws *w, int64_t b, int64_t g,
-                         int64_t s, int64_t t)
+/* The token leaving the window at token t (call row s): its features into fk and its values
+ * into vold, read before the ring's slot is overwritten; whether there is one (the fold itself
+ * comes with the state's read). */
+static int evicted(const attn_rattention_problem *p, dec_ws *w, int64_t b, int64_t g,
+                   int64_t s, int64_t t)
 {
     if (p->slots == 0) {
         load_row(&p->k, b, s, g, p->Dk, w->kraw);
-        load_row(&p->v, b, s, g, p->Dv, w->vrow);
+        load_row(&p->v, b, s, g, p->Dv, w->vold);
     } else if (t >= p->slots) {
         load_row(&p->k_ring, b, t % p->slots, g, p->Dk, w->kraw);
-        load_row(&p->v_ring, b, t % p->slots, g, p->Dv, w->vrow);
+        load_row(&p->v_ring, b, t % p->slots, g, p->Dv, w->vold);
     } else {
-        return;
+        return 0;
     }
     attn_cpu_linear_phi(p->feature, w->kraw, p->Dk, w->fk);
-    attn_cpu_ratt_fold(w->fk, w->vrow, p->Df, p->Dv, w->state, w->ld_state);
+    return 1;
 }
 
 /* Token s of the call (t = pos + s) for every query head of KV head g. */
@@ -259,7 +322,7 @@ static void token(const attn_rattention_problem *p, const dec_kern *kn, const de
                   dec_ws *w, int64_t b, int64_t g, int64_t s)
 {
     const int64_t tok = p->pos + s, G = p->group;
-    fold_evicted(p, w, b, g, s, tok);
+    const int fold = evicted(p, w, b, g, s, tok);
     if (p->slots) {
         const int64_t slot = tok % p->slots;
         load_row(&p->k, b, s, g, p->Dk, w->kraw);
@@ -275,7 +338,8 @@ static void token(const attn_rattention_problem *p, const dec_kern *kn, const de
     }
     if (p->swa)
         window(p, kn, t, w, b, g, tok, tok + 1 < p->slots ? tok + 1 : p->slots);
-    attn_cpu_ratt_read(w->fq, G, w->state, w->ld_state, p->Df, p->Dv, w->rla);
+    attn_cpu_ratt_fold_read(fold ? w->fk : NULL, w->vold, w->fq, G, w->state, w->ld_state, p->Df,
+                            p->Dv, w->rla);
     for (int64_t r = 0; r < G; r++) {
         const int64_t h = g * G + r;
         attn_cpu_ratt_norm_sum(p->swa ? w->swa + r * p->Dv : NULL,
@@ -324,30 +388,33 @@ attn_status attn_cpu_rattention_decode(const attn_rattention_problem *p,
     const dec_kern kn = kernels_of(s);
     const int64_t items = p->B * p->Hkv, per = ws_floats(p, &kn), np = p->Dk / 2;
     const int nt = items < s->threads ? (int)(items > 0 ? items : 1) : s->threads;
-    dec_table t = {NULL, NULL, np, 0};
-    if (p->swa) /* distances up to w, none past token 0 */
-        t.rows = p->slots < p->pos + p->S ? p->slots : p->pos + p->S;
+    /* distances up to w: the whole ring, so that the table is the same on every step */
+    dec_table t = {NULL, np, p->swa ? p->slots : 0, p->rope == ATTN_ROPE_HALF};
     /* one block (a size that stays in the heap from step to step): the frequencies and the
-     * table builder's rows (doubles), the table, the threads' scratch */
+     * table builder's rows (doubles), the threads' scratch */
     const int64_t doubles = 5 * np;
-    double *freq = (double *)attn_cpu_ratt_alloc(2 * doubles + 2 * t.rows * np + per * nt, 1);
-    if (!freq)
+    double *freq = (double *)attn_cpu_ratt_alloc(2 * doubles + per * nt, 1);
+    attn_cpu_memo_hold held = {NULL, NULL};
+    if (freq && p->S > 0 && t.rows > 0) {
+        attn_cpu_rope_freqs(p->theta, p->Dk, freq);
+        t.tab = table_get(p, s, &t, freq, &held);
+    }
+    if (!freq || (p->S > 0 && t.rows > 0 && !t.tab)) {
+        free(freq);
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: cannot allocate the rattention decode "
                          "scratch (ring of %lld slots, %lld tokens)", (long long)p->slots,
                          (long long)p->S);
-    t.cs = (float *)(freq + doubles);
-    t.sn = t.cs + t.rows * np;
-    float *ws = t.sn + t.rows * np;
-    if (p->S > 0) {
-        attn_cpu_rope_freqs(p->theta, p->Dk, freq);
-        table_build(freq, &t, freq + np);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-        for (int64_t x = 0; x < items; x++) {
-            dec_ws w;
-            ws_carve(p, &kn, ws + per * omp_get_thread_num(), &w);
-            item(p, &kn, &t, &w, x / p->Hkv, x % p->Hkv);
-        }
     }
+    float *ws = (float *)(freq + doubles);
+    /* static: each item stays on its thread from step to step, with its ring and state in
+     * that core's caches */
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t x = 0; x < (p->S > 0 ? items : 0); x++) {
+        dec_ws w;
+        ws_carve(p, &kn, ws + per * omp_get_thread_num(), &w);
+        item(p, &kn, &t, &w, x / p->Hkv, x % p->Hkv);
+    }
+    attn_cpu_memo_release(s->memo, &held);
     free(freq);
     return ATTN_OK;
 }

@@ -61,55 +61,81 @@ void attn_cpu_ratt_norm_sum(const float *swa, const float *gs, const float *rla,
     scaled(rla, inv_rms(rla, n, eps), gr, n, swa != NULL, y);
 }
 
-ATTN_CPU_HOT
-void attn_cpu_ratt_fold(const float *fk, const float *restrict v, int64_t df, int64_t dv,
-                        float *restrict st, int64_t ld)
+/* Columns [c0, c0 + cols) of the fold and the read for rows fq[0 .. nr) of the read: each
+ * state row is updated (fk non-NULL) and read while it is in registers, and the nr x cols
+ * accumulators stay in registers while the state's column block streams by. nr and cols are
+ * constants after inlining (at most 4 x 32 floats, 16 x 8-lane registers for 3 or 4 rows). */
+static inline __attribute__((always_inline)) void
+fold_read_block(const float *fk, const float *restrict v, const float *fq, const int nr,
+                const int cols, float *restrict st, int64_t ld, int64_t df, int64_t c0,
+                int64_t dv, float *restrict o)
 {
+    float acc[4][32] = {{0}};
     for (int64_t f = 0; f < df; f++) {
-        const float a = fk[f];
-        float *restrict row = st + f * ld;
-        for (int64_t c = 0; c < dv; c++)
-            row[c] += a * v[c];
+        float *restrict row = st + f * ld + c0;
+        if (fk)
+            for (int c = 0; c < cols; c++)
+                row[c] += fk[f] * v[c0 + c];
+        for (int r = 0; r < nr; r++)
+            for (int c = 0; c < cols; c++)
+                acc[r][c] += fq[r * df + f] * row[c];
     }
-}
-
-/* o[r][c0 .. c0 + 32) for rows r0 .. r0 + nr (nr <= 4) of the read: 4 x 32 accumulators that
- * stay in registers while the state's column block streams by. */
-#define READ_COLS 32
-ATTN_CPU_HOT
-static void read_block(const float *fq, int64_t nr, const float *restrict st, int64_t ld,
-                       int64_t df, int64_t c0, int64_t dv, float *restrict o)
-{
-    float acc[4][READ_COLS] = {{0}};
-    for (int64_t f = 0; f < df; f++) {
-        const float *row = st + f * ld + c0;
-        for (int r = 0; r < 4; r++) {
-            const float a = r < nr ? fq[r * df + f] : 0.0f;
-            for (int c = 0; c < READ_COLS; c++)
-                acc[r][c] += a * row[c];
-        }
-    }
-    for (int64_t r = 0; r < nr; r++)
-        for (int c = 0; c < READ_COLS; c++)
+    for (int r = 0; r < nr; r++)
+        for (int c = 0; c < cols; c++)
             o[r * dv + c0 + c] = acc[r][c];
 }
 
-/* Query rows in fours (each state block read once for four rows), columns in blocks of
- * READ_COLS, the last partial block column by column. */
-void attn_cpu_ratt_read(const float *fq, int64_t nq, const float *restrict st, int64_t ld,
-                        int64_t df, int64_t dv, float *restrict o)
+/* The column blocks of one group of nr <= 4 read rows (cols per block); returns the first
+ * column left for the tail. */
+static inline __attribute__((always_inline)) int64_t
+fold_read_rows(const float *fk, const float *v, const float *fq, const int nr, const int cols,
+               float *st, int64_t ld, int64_t df, int64_t dv, float *o)
 {
-    for (int64_t r0 = 0; r0 < nq; r0 += 4) {
+    int64_t c0 = 0;
+    for (; c0 + cols <= dv; c0 += cols)
+        fold_read_block(fk, v, fq, nr, cols, st, ld, df, c0, dv, o);
+    return c0;
+}
+
+/* One group of nr rows with nr a constant in each branch (no FMAs on absent rows; narrower
+ * blocks for 3 and 4 rows so that the accumulators and values stay in registers). */
+ATTN_CPU_HOT
+static int64_t fold_read_group(const float *fk, const float *v, const float *fq, int64_t nr,
+                               float *st, int64_t ld, int64_t df, int64_t dv, float *o)
+{
+    switch (nr) {
+    case 1: return fold_read_rows(fk, v, fq, 1, 32, st, ld, df, dv, o);
+    case 2: return fold_read_rows(fk, v, fq, 2, 32, st, ld, df, dv, o);
+    case 3: return fold_read_rows(fk, v, fq, 3, 16, st, ld, df, dv, o);
+    case 4: return fold_read_rows(fk, v, fq, 4, 16, st, ld, df, dv, o);
+    default: return fold_read_rows(fk, v, fq, 0, 32, st, ld, df, dv, o); /* the fold alone */
+    }
+}
+
+/* The columns from c0 that the blocks leave, column by column. */
+static void fold_read_tail(const float *fk, const float *v, const float *fq, int64_t nr,
+                           float *st, int64_t ld, int64_t df, int64_t c0, int64_t dv, float *o)
+{
+    for (int64_t f = 0; fk && f < df; f++)
+        for (int64_t c = c0; c < dv; c++)
+            st[f * ld + c] += fk[f] * v[c];
+    for (int64_t r = 0; r < nr; r++)
+        for (int64_t c = c0; c < dv; c++) {
+            float acc = 0.0f;
+            for (int64_t f = 0; f < df; f++)
+                acc += fq[r * df + f] * st[f * ld + c];
+            o[r * dv + c] = acc;
+        }
+}
+
+/* Query rows in fours (each state block read once for four rows; the fold on the first four's
+ * pass). */
+void attn_cpu_ratt_fold_read(const float *fk, const float *v, const float *fq, int64_t nq,
+                             float *st, int64_t ld, int64_t df, int64_t dv, float *o)
+{
+    for (int64_t r0 = 0; r0 < nq || (r0 == 0 && fk); r0 += 4, fk = NULL) {
         const int64_t nr = nq - r0 < 4 ? nq - r0 : 4;
-        int64_t c0 = 0;
-        for (; c0 + READ_COLS <= dv; c0 += READ_COLS)
-            read_block(fq + r0 * df, nr, st, ld, df, c0, dv, o + r0 * dv);
-        for (int64_t r = r0; r < r0 + nr; r++)
-            for (int64_t c = c0; c < dv; c++) {
-                float acc = 0.0f;
-                for (int64_t f = 0; f < df; f++)
-                    acc += fq[r * df + f] * st[f * ld + c];
-                o[r * dv + c] = acc;
-            }
+        const int64_t c0 = fold_read_group(fk, v, fq + r0 * df, nr, st, ld, df, dv, o + r0 * dv);
+        fold_read_tail(fk, v, fq + r0 * df, nr, st, ld, df, c0, dv, o + r0 * dv);
     }
 }
