@@ -1,14 +1,15 @@
 /* check_rattention_cpu.c - what only the cpu backend's RATTENTION has, against the ref backend
- * (the f64 definition) through the public API: the forward's branches on their kernels (RoPE
- * scratch, SWA on the SDPA tiles, the residual branch on the chunked linear kernel) over odd
- * lengths, GQA, windows -1, 0, small and past the sequence, both maps and RoPE layouts, gammas,
- * states and half-precision inputs; every residual chunk length; bit-identical results on any
- * thread count; the decode step's ring (prefill then single steps and any split give the
- * forward's rows and state_out; a half-precision ring holds exactly the reference's values;
- * a cache in other strides gives the same bits); the decode step's SIMD score kernels (keys
- * rotated in registers) against an f64 rotation and dot product, over both RoPE layouts, the
- * three ring dtypes, query and key counts past the register blocks, table rows that wrap and
- * Dk past and below the vector width; the implementation names. Tolerance: f32 results within 1e-5 of the reference relative to the
+ * (the f64 definition) through the public API, and its decode kernels directly: the forward's
+ * branches on their kernels (RoPE scratch, SWA on the SDPA tiles, the residual branch on the
+ * chunked linear kernel) over odd lengths, GQA, windows -1, 0, small and past the sequence,
+ * both maps and RoPE layouts, gammas, states and half-precision inputs; every residual chunk
+ * length; bit-identical results on any thread count; the decode step's ring (prefill then
+ * single steps and any split give the forward's rows and state_out; a half-precision ring
+ * holds exactly the reference's values; a cache in other strides gives the same results); the
+ * decode step's SIMD score kernels (keys rotated in registers) against an f64 rotation and dot
+ * product, over both RoPE layouts, the three ring dtypes, query and key counts past the
+ * register blocks, table rows that wrap and Dk past and below the vector width; the
+ * implementation names. Tolerance: f32 results within 1e-5 of the reference relative to the
  * output's largest magnitude (the norms put every row near magnitude 1; measured: below 1e-6). */
 #include "attn/attn.h"
 #include "attn_half.h"

@@ -7,16 +7,16 @@
  *
  * RoPE at attention time without a cos/sin per key: RoPE is a rotation by position, so
  * <R(a) q, R(b) k> = <q, R(b - a) k>: the query stays as it is and each key of the window is
- * rotated by minus its distance d = t - j in [0, w]. The rotations come from one table per call
- * (rows d, shared by all items, attn_cpu_ratt_rot's layout) built by an f64 recurrence (exact
- * cos/sin every TABLE_BLOCK rows, relative error ~1e-15) instead of a cos/sin per key, and
- * kept in the backend's memo for the next steps. The SIMD score kernels rotate each key in registers
- * as they read it from the ring (cpu_rattention_decode_simd.h); the portable path rotates the
- * keys block by block (KEY_BLOCK keys) into a small buffer right before their scores. Either
- * way the ring's keys are read once per step. The evicted token is folded into the
- * state in the same pass over the state that reads phi(q) S. The window of token t is slots
- * [0, min(t + 1, w + 1)) in slot order (softmax does not depend on the keys' order); slot c
- * holds token t - ((t - c) mod (w + 1)). */
+ * rotated by minus its distance d = t - j in [0, w]. The rotations come from one table (rows d,
+ * shared by all items, attn_cpu_ratt_rot's layout) built by an f64 recurrence (exact cos/sin
+ * every TABLE_BLOCK rows, relative error ~1e-15) instead of a cos/sin per key; it depends only
+ * on theta, Dk, the layout and w, so the backend's memo keeps it from step to step. The SIMD
+ * score kernels rotate each key in registers as they read it from the ring
+ * (cpu_rattention_decode_simd.h); the portable path rotates the keys block by block (KEY_BLOCK
+ * keys) into a small buffer right before their scores. Either way the ring's keys are read once
+ * per step. The evicted token is folded into the state in the same pass over the state that
+ * reads phi(q) S. The window of token t is slots [0, min(t + 1, w + 1)) in slot order (softmax
+ * does not depend on the keys' order); slot c holds token t - ((t - c) mod (w + 1)). */
 #include "cpu_rattention.h"
 
 #include "cpu_linear.h"
