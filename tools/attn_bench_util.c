@@ -66,7 +66,7 @@ double attn_bench_sgemm_gflops(int threads, int repeat)
 
 void *attn_bench_alloc(size_t bytes)
 {
-    return aligned_alloc(64, (bytes + 63) / 64 * 64 + (bytes == 0) * 64);
+    return aligned_alloc(64, bytes ? (bytes + 63) / 64 * 64 : 64); /* a multiple of 64 */
 }
 
 float *attn_bench_random_f32(int64_t n, uint64_t stream)

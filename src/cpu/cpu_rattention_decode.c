@@ -114,8 +114,8 @@ static void ws_carve(const attn_rattention_problem *p, const dec_kern *kn, float
 /* The table: exact cos/sin every TABLE_BLOCK rows, rotation by one step in f64 in between (the
  * pairs in the inner loop, so that it vectorises). */
 typedef struct table_src {
-    const double *freq; /* np frequencies */
-    double *cur;        /* 4 np doubles of scratch */
+    const attn_rattention_problem *p;
+    double *scratch; /* 5 np doubles: the frequencies and the recurrence's rows */
     const dec_table *t;
 } table_src;
 
@@ -125,8 +125,8 @@ static void table_build(void *buf, const void *ctx)
     const table_src *src = ctx;
     const dec_table *t = src->t;
     const int64_t np = t->np;
-    const double *freq = src->freq;
-    double *c = src->cur, *s = c + np, *c1 = s + np, *s1 = c1 + np;
+    double *freq = src->scratch, *c = freq + np, *s = c + np, *c1 = s + np, *s1 = c1 + np;
+    attn_cpu_rope_freqs(src->p->theta, src->p->Dk, freq);
     for (int64_t i = 0; i < np; i++) {
         c1[i] = cos(freq[i]);
         s1[i] = sin(freq[i]);
@@ -157,16 +157,15 @@ static void table_build(void *buf, const void *ctx)
 }
 
 /* The call's table from the backend's memo (built on the first call with these parameters:
- * theta, Dk, layout, ring slots), or NULL when memory runs out. freq: np frequencies, then
- * 4 np doubles of scratch. */
+ * theta, Dk, layout, ring slots), or NULL when memory runs out. scratch: 5 np doubles. */
 static const float *table_get(const attn_rattention_problem *p, const attn_cpu_state *s,
-                              const dec_table *t, double *freq, attn_cpu_memo_hold *held)
+                              const dec_table *t, double *scratch, attn_cpu_memo_hold *held)
 {
     unsigned char key[56] = "rattention decode rope"; /* the kind of table, then its values */
     const int64_t dims[3] = {p->Dk, t->half, t->rows};
     memcpy(key + 24, &p->theta, sizeof p->theta);
     memcpy(key + 32, dims, sizeof dims);
-    const table_src src = {freq, freq + t->np, t};
+    const table_src src = {p, scratch, t};
     const size_t bytes = sizeof(float) * (size_t)(2 * t->rows * t->np);
     return attn_cpu_memo_get(s->memo, key, sizeof key, bytes, table_build, &src, held);
 }
@@ -175,11 +174,11 @@ static const float *table_get(const attn_rattention_problem *p, const attn_cpu_s
 static void rotate_back(const attn_rattention_problem *p, const dec_table *t, int64_t d,
                         const float *x, float *y)
 {
-    const int64_t np = t->np, step = t->half ? 1 : 2, at_sn = t->half ? np : 1;
-    const int64_t ia = t->half ? 1 : 2, ic = t->half ? np : 1; /* a of pair i at i*ia, c +ic */
+    /* pair i: its two elements, and its cos and -sin in the row, at i*ia and i*ia + ic */
+    const int64_t np = t->np, ia = t->half ? 1 : 2, ic = t->half ? np : 1;
     const float *row = t->tab + d * 2 * np;
     for (int64_t i = 0; i < np; i++) {
-        const float cs = row[i * step], sn = row[i * step + at_sn];
+        const float cs = row[i * ia], sn = row[i * ia + ic];
         const float a = x[i * ia], c = x[i * ia + ic];
         y[i * ia] = a * cs - c * sn;
         y[i * ia + ic] = c * cs + a * sn;
@@ -390,22 +389,21 @@ attn_status attn_cpu_rattention_decode(const attn_rattention_problem *p,
     const int nt = items < s->threads ? (int)(items > 0 ? items : 1) : s->threads;
     /* distances up to w: the whole ring, so that the table is the same on every step */
     dec_table t = {NULL, np, p->swa ? p->slots : 0, p->rope == ATTN_ROPE_HALF};
-    /* one block (a size that stays in the heap from step to step): the frequencies and the
-     * table builder's rows (doubles), the threads' scratch */
+    /* one block (a size that stays in the heap from step to step): the table builder's
+     * frequencies and rows (doubles, used when the memo has no table yet), the threads'
+     * scratch */
     const int64_t doubles = 5 * np;
-    double *freq = (double *)attn_cpu_ratt_alloc(2 * doubles + per * nt, 1);
+    double *block = (double *)attn_cpu_ratt_alloc(2 * doubles + per * nt, 1);
     attn_cpu_memo_hold held = {NULL, NULL};
-    if (freq && p->S > 0 && t.rows > 0) {
-        attn_cpu_rope_freqs(p->theta, p->Dk, freq);
-        t.tab = table_get(p, s, &t, freq, &held);
-    }
-    if (!freq || (p->S > 0 && t.rows > 0 && !t.tab)) {
-        free(freq);
+    if (block && p->S > 0 && t.rows > 0)
+        t.tab = table_get(p, s, &t, block, &held);
+    if (!block || (p->S > 0 && t.rows > 0 && !t.tab)) {
+        free(block);
         return attn_fail(ATTN_ERR_OUT_OF_MEMORY, "cpu: cannot allocate the rattention decode "
                          "scratch (ring of %lld slots, %lld tokens)", (long long)p->slots,
                          (long long)p->S);
     }
-    float *ws = (float *)(freq + doubles);
+    float *ws = (float *)(block + doubles);
     /* static: each item stays on its thread from step to step, with its ring and state in
      * that core's caches */
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -415,6 +413,6 @@ attn_status attn_cpu_rattention_decode(const attn_rattention_problem *p,
         item(p, &kn, &t, &w, x / p->Hkv, x % p->Hkv);
     }
     attn_cpu_memo_release(s->memo, &held);
-    free(freq);
+    free(block);
     return ATTN_OK;
 }
